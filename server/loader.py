@@ -1,0 +1,163 @@
+"""Lazy model loading for the LSP server: one load at a time, off the event loop, with $/progress.
+
+The `Engine` already loads behind a lock; this module decides *when* to load (first completion
+request, and again after a model-related setting changed), runs the load in its own thread so
+the event loop keeps answering (stats, other documents, cancellations), reports work-done
+progress to the client, and turns a failure into one `window/showMessage` plus empty results
+until a setting change allows a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from server.cache import CompletionCache
+from server.completion import Completer
+from server.engine import Engine
+from server.errors import CodeparrotError, ModelLoadError
+from server.settings import Settings
+from server.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+# Recent completions remembered for exact and typed-ahead hits; a few hundred strings is cheap.
+CACHE_ENTRIES = 256
+# How long the client may take to accept a progress token before we load without a progress bar.
+PROGRESS_CREATE_TIMEOUT_S = 5.0
+# Tests only: "generate-oom:N" makes the first N model forward passes raise torch.OutOfMemoryError,
+# so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end.
+FAULT_ENV = "CODEPARROT_TEST_FAULTS"
+
+
+def describe(settings: Settings) -> str:
+    model = settings.model or "the shipped default model"
+    return f"{model} + adapter {settings.adapter}" if settings.adapter else model
+
+
+class ModelLoader:
+    """Holds the engine for the current model settings and loads it lazily."""
+
+    def __init__(self, server: LanguageServer, stats: Stats) -> None:
+        self._server = server
+        self._stats = stats
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+        self._key: tuple[Any, ...] | None = None
+        self._completer: Completer | None = None
+        self._task: asyncio.Future[None] | None = None
+        self.error: CodeparrotError | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._completer is not None
+
+    @property
+    def loading(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def forget_if_changed(self, settings: Settings) -> bool:
+        """Drop the engine (and a remembered failure) when the model settings changed."""
+        key = settings.model_key()
+        if key == self._key:
+            return False
+        if self._key is not None:
+            logger.info("model settings changed; the model will reload on next use")
+        self._key, self._completer, self._task, self.error = key, None, None, None
+        return True
+
+    async def completer(self, settings: Settings, wait_s: float) -> Completer | None:
+        """The ready completer, starting the load if needed and waiting at most `wait_s` for it."""
+        self.forget_if_changed(settings)
+        if self._completer is not None or self.error is not None:
+            return self._completer
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._load(settings))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), wait_s)
+        except TimeoutError:
+            logger.info("model still loading; answering empty for now")
+        return self._completer
+
+    async def _load(self, settings: Settings) -> None:
+        key = settings.model_key()
+        engine = Engine(settings)
+        loop = asyncio.get_running_loop()
+        token = await self._begin_progress(describe(settings))
+
+        def report(message: str, percentage: int | None) -> None:  # runs in the load thread
+            if token is not None:
+                value = types.WorkDoneProgressReport(message=message, percentage=percentage)
+                loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
+
+        error: CodeparrotError | None = None
+        try:
+            await loop.run_in_executor(self._pool, lambda: engine.load(progress=report))
+        except CodeparrotError as exc:
+            error = exc
+        except Exception as exc:
+            logger.exception("unexpected error while loading the model")
+            error = ModelLoadError(f"Could not load model: {exc}")
+        if token is not None:
+            end = "Model ready" if error is None else "Model failed to load"
+            self._server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=end))
+        if key != self._key:
+            return  # settings changed while loading: this result is stale
+        if error is not None:
+            self.error = error
+            logger.error("model load failed: %s", error.user_message)
+            self._server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=error.user_message)
+            )
+            return
+        _inject_test_faults(engine)
+        self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
+        logger.info("model ready: %s", describe(settings))
+
+    async def _begin_progress(self, what: str) -> str | None:
+        """Create a work-done progress token if the client supports it, and send `begin`."""
+        caps = getattr(self._server.protocol, "client_capabilities", None)
+        window = caps.window if caps is not None else None
+        if window is None or not window.work_done_progress:
+            return None
+        token = f"codeparrot-load-{uuid.uuid4()}"
+        try:
+            await asyncio.wait_for(
+                self._server.work_done_progress.create_async(token), PROGRESS_CREATE_TIMEOUT_S
+            )
+        except Exception as exc:
+            logger.warning("client did not accept a progress token (%s); loading without progress", exc)
+            return None
+        begin = types.WorkDoneProgressBegin(title="codeparrot: loading model", message=what, percentage=0)
+        self._server.work_done_progress.begin(token, begin)
+        return token
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _inject_test_faults(engine: Engine) -> None:
+    """Honour FAULT_ENV (tests only); a no-op unless that variable is set."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec.startswith("generate-oom:"):
+        return
+    import torch
+
+    remaining = [int(spec.split(":", 1)[1])]
+    model = engine.model
+    forward = model.forward
+
+    def failing_forward(*args: Any, **kwargs: Any) -> Any:
+        if remaining[0] > 0:
+            remaining[0] -= 1
+            raise torch.OutOfMemoryError(f"out of memory (injected by {FAULT_ENV})")
+        return forward(*args, **kwargs)
+
+    model.forward = failing_forward
+    logger.warning("%s=%s: fault injection active", FAULT_ENV, spec)

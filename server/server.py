@@ -1,0 +1,293 @@
+"""CompletionServer: the LSP face of codeparrot-lsp. Handlers stay thin; the work is elsewhere.
+
+Request path: handler -> `documents` (text, offset) -> `loader` (lazy model) -> `Completer`
+(context, cache, prompt, generate, postprocess; in one worker thread) -> LSP items.
+Generation never runs on the event loop: each request gets an id and a `threading.Event` that
+`$/cancelRequest` (pygls cancels the handler's task; we catch that) or a newer request on the
+same document sets, and the engine checks it between tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from server import __version__
+from server.completion import Outcome
+from server.documents import Document, DocumentStore
+from server.errors import CodeparrotError
+from server.loader import ModelLoader, describe
+from server.protocol import RobustProtocol
+from server.settings import Settings
+from server.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+VERSION = __version__
+STATS_METHOD = "codeparrot/stats"
+SETTINGS_SECTION = "codeparrot"
+LANGUAGES = frozenset({"javascript", "javascriptreact"})
+# Wait this long for a first model load inside a request: tiny/small models answer their first
+# request, big ones return empty (isIncomplete) instead of freezing the editor for minutes.
+LOAD_WAIT_S = 10.0
+# Characters after which classic-completion clients (Neovim, Helix) should ask us again.
+TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", "=", ":", " ", ">", "\n"]
+# Model-related settings a client may send as "" meaning "the server's default" (its --model flag).
+SERVER_DEFAULT_WHEN_EMPTY = ("model", "adapter")
+_WORD_TAIL = re.compile(r"[\w$]*\Z")
+
+
+@dataclass
+class Completion:
+    """A finished completion request: what to insert, and where the cursor was."""
+
+    outcome: Outcome
+    document: Document
+    offset: int
+    position: types.Position
+
+
+class CompletionServer(LanguageServer):
+    """pygls server with inline + classic completion, settings, stats and robust error handling."""
+
+    def __init__(self, settings: Settings | None = None, cli_keys: frozenset[str] = frozenset()) -> None:
+        super().__init__(
+            "codeparrot-lsp",
+            VERSION,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=RobustProtocol,
+        )
+        self.settings = settings or Settings()
+        self.cli_keys = cli_keys  # settings given as CLI flags: an empty client value keeps them
+        self.documents = DocumentStore()
+        self.stats = Stats()
+        self.loader = ModelLoader(self, self.stats)
+        # One generation at a time: the model, its KV caches and the CPU cores are shared.
+        self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
+        self._inflight: dict[str, threading.Event] = {}
+        self._ids = itertools.count(1)
+        self._register_features()
+
+    def _register_features(self) -> None:
+        feature = self.feature
+        feature(types.INITIALIZE)(self.on_initialize)
+        feature(types.INITIALIZED)(self.on_initialized)
+        feature(types.TEXT_DOCUMENT_DID_OPEN)(self.on_text_document_did_open)
+        feature(types.TEXT_DOCUMENT_DID_CHANGE)(self.on_text_document_did_change)
+        feature(types.TEXT_DOCUMENT_DID_CLOSE)(self.on_text_document_did_close)
+        feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(self.on_workspace_did_change_configuration)
+        # pygls advertises inlineCompletionProvider only when registered with these options.
+        feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+            self.on_text_document_inline_completion
+        )
+        feature(
+            types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS)
+        )(self.on_text_document_completion)
+        feature(STATS_METHOD)(self.on_codeparrot_stats)
+        feature(types.SHUTDOWN)(self.on_shutdown)
+
+    # ----- handlers (thin: parse params, call one method, build the LSP answer) --------------
+
+    def on_initialize(self, params: types.InitializeParams) -> None:
+        self.apply_settings(params.initialization_options, "initializationOptions")
+
+    def on_initialized(self, params: types.InitializedParams) -> None:
+        logger.info("client initialized; model %s loads on first completion", describe(self.settings))
+
+    def on_text_document_did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        self.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+
+    def on_text_document_did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        try:
+            self.documents.change(uri, params.text_document.version, params.content_changes)
+        except CodeparrotError as exc:
+            logger.warning("didChange ignored: %s", exc)
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Warning, message=exc.user_message)
+            )
+
+    def on_text_document_did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if (event := self._inflight.pop(uri, None)) is not None:
+            event.set()
+        self.documents.close(uri)
+
+    async def on_workspace_did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
+        raw = params.settings
+        if not raw and self._client_pulls_configuration():
+            # Clients that send `settings: null` expect the server to pull its section.
+            (raw,) = await self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SETTINGS_SECTION)])
+            )
+        self.apply_settings(raw, "didChangeConfiguration")
+
+    async def on_text_document_inline_completion(
+        self, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        done = await self.complete(params.text_document.uri, params.position)
+        if done is None:
+            return types.InlineCompletionList(items=[])
+        here = types.Range(start=params.position, end=params.position)
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=done.outcome.text, range=here)]
+        )
+
+    async def on_text_document_completion(self, params: types.CompletionParams) -> types.CompletionList:
+        done = await self.complete(params.text_document.uri, params.position)
+        # isIncomplete: the answer depends on every typed character, so clients must ask again.
+        if done is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        word = word_before(done.document.text, done.offset)
+        new_text = word + done.outcome.text
+        start = done.document.position_at(done.offset - len(word))
+        first_line = new_text.splitlines()[0] if new_text.strip() else new_text
+        label = first_line.strip() + (" …" if "\n" in done.outcome.text.rstrip() else "")
+        item = types.CompletionItem(
+            label=label or new_text,
+            kind=types.CompletionItemKind.Text,
+            detail="codeparrot" + (" (multi-line)" if done.outcome.multiline else ""),
+            filter_text=new_text,
+            sort_text="0",  # model completions first: they are the reason this server exists
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(range=types.Range(start=start, end=params.position), new_text=new_text),
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    def on_codeparrot_stats(self, params: Any) -> dict[str, Any]:
+        snapshot = self.stats.snapshot()
+        snapshot["model"] = {
+            "spec": describe(self.settings),
+            "loaded": self.loader.loaded,
+            "loading": self.loader.loading,
+        }
+        return snapshot
+
+    def on_shutdown(self, params: Any) -> None:
+        self._cancel_all()
+
+    def _client_pulls_configuration(self) -> bool:
+        caps = getattr(self.protocol, "client_capabilities", None)
+        return bool(caps and caps.workspace and caps.workspace.configuration)
+
+    # ----- settings -------------------------------------------------------------------------
+
+    def apply_settings(self, raw: Any, origin: str) -> list[str]:
+        """Validate and apply client settings; bad keys keep their value and are shown to the user."""
+        section = raw.get(SETTINGS_SECTION, raw) if isinstance(raw, Mapping) else raw
+        if section is None:
+            return []
+        if isinstance(section, Mapping):
+            section = {
+                k: v
+                for k, v in section.items()
+                if not (k in SERVER_DEFAULT_WHEN_EMPTY and k in self.cli_keys and v == "")
+            }
+        self.settings, errors = self.settings.merged(section)
+        for error in errors:
+            logger.warning("invalid setting from %s: %s", origin, error)
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=error))
+        if self.loader.forget_if_changed(self.settings):
+            self._cancel_all()
+        logger.info("settings (%s): %s", origin, self.settings)
+        return errors
+
+    # ----- completion -----------------------------------------------------------------------
+
+    def document(self, uri: str) -> Document:
+        try:
+            return self.documents.get(uri)
+        except CodeparrotError as exc:
+            raise JsonRpcInvalidParams(exc.user_message) from exc
+
+    async def complete(self, uri: str, position: types.Position) -> Completion | None:
+        """Run the completion pipeline for one request; None means "nothing to show"."""
+        doc = self.document(uri)
+        try:
+            offset = doc.offset_at(position)
+        except CodeparrotError as exc:
+            raise JsonRpcInvalidParams(exc.user_message) from exc
+        if doc.language_id not in LANGUAGES or not self.settings.enable:
+            return None
+        settings = self.settings
+        completer = await self.loader.completer(settings, LOAD_WAIT_S)
+        if completer is None:
+            return None
+        request_id = next(self._ids)
+        cancel = threading.Event()
+        if (previous := self._inflight.get(uri)) is not None:
+            previous.set()  # a newer request on the same document supersedes the older one
+        self._inflight[uri] = cancel
+        # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
+        text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
+
+        def work() -> Outcome | None:
+            if cancel.is_set():
+                return None
+            return completer.complete(text, offset, tree=tree, settings=settings, key=uri, cancel=cancel)
+
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self._generate_pool, work)
+        except asyncio.CancelledError:
+            cancel.set()
+            logger.debug("request %d cancelled by the client", request_id)
+            raise
+        except CodeparrotError as exc:
+            logger.warning("request %d failed: %s", request_id, exc.user_message)
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Warning, message=exc.user_message)
+            )
+            return None
+        finally:
+            if self._inflight.get(uri) is cancel:
+                del self._inflight[uri]
+        if outcome is None or (outcome.result is not None and outcome.result.cancelled) or not outcome.text:
+            logger.debug(
+                "request %d: no completion (%s)", request_id, outcome.reason if outcome else "cancelled"
+            )
+            return None
+        logger.debug("request %d: %r (%s)", request_id, outcome.text, outcome.reason)
+        return Completion(outcome, doc, offset, position)
+
+    def _cancel_all(self) -> None:
+        for event in self._inflight.values():
+            event.set()
+
+    # ----- errors and lifecycle -------------------------------------------------------------
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Answer unreadable JSON with a parse error; log the rest instead of popping dialogs."""
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+            logger.warning("unreadable JSON-RPC message: %s", error)
+            if isinstance(self.protocol, RobustProtocol):
+                self.protocol.send_error(None, types.ErrorCodes.ParseError, f"Parse error: {error}")
+            return
+        if isinstance(error, JsonRpcException) and isinstance(error.__cause__, CodeparrotError):
+            error = error.__cause__
+        logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def shutdown(self) -> None:
+        self._cancel_all()
+        self._generate_pool.shutdown(wait=False, cancel_futures=True)
+        self.loader.shutdown()
+        super().shutdown()
+
+
+def word_before(text: str, offset: int) -> str:
+    """The identifier characters right before `offset` (what a classic completion replaces)."""
+    match = _WORD_TAIL.search(text, max(0, offset - 200), offset)
+    return match.group(0) if match else ""
