@@ -1,0 +1,284 @@
+"""The model engine: lazy loading behind a lock, and greedy generation that reuses its KV cache.
+
+Generation is a hand-written greedy loop over a `DynamicCache` rather than `model.generate`:
+we need (1) a cancellation check between every two tokens (a superseded keystroke must stop
+within one token), (2) the cache handed from one request to the next, cropped to the longest
+common token prefix, including the tokens generated last time (typed-ahead text matches them),
+and (3) a stop check on the decoded text after each token. `generate` exposes none of these
+together, and the loop is ~30 lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from server.errors import CodeparrotError, GenerationError, ModelLoadError
+from server.models import ModelSource, resolve_model
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int | None], None]
+
+# Cached (tokens, KV) sequences kept at once: one per open document being typed in; each
+# costs 2 x layers x tokens x width floats (~75 MB for a 12x768 model at 1k tokens).
+MAX_CACHED_SEQUENCES = 4
+# More threads than this slows down the small matmuls of one-token decode steps.
+MAX_TORCH_THREADS = 8
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    prompt_tokens_computed: int
+    new_tokens: int
+    cancelled: bool
+
+
+@dataclass
+class _CachedSequence:
+    ids: list[int]  # exactly the tokens whose keys/values are in `cache`
+    cache: Any  # transformers.DynamicCache
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def pick_device(device: str, quantize: str) -> str:
+    """`auto` means cuda when present, except int8 (dynamic quantization runs on CPU only)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() and quantize != "int8" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device is 'cuda' but torch sees no CUDA GPU; set device to 'cpu' or 'auto'.")
+    if device == "cuda" and quantize == "int8":
+        raise ModelLoadError(
+            "int8 quantization runs on CPU only; use quantize 'bf16' on cuda, or device 'cpu'."
+        )
+    return device
+
+
+def default_threads() -> int:
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, MAX_TORCH_THREADS))
+
+
+class Engine:
+    """Model + tokenizer for one `Settings.model_key()`; thread-safe load and generate."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.source: ModelSource | None = None
+        self.device = "cpu"
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._load_lock = threading.Lock()
+        self._gen_lock = threading.Lock()  # one generation at a time: the model and caches are shared
+        self._sequences: OrderedDict[str, _CachedSequence] = OrderedDict()
+        self._stop_ids: set[int] = set()
+        self.eos_id: int | None = None
+        self.max_positions = 1024
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise ModelLoadError("The model is not loaded yet.")
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            raise ModelLoadError("The model is not loaded yet.")
+        return self._model
+
+    def load(self, progress: Progress | None = None) -> None:
+        """Load tokenizer and model once; concurrent callers wait for the first one."""
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is not None:
+                return
+            report: Progress = progress or (lambda _msg, _pct: None)
+            try:
+                self._load(report)
+            except CodeparrotError:
+                raise
+            except Exception as exc:  # transformers/peft/torch raise many types
+                log.exception("model load failed")
+                raise ModelLoadError(
+                    f"Could not load model {self.settings.model or 'default'!r}: {exc}"
+                ) from exc
+
+    def _load(self, report: Progress) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        s = self.settings
+        report("Resolving model", 0)
+        source = resolve_model(s.model, s.adapter)
+        device = pick_device(s.device, s.quantize)
+        torch.set_num_threads(default_threads())
+        report(f"Loading tokenizer from {source.path.name}", 10)
+        tok_dir = (
+            source.adapter
+            if source.adapter and (source.adapter / "tokenizer.json").is_file()
+            else source.path
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False)
+        report("Loading weights", 30)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            str(source.path), use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+        )
+        if source.adapter is not None:
+            report("Applying LoRA adapter", 60)
+            model = _apply_adapter(model, source)
+        model.eval()
+        if s.quantize == "int8":
+            report("Quantizing to int8", 80)
+            from server.quantize import quantize_int8
+
+            model = quantize_int8(model)
+        elif s.quantize == "bf16":
+            model = model.to(torch.bfloat16)
+        model = model.to(device)
+        config = model.config
+        self.max_positions = int(
+            getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
+        )
+        # Take eos from the tokenizer, not the config (CodeParrot's config names an id beyond its vocab).
+        self.eos_id = tokenizer.eos_token_id
+        self._stop_ids = {i for i in tokenizer.all_special_ids if i is not None}
+        self._tokenizer, self.source, self.device = tokenizer, source, device
+        self._model = model  # last: `loaded` flips only once everything is ready
+        report("Model ready", 100)
+        log.info("loaded %s (%s) on %s, quantize=%s", source.path, source.kind, device, s.quantize)
+
+    def reset_cache(self, cache_key: str | None = None) -> None:
+        """Forget cached sequences (all, or one key's)."""
+        with self._gen_lock:
+            if cache_key is None:
+                self._sequences.clear()
+            else:
+                self._sequences.pop(cache_key, None)
+
+    def generate(
+        self,
+        input_ids: list[int],
+        *,
+        max_new_tokens: int,
+        stop: Callable[[str], bool] | None = None,
+        cancel: threading.Event | None = None,
+        cache_key: str = "",
+    ) -> GenerationResult:
+        """Greedy continuation of `input_ids`; see the module docstring for why it is hand-written."""
+        self.load()
+        if not input_ids:
+            raise GenerationError("Empty prompt: nothing to continue.")
+        vocab = int(self.model.get_input_embeddings().num_embeddings)
+        if min(input_ids) < 0 or max(input_ids) >= vocab:
+            raise GenerationError("Prompt contains token ids outside the model's vocabulary.")
+        with self._gen_lock:
+            try:
+                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key)
+            except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+                self._sequences.pop(cache_key, None)
+                if self.device == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning("generation failed: %s", exc)
+                raise GenerationError(
+                    f"Generation failed ({type(exc).__name__}); the cache was reset."
+                ) from exc
+
+    def _generate(
+        self,
+        ids: list[int],
+        max_new_tokens: int,
+        stop: Callable[[str], bool] | None,
+        cancel: threading.Event | None,
+        cache_key: str,
+    ) -> GenerationResult:
+        from transformers import DynamicCache
+
+        max_new_tokens = max(0, min(max_new_tokens, self.max_positions - 1))
+        room = self.max_positions - max_new_tokens
+        if len(ids) > room:  # keep the end of the prompt (the cursor side); positions shift, so no reuse
+            ids = ids[-room:]
+            self._sequences.pop(cache_key, None)
+        prompt_tokens = len(ids)
+        if max_new_tokens == 0 or (cancel is not None and cancel.is_set()):
+            return GenerationResult("", prompt_tokens, 0, 0, cancelled=max_new_tokens > 0)
+
+        entry = self._sequences.pop(cache_key, None)
+        reuse = 0
+        if entry is not None:
+            # Keep at least the last prompt token to recompute: its logits give the first new token.
+            reuse = min(_common_prefix(entry.ids, ids), len(ids) - 1)
+        if reuse > 0 and entry is not None and getattr(entry.cache, "is_croppable", True):
+            cache = entry.cache
+            # transformers 5 crops by a negative count: drop everything after the common prefix.
+            cache.crop(reuse - len(entry.ids))
+        else:
+            reuse, cache = 0, DynamicCache(config=self.model.config)
+        seq = ids[:reuse]
+        feed = ids[reuse:]
+        computed = len(feed)
+
+        generated: list[int] = []
+        text = ""
+        cancelled = False
+        with torch.inference_mode():
+            while True:
+                tensor = torch.tensor([feed], dtype=torch.long, device=self.device)
+                out = self.model(input_ids=tensor, past_key_values=cache, use_cache=True)
+                cache = out.past_key_values
+                seq.extend(feed)
+                next_id = int(out.logits[0, -1].argmax())
+                if next_id in self._stop_ids:
+                    break
+                generated.append(next_id)
+                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                if len(generated) >= max_new_tokens or (stop is not None and stop(text)):
+                    break
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                feed = [next_id]
+        self._remember(cache_key, _CachedSequence(seq, cache))
+        return GenerationResult(text, prompt_tokens, computed, len(generated), cancelled)
+
+    def _remember(self, key: str, entry: _CachedSequence) -> None:
+        self._sequences[key] = entry
+        self._sequences.move_to_end(key)
+        while len(self._sequences) > MAX_CACHED_SEQUENCES:
+            self._sequences.popitem(last=False)
+
+
+def _apply_adapter(model: Any, source: ModelSource) -> Any:
+    """Apply a peft LoRA adapter and merge it into the base weights (no adapter cost per token)."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelLoadError(
+            "LoRA adapters need the `peft` package: pip install 'codeparrot-lsp[train]'."
+        ) from exc
+    peft_model = PeftModel.from_pretrained(model, str(source.adapter), is_trainable=False)
+    return peft_model.merge_and_unload()
