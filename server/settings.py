@@ -1,0 +1,119 @@
+"""Server settings: one frozen dataclass, validated key by key.
+
+LSP/JSON names are camelCase (the keys of package.json `contributes.configuration`, section
+`codeparrot`); Python fields are snake_case. `Settings.merged(raw)` applies every valid key and
+returns a readable error for each invalid one, which keeps its previous value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+QUANTIZE = ("none", "int8", "bf16")
+MULTILINE = ("auto", "never", "always")
+
+# Bounds: beyond these a value is a typo, not a preference.
+MAX_NEW_TOKENS_RANGE = (1, 1024)
+MAX_PROMPT_TOKENS_RANGE = (16, 32768)
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = ""  # empty = the model shipped in server/models/default
+    adapter: str = ""  # optional peft LoRA adapter dir; empty = none
+    max_new_tokens: int = 64  # a block body is a few short lines; single-line stops at the newline anyway
+    device: str = "auto"  # cuda when available, else cpu
+    quantize: str = "none"  # exact weights by default; int8 is ~4x faster decode on CPU at small quality cost
+    multiline: str = "auto"  # multi-line only where the cursor opens an empty block body
+    enable: bool = True  # lets a user silence completions without stopping the server
+    max_prompt_tokens: int = 768  # 1024-position models keep room for new tokens; longer = slower cold start
+
+    def merged(self, raw: Mapping[str, Any]) -> tuple[Settings, list[str]]:
+        """Return settings with each valid key of `raw` applied, and errors for invalid ones.
+
+        Keys may be camelCase (LSP) or snake_case (Python). `None` means "unset": keep the value.
+        Unknown keys are logged and ignored.
+        """
+        if not isinstance(raw, Mapping):
+            return self, [f"codeparrot settings must be an object, got {type(raw).__name__}"]
+        changes: dict[str, Any] = {}
+        errors: list[str] = []
+        for key, value in raw.items():
+            field = _FIELD_BY_KEY.get(key) if isinstance(key, str) else None
+            if field is None:
+                log.info("ignoring unknown setting %r", key)
+                continue
+            if value is None:
+                continue
+            error = _VALIDATORS[field](value)
+            if error is None:
+                changes[field] = value
+            else:
+                errors.append(
+                    f"codeparrot.{_CAMEL[field]}: {error} (got {value!r}); keeping {getattr(self, field)!r}"
+                )
+        return (dataclasses.replace(self, **changes) if changes else self), errors
+
+    def model_key(self) -> tuple[str, str, str, str]:
+        """The fields whose change requires reloading the model."""
+        return (self.model, self.adapter, self.device, self.quantize)
+
+    def to_lsp(self) -> dict[str, Any]:
+        """The settings under their camelCase LSP names."""
+        return {_CAMEL[f.name]: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, str) and value in choices:
+            return None
+        return "must be one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        # bool is an int subclass in Python; `true` is not a token count.
+        if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+            return None
+        return f"must be an integer from {lo} to {hi}"
+
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+_VALIDATORS: dict[str, Callable[[Any], str | None]] = {
+    "model": _string,
+    "adapter": _string,
+    "max_new_tokens": _int_in(*MAX_NEW_TOKENS_RANGE),
+    "device": _choice(DEVICES),
+    "quantize": _choice(QUANTIZE),
+    "multiline": _choice(MULTILINE),
+    "enable": _boolean,
+    "max_prompt_tokens": _int_in(*MAX_PROMPT_TOKENS_RANGE),
+}
+_CAMEL: dict[str, str] = {f.name: _camel(f.name) for f in dataclasses.fields(Settings)}
+_FIELD_BY_KEY: dict[str, str] = {**{c: f for f, c in _CAMEL.items()}, **{f: f for f in _CAMEL}}
+assert set(_VALIDATORS) == set(_CAMEL), "every setting needs a validator"
+
+LSP_KEYS: tuple[str, ...] = tuple(_CAMEL.values())
