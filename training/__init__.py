@@ -1,0 +1,1 @@
+"""Training module: data pipeline (`training.data`), tokenizer trainer, fine-tuning and evaluation."""

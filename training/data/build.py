@@ -1,0 +1,203 @@
+"""Build packed LM datasets from a DataConfig: the one entry point `training.finetune` calls.
+
+    build_lm_datasets(data_cfg, tokenizer, *, fim, output_dir, accelerator_main_process=True)
+        -> LMData(train, eval, manifest)
+
+`train`/`eval` are map-style `datasets.Dataset`s of full blocks: column `input_ids` (block_size
+ints) and, for causal LM, `labels` (= input_ids; the model shifts). Pass `with_labels=False`
+for masked LM: the MLM collator makes the labels. Map-style data lets the Trainer resume at the
+exact saved step (it skips the sampler's first batches). Every process builds the same blocks
+deterministically (same config → same data); only the main process writes the manifest.
+
+The eval split is held out by package/repo (whole groups, chosen by a seeded hash), so near
+copies of training files inside one package cannot leak into evaluation. When the data has a
+single group, documents are split instead (recorded as `eval_split: "document"` in the summary).
+
+`iter_texts(data_cfg)` yields the records that pass every filter that needs no tokenizer
+(source checks, quality, exact + near dedup); the tokenizer trainer uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data.config import DataConfig
+from training.data.decontam import check_manifest, is_reserved, repo_is_reserved
+from training.data.dedup import ExactDedup, NearDedup
+from training.data.filters import chars_per_token_reasons, quality_reason
+from training.data.manifest import Manifest
+from training.data.packing import encode_batch, encode_documents, pack_blocks
+from training.data.sources import Drop, Record, is_code_source, iter_raw
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LMData:
+    train: Any  # datasets.Dataset
+    eval: Any  # datasets.Dataset
+    manifest: Manifest
+
+
+def _reserved(record: Record) -> bool:
+    if record.source == "github-code":
+        return repo_is_reserved(record.package_or_repo)
+    return record.source != "eli5" and is_reserved(record.package_or_repo)
+
+
+def iter_texts(data_cfg: DataConfig, drop: Drop | None = None) -> Iterator[Record]:
+    """Records after source checks, decontamination, quality filters and dedup (in that order)."""
+    report: Drop = drop or (lambda _reason: None)
+    exact = ExactDedup() if data_cfg.dedup else None
+    near = (
+        NearDedup(data_cfg.near_dedup_threshold, data_cfg.near_dedup_num_perm)
+        if data_cfg.dedup and data_cfg.near_dedup_threshold < 1
+        else None
+    )
+    code = is_code_source(data_cfg.source)
+    kept = 0
+    for record in iter_raw(data_cfg, report):
+        if _reserved(record):
+            report("package_reserved")
+            continue
+        reason = quality_reason(record.text, data_cfg, code=code)
+        if reason:
+            report(reason)
+            continue
+        if exact is not None and exact.is_duplicate(record.text):
+            report("exact_duplicate")
+            continue
+        if near is not None and near.is_duplicate(record.text):
+            report("near_duplicate")
+            continue
+        yield record
+        kept += 1
+        if data_cfg.max_records and kept >= data_cfg.max_records:
+            return
+
+
+def _group_rank(seed: int, group: str) -> str:
+    return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
+
+
+def split_eval(records: list[Record], lengths: list[int], cfg: DataConfig) -> tuple[set[int], str]:
+    """Indices of eval documents and how they were chosen ("package", "document" or "none").
+
+    Whole groups (package/repo) in seeded-hash order go to eval until it holds
+    `eval_fraction` of the tokens and at least one block, while train keeps at least one block.
+    """
+    if cfg.eval_fraction <= 0 or not records:
+        return set(), "none"
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[r.package_or_repo].append(i)
+    units: list[list[int]]
+    mode = "package"
+    if len(groups) >= 2:
+        units = [groups[g] for g in sorted(groups, key=lambda g: _group_rank(cfg.seed, g))]
+    else:
+        mode = "document"
+        units = [[i] for i in sorted(range(len(records)), key=lambda i: _group_rank(cfg.seed, records[i].sha256))]
+    total = sum(n + 1 for n in lengths)  # +1: the EOS after each document
+    target = max(cfg.eval_fraction * total, cfg.block_size + 1)
+    chosen: set[int] = set()
+    taken = 0
+    for unit in units:
+        if taken >= target:
+            break
+        size = sum(lengths[i] + 1 for i in unit)
+        if total - taken - size < cfg.block_size + 1:
+            continue  # would starve training: try a smaller unit
+        chosen.update(unit)
+        taken += size
+    return chosen, mode
+
+
+def _to_dataset(blocks: np.ndarray, with_labels: bool) -> Any:
+    from datasets import Dataset
+
+    rows = blocks.tolist()
+    data: dict[str, list[list[int]]] = {"input_ids": rows}
+    if with_labels:
+        data["labels"] = [list(r) for r in rows]
+    return Dataset.from_dict(data)
+
+
+def build_lm_datasets(
+    data_cfg: DataConfig,
+    tokenizer: Any,
+    *,
+    fim: bool,
+    output_dir: Path | None,
+    accelerator_main_process: bool = True,
+    with_labels: bool = True,
+) -> LMData:
+    """Read, filter, dedup, split by package, tokenize (FIM when `fim`), pack; write the manifest."""
+    manifest = Manifest()
+    records = list(iter_texts(data_cfg, manifest.drop))
+    texts = [r.text for r in records]
+    plain = encode_batch(tokenizer, texts)
+    if is_code_source(data_cfg.source):
+        reasons = chars_per_token_reasons(texts, [len(p) for p in plain], data_cfg)
+        keep = [i for i, why in enumerate(reasons) if why is None]
+        for why in reasons:
+            if why:
+                manifest.drop(why)
+        records, plain = [records[i] for i in keep], [plain[i] for i in keep]
+    if not records:
+        raise ValueError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
+
+    eval_idx, mode = split_eval(records, [len(p) for p in plain], data_cfg)
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has neither an eos nor a sep token to separate documents")
+    splits: dict[str, np.ndarray] = {}
+    for name, idx in (("train", [i for i in range(len(records)) if i not in eval_idx]), ("eval", sorted(eval_idx))):
+        random.Random(f"{data_cfg.seed}:{name}").shuffle(idx)  # deterministic document order
+        docs = encode_documents(
+            tokenizer,
+            [records[i].text for i in idx],
+            [records[i].sha256 for i in idx],
+            fim_rate=data_cfg.fim_rate if fim else 0.0,
+            fim_spm_rate=data_cfg.fim_spm_rate,
+            seed=data_cfg.seed,
+            plain=[plain[i] for i in idx],
+        )
+        splits[name] = pack_blocks(docs, eos, data_cfg.block_size)
+    if len(splits["train"]) == 0:
+        raise ValueError(
+            f"only {sum(len(p) + 1 for p in plain)} tokens after filtering: not one training block of "
+            f"{data_cfg.block_size}; add data or lower data.block_size"
+        )
+    for i, record in enumerate(records):
+        manifest.add(record, "eval" if i in eval_idx else "train")
+    check_manifest(manifest.rows)
+    manifest.extra.update(
+        {
+            "eval_split": mode,
+            "eval_groups": sorted({records[i].package_or_repo for i in eval_idx}),
+            "block_size": data_cfg.block_size,
+            "fim_rate": data_cfg.fim_rate if fim else 0.0,
+            "train_blocks": len(splits["train"]),
+            "eval_blocks": len(splits["eval"]),
+            "train_tokens": int(splits["train"].size),
+            "eval_tokens": int(splits["eval"].size),
+        }
+    )
+    if output_dir is not None and accelerator_main_process:
+        manifest.write(Path(output_dir))
+    log.info("data: %s", {k: v for k, v in manifest.summary().items() if k != "eval_groups"})
+    return LMData(
+        train=_to_dataset(splits["train"], with_labels),
+        eval=_to_dataset(splits["eval"], with_labels),
+        manifest=manifest,
+    )
