@@ -1,0 +1,107 @@
+"""Tokenizer and model construction for a run: local dir or hub id (fail fast offline), or from scratch.
+
+Weights load as safetensors only and never with remote code. Hub ids are checked before any
+download is attempted, because without network `from_pretrained` retries for tens of seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError, RunConfig
+
+log = logging.getLogger(__name__)
+
+FIM_TOKENS = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+EOS_TOKEN = "<|endoftext|>"
+HUB_HOST = ("huggingface.co", 443)
+
+
+def _offline_env() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """A short TCP probe: the hub libraries would otherwise retry for ~20 s before failing."""
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_source(key: str, name_or_path: str) -> None:
+    """Raise ConfigError now if `name_or_path` is neither a local dir nor a reachable hub id."""
+    if not name_or_path or Path(name_or_path).expanduser().is_dir():
+        return
+    if Path(name_or_path).is_absolute() or name_or_path.startswith((".", "~")):
+        raise ConfigError(f"{key}={name_or_path!r}: directory not found")
+    if _offline_env():
+        raise ConfigError(
+            f"{key}={name_or_path!r} is a hub id but HF_HUB_OFFLINE=1: point it at a local model dir "
+            f"(--set {key}=/path/to/model)"
+        )
+    if not hub_reachable():
+        raise ConfigError(
+            f"{key}={name_or_path!r} is a hub id but huggingface.co is unreachable: point it at a local "
+            f"model dir (--set {key}=/path/to/model) or check the network"
+        )
+
+
+def check_sources(cfg: RunConfig) -> None:
+    if not cfg.model.from_scratch:
+        check_source("model.name_or_path", cfg.model.name_or_path)
+    check_source("tokenizer.name_or_path", cfg.tokenizer.name_or_path)
+
+
+def has_fim_tokens(tokenizer: Any) -> bool:
+    vocab = tokenizer.get_vocab()
+    return all(t in vocab for t in FIM_TOKENS[:3])
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        # Packed blocks need no padding; the MLM collator and eval batching still want a pad id.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def add_fim_tokens(tokenizer: Any) -> bool:
+    """Add the FIM special tokens a pretrained tokenizer lacks; True if the vocab grew."""
+    missing = [t for t in FIM_TOKENS if t not in tokenizer.get_vocab()]
+    if not missing:
+        return False
+    tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    return True
+
+
+def build_model(cfg: RunConfig, tokenizer: Any) -> Any:
+    """A pretrained model (safetensors only) or a random one from `arch` + the free config fields."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    auto = AutoModelForMaskedLM if cfg.train.objective == "mlm" else AutoModelForCausalLM
+    if cfg.model.from_scratch:
+        special = {
+            "bos_token_id": tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        config = AutoConfig.for_model(cfg.model.arch, **{**special, **cfg.model.extra, "vocab_size": len(tokenizer)})
+        return auto.from_config(config)
+    try:
+        model = auto.from_pretrained(
+            cfg.model.name_or_path, use_safetensors=True, trust_remote_code=False, **cfg.model.extra
+        )
+    except OSError as exc:
+        raise ConfigError(f"model.name_or_path={cfg.model.name_or_path!r}: cannot load safetensors model: {exc}") from exc
+    embeddings: Any = model.get_input_embeddings()
+    if len(tokenizer) > embeddings.weight.shape[0]:
+        model.resize_token_embeddings(len(tokenizer))
+    return model
