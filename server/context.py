@@ -1,0 +1,289 @@
+"""Where to complete, how much, and the prompt to complete it with.
+
+`should_complete` asks tree-sitter-javascript (or, for documents too big to parse, a line-level
+scan) whether the cursor is in code: no completion inside comments, string and regex literals
+(template literal substitutions `${...}` are code, so they do complete), or right before
+identifier text. It also decides single- vs multi-line: multi-line when the cursor is on the
+blank line of an empty block body (`{` newline cursor, then `}` or end of file).
+
+`build_prompt` makes the token ids: SPM fill-in-the-middle (`<fim_suffix>suffix<fim_prefix>
+prefix<fim_middle>`) when the tokenizer has FIM tokens, else the prefix alone, within a token
+budget. The prefix is cut on the left at a *stable* place, so that typing a character changes
+only the last tokens of the prompt and the engine can reuse its KV cache (see `_window_start`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import re
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tree_sitter import Node, Tree
+
+from server.documents import TREE_MAX_BYTES, new_parser, utf8
+
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = "<fim_prefix>", "<fim_middle>", "<fim_suffix>"
+
+SUFFIX_SHARE = 0.25  # the prefix predicts the next tokens far better than the suffix does
+SUFFIX_MAX_CHARS_PER_TOKEN = 8  # chars of suffix looked at per budget token (code is ~3-4 chars/token)
+PREFIX_MAX_CHARS_PER_TOKEN = 8  # same for the prefix: bounds tokenizer work on huge files
+# The window start only moves in steps of this many chars per budget token: a larger step keeps
+# the KV cache valid for longer, a smaller one wastes less of the budget after a move.
+WINDOW_STEP_CHARS_PER_TOKEN = 0.5
+MIN_WINDOW_STEP = 64  # tiny budgets still move in steps of at least a few lines
+
+BLOCK_TYPES = frozenset({"statement_block", "class_body", "object", "switch_body"})
+STRING_TYPES = frozenset({"string", "template_string", "regex"})
+CODE_IN_STRING_TYPES = frozenset({"template_substitution"})
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+HEURISTIC_LOOKBACK = 20_000  # chars searched for an open /* when there is no tree
+
+
+@dataclass
+class Decision:
+    complete: bool
+    multiline: bool
+    reason: str
+
+
+@dataclass
+class Prompt:
+    input_ids: list[int]
+    prompt_tokens: int
+    fim: bool
+    prefix: str  # the part of the prefix that is in the prompt
+    suffix: str  # the part of the suffix that is in the prompt ("" without FIM)
+
+
+# ----------------------------------------------------------------------------------------------
+# should_complete
+
+
+def is_identifier_char(ch: str) -> bool:
+    return ch.isalnum() or ch in "_$"
+
+
+def should_complete(text: str, offset: int, tree: Tree | None, multiline: str) -> Decision:
+    """Decide whether to complete at `offset` (a str index into `text`) and if multi-line.
+
+    `tree` must be the parse of `text`; when None, `text` is parsed here unless it is too big.
+    `multiline` is the setting: "auto", "never" or "always".
+    """
+    if not 0 <= offset <= len(text):
+        return Decision(False, False, f"offset {offset} outside the document")
+    if tree is None and len(text) <= TREE_MAX_BYTES:
+        data = utf8(text)
+        if len(data) <= TREE_MAX_BYTES:
+            tree = new_parser().parse(data)
+    byte = len(utf8(text[:offset])) if tree is not None else 0
+    where = _where_tree(tree.root_node, byte) if tree is not None else None
+    if where is None:
+        where = _where_heuristic(text, offset)
+    if where != "code":
+        return Decision(False, False, f"inside a {where}")
+    if offset < len(text) and is_identifier_char(text[offset]):
+        return Decision(False, False, "identifier right of the cursor")
+    if multiline == "never":
+        return Decision(True, False, "single-line (setting)")
+    if multiline == "always":
+        return Decision(True, True, "multi-line (setting)")
+    if _opens_empty_block(text, offset, tree):
+        return Decision(True, True, "empty block body")
+    return Decision(True, False, "single-line")
+
+
+def _descend(root: Node, byte: int, *, touching: bool) -> list[Node]:
+    """Nodes from the root down that contain `byte` (strictly inside, or also at their end)."""
+    path = [root]
+    while True:
+        for child in path[-1].children:
+            if child.start_byte < byte and (byte < child.end_byte or (touching and byte == child.end_byte)):
+                path.append(child)
+                break
+            if child.start_byte >= byte:
+                return path
+        else:
+            return path
+
+
+def _where_tree(root: Node, byte: int) -> str | None:
+    """'code', 'comment', 'string' or 'regex' at `byte`; None when the cursor is in an ERROR."""
+    innermost = "code"
+    for node in _descend(root, byte, touching=False)[1:]:
+        if node.type == "comment":
+            return "comment"
+        if node.type in STRING_TYPES:
+            innermost = "regex" if node.type == "regex" else "string"
+        elif node.type in CODE_IN_STRING_TYPES:
+            innermost = "code"
+    if innermost != "code":
+        return innermost
+    # Nodes that end right at the cursor: a // comment runs to the end of its line. Inside an
+    # ERROR (an unterminated string or /* comment, say) the tree can't tell: the caller guesses.
+    touching = _descend(root, byte, touching=True)
+    if any(node.type == "ERROR" for node in touching):
+        return None
+    last = touching[-1]
+    if last.type == "comment" and (last.text or b"").startswith(b"//"):
+        return "comment"
+    return "code"
+
+
+def _where_heuristic(text: str, offset: int) -> str:
+    """Line-level guess for documents too big to parse: open /*, //, or an odd quote."""
+    window = text[max(0, offset - HEURISTIC_LOOKBACK) : offset]
+    line_start = max(window.rfind("\n"), window.rfind("\r")) + 1
+    opened = window.rfind("/*")
+    if opened > window.rfind("*/") and opened < line_start:
+        return "comment"
+    line = window[line_start:]
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+            elif quote == "`" and line.startswith("${", i):
+                quote = ""  # template substitution: code again (nesting is not tracked)
+        elif ch in "'\"`":
+            quote = ch
+        elif line.startswith("//", i):
+            return "comment"
+        elif line.startswith("/*", i):
+            close = line.find("*/", i + 2)
+            if close == -1:
+                return "comment"
+            i = close + 1
+        i += 1
+    return "string" if quote else "code"
+
+
+def _opens_empty_block(text: str, offset: int, tree: Tree | None) -> bool:
+    """True when the cursor is on a blank line right after `{` and before `}` (or EOF)."""
+    line_start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    if text[line_start:offset].strip():
+        return False
+    before = text[:line_start].rstrip()
+    if not before.endswith("{"):
+        return False
+    after = text[offset:].lstrip()
+    if after and not after.startswith("}"):
+        return False
+    if tree is None:
+        return True
+    brace_byte = len(utf8(before)) - 1
+    node = tree.root_node.descendant_for_byte_range(brace_byte, brace_byte + 1)
+    return (
+        node is not None and node.type == "{" and node.parent is not None and node.parent.type in BLOCK_TYPES
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# build_prompt
+
+Tokenize = Callable[[str], tuple[list[int], list[int]]]  # text -> (ids, start char of each id)
+
+_FIM_IDS: weakref.WeakKeyDictionary[Any, tuple[int, int, int] | None] = weakref.WeakKeyDictionary()
+
+
+def fim_ids(tokenizer: Any) -> tuple[int, int, int] | None:
+    """(prefix, middle, suffix) token ids when the tokenizer has all three FIM tokens."""
+    try:
+        return _FIM_IDS[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    vocab = tokenizer.get_vocab()
+    ids = tuple(vocab.get(t) for t in (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX))
+    found = (ids[0], ids[1], ids[2]) if None not in ids else None
+    with contextlib.suppress(TypeError):  # not weak-referenceable: just don't cache
+        _FIM_IDS[tokenizer] = found
+    return found
+
+
+def _tokenizer_fn(tokenizer: Any) -> Tokenize:
+    """Token ids with the start offset of each, treating special-token text as plain text."""
+
+    def tokenize(text: str) -> tuple[list[int], list[int]]:
+        if not text:
+            return [], []
+        # split_special_tokens: "<|endoftext|>" written in a file must not end the prompt.
+        enc = tokenizer(
+            text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )
+        return list(enc["input_ids"]), [start for start, _ in enc["offset_mapping"]]
+
+    return tokenize
+
+
+def _anchor(text: str, threshold: int, step: int) -> int:
+    """The first line start in [threshold, threshold + step), else `threshold` itself."""
+    if threshold <= 0:
+        return 0
+    if threshold >= len(text):
+        return len(text)
+    brk = _LINE_BREAK.search(text, threshold - 1, min(len(text), threshold + step) - 1)
+    return brk.end() if brk else threshold
+
+
+def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
+    """Token ids of the longest stable left-cut of `prefix` that fits `limit` tokens, and the cut.
+
+    Candidate cuts sit at thresholds k * step (k = 0, 1, ...), each moved to the first line start
+    within the step. Thresholds depend only on absolute positions, and the cut is the first
+    candidate that fits, so typing at the end of the prefix keeps the same cut until the window
+    grows past the budget; then it jumps a whole step forward, leaving room for the next step's
+    worth of typing. One tokenization serves all candidates (token start offsets).
+    """
+    n = len(prefix)
+    if limit <= 0 or n == 0:
+        return [], n
+    step = max(MIN_WINDOW_STEP, int(limit * WINDOW_STEP_CHARS_PER_TOKEN))
+    k = max(0, n - limit * PREFIX_MAX_CHARS_PER_TOKEN) // step
+    base = _anchor(prefix, k * step, step)
+    ids, starts = tokenize(prefix[base:])
+    starts = [base + s for s in starts]
+    while True:
+        cut = _anchor(prefix, k * step, step)
+        first = bisect.bisect_left(starts, cut)
+        if len(ids) - first <= limit:
+            # Begin at a token boundary: drop a token that straddles the cut.
+            return ids[first:], (starts[first] if first < len(starts) else n)
+        k += 1
+
+
+def _suffix_head(suffix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
+    """Ids of the start of `suffix` within `limit` tokens, ending at a line end when possible."""
+    if limit <= 0 or not suffix:
+        return [], 0
+    head = suffix[: limit * SUFFIX_MAX_CHARS_PER_TOKEN]
+    ids, starts = tokenize(head)
+    if len(ids) <= limit and len(head) == len(suffix):
+        return ids, len(suffix)
+    # Cut before the first token that doesn't fit, then back to the end of a line.
+    over = starts[limit] if len(ids) > limit else len(head)
+    line_end = max(head.rfind("\n", 0, over), head.rfind("\r", 0, over))
+    end = line_end + 1 if line_end > 0 else over
+    keep = bisect.bisect_left(starts, end)
+    return ids[:keep], (starts[keep] if keep < len(starts) else len(head))
+
+
+def build_prompt(tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int) -> Prompt:
+    """The prompt ids for completing between `prefix` and `suffix` within `max_prompt_tokens`."""
+    tokenize = _tokenizer_fn(tokenizer)
+    fim = fim_ids(tokenizer)
+    if fim is None:
+        ids, cut = _window_start(prefix, max_prompt_tokens, tokenize)
+        return Prompt(ids, len(ids), False, prefix[cut:], "")
+    fim_prefix, fim_middle, fim_suffix = fim
+    budget = max(2, max_prompt_tokens - 3)
+    suffix_ids, suffix_end = _suffix_head(suffix, int(budget * SUFFIX_SHARE), tokenize)
+    prefix_ids, cut = _window_start(prefix, budget - len(suffix_ids), tokenize)
+    ids = [fim_suffix, *suffix_ids, fim_prefix, *prefix_ids, fim_middle]
+    return Prompt(ids, len(ids), True, prefix[cut:], suffix[:suffix_end])
