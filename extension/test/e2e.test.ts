@@ -1,0 +1,211 @@
+// End to end: the real Python server (`python -P -m server`, the arguments the extension uses)
+// over stdio, spoken to with vscode-languageserver-protocol — the protocol layer underneath
+// vscode-languageclient, which itself needs a running VS Code.
+//
+// Environment: CODEPARROT_PYTHON (default python3), CODEPARROT_TEST_MODEL (a model dir; when
+// unset a tiny random model is built with tests/tiny_model.py). Missing Python dependencies make
+// this test fail with the server's own error, never skip.
+
+import assert from "node:assert/strict";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  CancellationTokenSource,
+  CompletionRequest,
+  createProtocolConnection,
+  DidChangeTextDocumentNotification,
+  DidOpenTextDocumentNotification,
+  ExitNotification,
+  InitializedNotification,
+  InitializeRequest,
+  InlineCompletionRequest,
+  InlineCompletionTriggerKind,
+  LSPErrorCodes,
+  type ProtocolConnection,
+  ResponseError,
+  ShutdownRequest,
+  StreamMessageReader,
+  StreamMessageWriter,
+  WorkDoneProgress,
+  WorkDoneProgressCreateRequest,
+} from "vscode-languageserver-protocol/node";
+
+import { serverArgs } from "../src/python";
+import { didChangeConfigurationParams, initializationOptions } from "../src/settings";
+import { STATS_METHOD } from "../src/stats";
+
+const REPO = path.resolve(__dirname, "..", "..", "..");
+const PYTHON = process.env.CODEPARROT_PYTHON ?? "python3";
+const URI = "file:///tmp/codeparrot-e2e/example.js";
+const TIMEOUT_MS = 180_000;
+
+let tempDir: string | undefined;
+let modelDir: string;
+let proc: ChildProcessWithoutNullStreams;
+let conn: ProtocolConnection;
+let stderr = "";
+const progress: string[] = [];
+
+function buildTinyModel(): string {
+  tempDir = mkdtempSync(path.join(tmpdir(), "codeparrot-e2e-"));
+  const script =
+    "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); " +
+    "from tiny_model import build_tiny_model; build_tiny_model(Path(sys.argv[1]))";
+  execFileSync(PYTHON, ["-c", script, tempDir], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+  return tempDir;
+}
+
+/** Fail with the server's stderr attached: that is where a missing dependency shows up. */
+function withServerLog(err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  return new Error(`${msg}\n--- server stderr (last 3000 chars) ---\n${stderr.slice(-3000)}`);
+}
+
+before(async () => {
+  modelDir = process.env.CODEPARROT_TEST_MODEL ?? buildTinyModel();
+  // PYTHONPATH: test this checkout's server even when an older codeparrot-lsp is installed.
+  proc = spawn(PYTHON, [...serverArgs(), "--model", modelDir], {
+    cwd: tmpdir(),
+    env: { ...process.env, PYTHONPATH: REPO, HF_HUB_OFFLINE: "1", PYTHONUNBUFFERED: "1" },
+  });
+  proc.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<never>((_, reject) => {
+    proc.on("exit", (code) => {
+      reject(withServerLog(new Error(`server exited early with code ${String(code)}`)));
+    });
+  });
+  exited.catch(() => undefined); // only observed through the race below
+  conn = createProtocolConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
+  conn.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
+    conn.onProgress(WorkDoneProgress.type, token, (value) => {
+      progress.push(value.kind);
+    });
+  });
+  conn.listen();
+  const init = conn.sendRequest(InitializeRequest.type, {
+    processId: process.pid,
+    rootUri: null, // eslint-disable-line @typescript-eslint/no-deprecated -- required (nullable) in InitializeParams
+    workspaceFolders: null,
+    capabilities: {
+      window: { workDoneProgress: true },
+      textDocument: { inlineCompletion: { dynamicRegistration: false } },
+    },
+    initializationOptions: initializationOptions({ maxNewTokens: 12, multiline: "auto" }),
+  });
+  const result = await Promise.race([init, exited]).catch((err: unknown) => {
+    throw withServerLog(err);
+  });
+  assert.ok(result.capabilities.inlineCompletionProvider, "server must advertise inlineCompletionProvider");
+  assert.ok(result.capabilities.completionProvider, "server must advertise completionProvider");
+  await conn.sendNotification(InitializedNotification.type, {});
+});
+
+after(async () => {
+  if (proc.exitCode === null) {
+    proc.kill();
+  }
+  conn.dispose();
+  if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  await Promise.resolve();
+});
+
+const TEXT = "function add(a, b) {\n  return a + b;\n}\n\nconst total = add(1, 2);\nconsole.";
+
+function endOf(text: string): { line: number; character: number } {
+  const lines = text.split("\n");
+  return { line: lines.length - 1, character: (lines[lines.length - 1] ?? "").length };
+}
+
+describe("python -m server over stdio", { timeout: TIMEOUT_MS }, () => {
+  it("opens, edits and answers inline completion with insertText and a range", async () => {
+    await conn.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: URI, languageId: "javascript", version: 1, text: TEXT },
+    });
+    // Incremental edit: type "l" after "console." (the server syncs incrementally).
+    const pos = endOf(TEXT);
+    await conn.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri: URI, version: 2 },
+      contentChanges: [{ range: { start: pos, end: pos }, text: "l" }],
+    });
+    const at = { line: pos.line, character: pos.character + 1 };
+    const list = await conn
+      .sendRequest(InlineCompletionRequest.type, {
+        textDocument: { uri: URI },
+        position: at,
+        context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+      })
+      .catch((err: unknown) => {
+        throw withServerLog(err);
+      });
+    assert.ok(list !== null, "inline completion answered null");
+    const items = Array.isArray(list) ? list : list.items;
+    assert.ok(items.length > 0, "no inline completion items");
+    for (const item of items) {
+      assert.equal(typeof item.insertText, "string");
+      assert.ok((item.insertText as string).length > 0, "empty insertText");
+      assert.ok(item.range, "item has no range");
+      assert.deepEqual(item.range.start, at);
+    }
+    assert.ok(progress.includes("begin") && progress.includes("end"), `model loading progress: ${progress.join(",")}`);
+  });
+
+  it("answers classic completion with a text edit ending at the cursor", async () => {
+    const at = { ...endOf(TEXT), character: endOf(TEXT).character + 1 };
+    const res = await conn.sendRequest(CompletionRequest.type, { textDocument: { uri: URI }, position: at });
+    assert.ok(res !== null && !Array.isArray(res), "expected a CompletionList");
+    assert.ok(res.items.length > 0, "no completion items");
+    const edit = res.items[0]?.textEdit;
+    assert.ok(edit && "range" in edit, "completion item without textEdit.range");
+    assert.deepEqual(edit.range.end, at);
+  });
+
+  it("answers a cancelled request (result or RequestCancelled) and keeps serving", async () => {
+    const source = new CancellationTokenSource();
+    const at = { ...endOf(TEXT), character: endOf(TEXT).character + 1 };
+    const pending = conn.sendRequest(
+      InlineCompletionRequest.type,
+      { textDocument: { uri: URI }, position: at, context: { triggerKind: InlineCompletionTriggerKind.Invoked } },
+      source.token,
+    );
+    source.cancel(); // sends $/cancelRequest
+    const outcome = await pending.then(
+      () => "answered",
+      (err: unknown) => {
+        assert.ok(err instanceof ResponseError, `unexpected failure: ${String(err)}`);
+        assert.equal(err.code, LSPErrorCodes.RequestCancelled);
+        return "cancelled";
+      },
+    );
+    assert.match(outcome, /^(answered|cancelled)$/);
+    // Still alive: settings change then a stats request.
+    await conn.sendNotification("workspace/didChangeConfiguration", didChangeConfigurationParams({ enable: true }));
+    const stats = await conn.sendRequest<{ requests: number; stages_ms: object }>(STATS_METHOD, {});
+    assert.ok(stats.requests >= 2, `stats.requests = ${String(stats.requests)}`);
+    assert.equal(typeof stats.stages_ms, "object");
+  });
+
+  it("returns nothing while disabled", async () => {
+    await conn.sendNotification("workspace/didChangeConfiguration", didChangeConfigurationParams({ enable: false }));
+    const at = { ...endOf(TEXT), character: endOf(TEXT).character + 1 };
+    const list = await conn.sendRequest(InlineCompletionRequest.type, {
+      textDocument: { uri: URI },
+      position: at,
+      context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+    });
+    const items = list === null ? [] : Array.isArray(list) ? list : list.items;
+    assert.equal(items.length, 0);
+    await conn.sendNotification("workspace/didChangeConfiguration", didChangeConfigurationParams({ enable: true }));
+  });
+
+  it("shuts down and exits cleanly", async () => {
+    const exited = new Promise<number | null>((resolve) => proc.on("exit", resolve));
+    await conn.sendRequest(ShutdownRequest.type);
+    await conn.sendNotification(ExitNotification.type);
+    assert.equal(await exited, 0);
+  });
+});
