@@ -14,6 +14,6 @@ importing this package stays cheap.
 """
 
 from training.data.config import DataConfig, TokenizerConfig
-from training.data.sources import Record
+from training.data.sources import DataError, Record
 
-__all__ = ["DataConfig", "Record", "TokenizerConfig"]
+__all__ = ["DataConfig", "DataError", "Record", "TokenizerConfig"]

@@ -36,7 +36,7 @@ from training.data.dedup import ExactDedup, NearDedup
 from training.data.filters import chars_per_token_reasons, quality_reason
 from training.data.manifest import Manifest
 from training.data.packing import encode_batch, encode_documents, pack_blocks
-from training.data.sources import Drop, Record, is_code_source, iter_raw
+from training.data.sources import DataError, Drop, Record, is_code_source, iter_raw
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def build_lm_datasets(
                 manifest.drop(why)
         records, plain = [records[i] for i in keep], [plain[i] for i in keep]
     if not records:
-        raise ValueError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
+        raise DataError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
 
     eval_idx, mode = split_eval(records, [len(p) for p in plain], data_cfg)
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
@@ -174,7 +174,7 @@ def build_lm_datasets(
         )
         splits[name] = pack_blocks(docs, eos, data_cfg.block_size)
     if len(splits["train"]) == 0:
-        raise ValueError(
+        raise DataError(
             f"only {sum(len(p) + 1 for p in plain)} tokens after filtering: not one training block of "
             f"{data_cfg.block_size}; add data or lower data.block_size"
         )

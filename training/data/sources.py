@@ -18,6 +18,10 @@ from training.data.config import SOURCES, DataConfig
 Drop = Callable[[str], None]
 
 
+class DataError(ValueError):
+    """The configured data cannot produce a dataset (nothing left after filters, too few tokens)."""
+
+
 @dataclass(frozen=True)
 class Record:
     """One document with its provenance (a source file, or one eli5 question's answers)."""
