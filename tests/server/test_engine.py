@@ -1,0 +1,258 @@
+"""Engine: greedy generation, KV-cache reuse across requests, cancellation, stops, precisions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from server.engine import Engine
+from server.errors import GenerationError, ModelNotFoundError
+from server.settings import Settings
+
+BASE = "function add(a, b) {\n  return a + b;\n}\nconst items = [1, 2, 3];\n"
+TYPED = "for (let i = 0; i < items.length; i++) {"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path) -> Engine:
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng.load()
+    return eng
+
+
+def ids_of(engine: Engine, text: str) -> list[int]:
+    return list(engine.tokenizer(text)["input_ids"])
+
+
+def count_forwards(engine: Engine) -> tuple[list[int], Any]:
+    calls = [0]
+
+    def hook(_module: Any, _args: Any) -> None:
+        calls[0] += 1
+
+    return calls, engine.model.register_forward_pre_hook(hook)
+
+
+def test_greedy_is_deterministic_across_engines(engine: Engine, tiny_model_dir: Path) -> None:
+    ids = ids_of(engine, BASE)
+    first = engine.generate(ids, max_new_tokens=12, cache_key="det-1")
+    again = engine.generate(ids, max_new_tokens=12, cache_key="det-2")
+    other = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    third = other.generate(ids, max_new_tokens=12)  # generate loads lazily
+    assert first.text == again.text == third.text
+    assert first.new_tokens == 12 and first.text
+    assert first.prompt_tokens == first.prompt_tokens_computed == len(ids)
+    assert not first.cancelled
+
+
+def test_typing_reuses_cache_and_matches_cold_generation(engine: Engine) -> None:
+    """Each keystroke recomputes only the changed tail, with the same text a cold engine gives."""
+    first = engine.generate(ids_of(engine, BASE), max_new_tokens=8, cache_key="typing")
+    assert first.prompt_tokens_computed == first.prompt_tokens
+    for n in range(1, len(TYPED) + 1):
+        ids = ids_of(engine, BASE + TYPED[:n])
+        warm = engine.generate(ids, max_new_tokens=8, cache_key="typing")
+        cold = engine.generate(ids, max_new_tokens=8, cache_key=f"cold-{n}")
+        assert warm.text == cold.text, f"cache reuse changed the output after {TYPED[:n]!r}"
+        assert cold.prompt_tokens_computed == len(ids)
+        assert warm.prompt_tokens == len(ids)
+        assert 1 <= warm.prompt_tokens_computed <= 3 < warm.prompt_tokens
+    engine.reset_cache()
+
+
+def test_edit_in_the_middle_recomputes_from_the_change(engine: Engine) -> None:
+    before = ids_of(engine, BASE + TYPED)
+    engine.generate(before, max_new_tokens=4, cache_key="mid")
+    edited_text = BASE.replace("[1, 2, 3]", "[4, 5, 6]") + TYPED
+    edited = ids_of(engine, edited_text)
+    common = next(i for i, (a, b) in enumerate(zip(before, edited, strict=False)) if a != b)
+    warm = engine.generate(edited, max_new_tokens=6, cache_key="mid")
+    cold = engine.generate(edited, max_new_tokens=6, cache_key="mid-cold")
+    assert warm.prompt_tokens_computed == len(edited) - common
+    assert warm.text == cold.text
+
+
+def test_same_prompt_again_recomputes_only_last_token(engine: Engine) -> None:
+    ids = ids_of(engine, BASE + TYPED)
+    engine.generate(ids, max_new_tokens=4, cache_key="again")
+    calls, handle = count_forwards(engine)
+    try:
+        again = engine.generate(ids, max_new_tokens=4, cache_key="again")
+    finally:
+        handle.remove()
+    assert again.prompt_tokens_computed == 1
+    assert calls[0] == 4  # one forward for the last prompt token, then one per further new token
+
+
+def test_cancel_from_stop_callback_stops_within_one_token(engine: Engine) -> None:
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def stop(text: str) -> bool:
+        seen.append(text)
+        if len(seen) == 3:
+            cancel.set()
+        return False
+
+    calls, handle = count_forwards(engine)
+    try:
+        result = engine.generate(
+            ids_of(engine, BASE), max_new_tokens=30, stop=stop, cancel=cancel, cache_key="cancel"
+        )
+    finally:
+        handle.remove()
+    assert result.cancelled
+    assert result.new_tokens == 3
+    assert calls[0] == 3  # no forward pass after the event was set
+
+
+def test_cancel_from_another_thread_stops_within_one_token(engine: Engine) -> None:
+    cancel = threading.Event()
+    calls = [0]
+    calls_when_set: list[int] = []
+
+    def hook(_module: Any, _args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 5:
+            setter = threading.Thread(target=cancel.set)
+            setter.start()
+            setter.join()
+            calls_when_set.append(calls[0])
+
+    handle = engine.model.register_forward_pre_hook(hook)
+    try:
+        result = engine.generate(ids_of(engine, BASE), max_new_tokens=40, cancel=cancel, cache_key="thr")
+    finally:
+        handle.remove()
+    assert result.cancelled
+    assert calls[0] - calls_when_set[0] == 0  # the forward in flight finishes, nothing after it
+    assert result.new_tokens == 5
+
+
+def test_already_cancelled_computes_nothing(engine: Engine) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = engine.generate(ids_of(engine, BASE), max_new_tokens=8, cancel=cancel)
+    assert result.cancelled and result.new_tokens == 0 and result.prompt_tokens_computed == 0
+
+
+def test_stop_callback_ends_generation(engine: Engine) -> None:
+    texts: list[str] = []
+
+    def stop(text: str) -> bool:
+        texts.append(text)
+        return len(text) >= 6
+
+    result = engine.generate(ids_of(engine, BASE), max_new_tokens=50, stop=stop, cache_key="stop")
+    assert len(result.text) >= 6 and not result.cancelled
+    assert result.new_tokens == len(texts) < 50
+    assert all(len(t) < 6 for t in texts[:-1])
+    assert texts[-1] == result.text
+
+
+@pytest.fixture(scope="module")
+def eos_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with weights edited so that EOS is always the greedy choice."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("eos-model")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_safetensors=True)
+    with torch.no_grad():
+        wte = model.get_input_embeddings().weight
+        wte[tok.eos_token_id] *= 50  # tied lm_head: the final state below points at this row
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(wte[tok.eos_token_id])
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_eos_stops_generation(eos_model_dir: Path) -> None:
+    eng = Engine(Settings(model=str(eos_model_dir), device="cpu"))
+    ids = ids_of_loaded(eng, BASE)
+    result = eng.generate(ids, max_new_tokens=20)
+    assert result.new_tokens == 0 and result.text == "" and not result.cancelled
+
+
+def ids_of_loaded(eng: Engine, text: str) -> list[int]:
+    eng.load()
+    return ids_of(eng, text)
+
+
+@pytest.mark.parametrize("quantize", ["bf16", "int8"])
+def test_reduced_precision_generates(tiny_model_dir: Path, quantize: str) -> None:
+    from transformers.pytorch_utils import Conv1D
+
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu", quantize=quantize))
+    ids = ids_of_loaded(eng, BASE)
+    result = eng.generate(ids, max_new_tokens=10, cache_key="q")
+    assert result.new_tokens == 10 and isinstance(result.text, str) and result.text
+    warm = eng.generate(ids_of(eng, BASE + "f"), max_new_tokens=10, cache_key="q")
+    assert warm.prompt_tokens_computed <= 2
+    modules = list(eng.model.modules())
+    if quantize == "int8":
+        assert not any(isinstance(m, Conv1D) for m in modules)
+        assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in modules)
+    else:
+        assert next(eng.model.parameters()).dtype == torch.bfloat16
+
+
+def test_long_prompt_is_left_truncated_to_model_positions(engine: Engine) -> None:
+    ids = ids_of(engine, BASE * 60)
+    assert len(ids) > engine.max_positions
+    result = engine.generate(ids, max_new_tokens=8, cache_key="long")
+    assert result.prompt_tokens == engine.max_positions - 8
+    cold = engine.generate(ids[-(engine.max_positions - 8) :], max_new_tokens=8, cache_key="long-cold")
+    assert cold.text == result.text
+
+
+def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: Engine) -> None:
+    ids = ids_of(engine, BASE + TYPED)
+    engine.generate(ids, max_new_tokens=4, cache_key="oom")
+
+    def fail(_module: Any, _args: Any) -> None:
+        raise torch.OutOfMemoryError("out of memory (test)")
+
+    handle = engine.model.register_forward_pre_hook(fail)
+    try:
+        with pytest.raises(GenerationError):
+            engine.generate(ids, max_new_tokens=4, cache_key="oom")
+    finally:
+        handle.remove()
+    after = engine.generate(ids, max_new_tokens=4, cache_key="oom")
+    assert after.prompt_tokens_computed == len(ids)  # the cache was dropped, not half-updated
+
+
+def test_bad_prompts_raise_generation_error(engine: Engine) -> None:
+    with pytest.raises(GenerationError):
+        engine.generate([], max_new_tokens=4)
+    with pytest.raises(GenerationError):
+        engine.generate([len(engine.tokenizer) + 10_000], max_new_tokens=4)
+
+
+def test_concurrent_loads_load_once(tiny_model_dir: Path) -> None:
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    messages: list[tuple[str, int | None]] = []
+    threads = [
+        threading.Thread(target=eng.load, kwargs={"progress": lambda m, p: messages.append((m, p))})
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert eng.loaded
+    assert [p for _, p in messages].count(100) == 1
+    assert messages[0][1] == 0
+
+
+def test_missing_model_fails_load_with_typed_error(tmp_path: Path) -> None:
+    eng = Engine(Settings(model=str(tmp_path / "nope"), device="cpu"))
+    with pytest.raises(ModelNotFoundError):
+        eng.load()
+    assert not eng.loaded
