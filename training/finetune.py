@@ -165,12 +165,14 @@ def _use_fim(cfg: RunConfig, tokenizer: Any) -> bool:
     return True
 
 
-def _check_block_size(cfg: RunConfig, model: Any) -> None:
+def _fit_block_size(cfg: RunConfig, model: Any) -> None:
+    """Clamp data.block_size to the model's context, as HF run_clm does with model_max_length."""
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
-    if cfg.train.objective == "mlm" and getattr(model.config, "model_type", "") == "roberta" and limit:
+    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and limit:
         limit -= 2  # RoBERTa position ids start after the padding index
     if limit and cfg.data.block_size > limit:
-        raise ConfigError(f"bad value for 'data.block_size': {cfg.data.block_size} > the model's context ({limit})")
+        log.warning("data.block_size=%d exceeds the model's context: using %d", cfg.data.block_size, limit)
+        cfg.data.block_size = int(limit)
 
 
 def _resume_path(arg: str | None, out: Path) -> str | None:
@@ -191,7 +193,7 @@ def _resume_path(arg: str | None, out: Path) -> str | None:
 
 def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     """Train per `cfg`; returns the metrics written to OUT/metrics.json."""
-    from transformers import DataCollatorForLanguageModeling, Trainer, default_data_collator
+    from transformers import DataCollatorForLanguageModeling, Trainer, default_data_collator, set_seed
 
     from training.data.build import build_lm_datasets
 
@@ -204,6 +206,9 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     tokenizer = _tokenizer(cfg, out, targs)
     fim = _use_fim(cfg, tokenizer)
     clm = cfg.train.objective == "clm"
+    set_seed(cfg.train.seed)  # from-scratch init and LoRA matrices are drawn before the Trainer seeds
+    model = build_model(cfg, tokenizer)
+    _fit_block_size(cfg, model)
     with targs.main_process_first(desc="build datasets"):
         try:
             data = build_lm_datasets(
@@ -214,8 +219,6 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     if len(data.train) == 0:
         raise ConfigError(f"no training blocks: the data gave fewer than data.block_size={cfg.data.block_size} tokens")
 
-    model = build_model(cfg, tokenizer)
-    _check_block_size(cfg, model)
     if cfg.lora.enabled:
         model = lora_mod.wrap(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     collator = (
@@ -234,7 +237,7 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - start
-    eval_loss = trainer.evaluate()["eval_loss"] if len(data.eval) else float("nan")
+    eval_loss = float(trainer.evaluate()["eval_loss"]) if len(data.eval) else None
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
     if is_main and stage is not None:
         _write_outputs(cfg, trainer, tokenizer, metrics, stage)
@@ -247,7 +250,7 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
 
 
 def _metrics(
-    trainer: Any, result: Any, eval_loss: float, runtime: float, cfg: RunConfig, n_train: int, n_eval: int
+    trainer: Any, result: Any, eval_loss: float | None, runtime: float, cfg: RunConfig, n_train: int, n_eval: int
 ) -> dict[str, Any]:
     state = trainer.state
     tokens = int(state.num_input_tokens_seen or 0)
@@ -255,8 +258,8 @@ def _metrics(
     return {
         "train_loss": float(result.training_loss),  # mean over the optimizer steps of this run
         "final_train_loss": float(train_logs[-1]) if train_logs else None,  # last logged value
-        "eval_loss": float(eval_loss),
-        "perplexity": math.exp(eval_loss) if eval_loss < 50 else float("inf"),
+        "eval_loss": eval_loss,  # None when the data left no eval split
+        "perplexity": None if eval_loss is None else math.exp(min(eval_loss, 50.0)),  # capped: JSON has no inf
         "tokens_seen": tokens,
         "steps": int(state.global_step),
         "epochs": float(state.epoch or 0.0),

@@ -1,0 +1,97 @@
+"""Helpers for the training-runner tests: a tiny RoBERTa for MLM, repetitive npm packages, small-run flags.
+
+Imported by the runner tests (plain module, not a conftest: the shared data fixtures live in
+tests/training/conftest.py, owned by the data tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Keep every run tiny: small blocks and batches on the 2 shared CPU cores.
+SMALL = [
+    "--set", "data.block_size=64",
+    "--set", "train.per_device_train_batch_size=4",
+    "--set", "train.per_device_eval_batch_size=4",
+    "--set", "train.gradient_accumulation_steps=1",
+    "--set", "train.logging_steps=1",
+    "--set", "train.progress_bar=false",
+]
+
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def build_tiny_roberta(out_dir: Path, texts: list[str], *, vocab_size: int = 500) -> Path:
+    """A real byte-level BPE tokenizer with RoBERTa's special tokens + a random 2-layer RobertaForMaskedLM."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=ROBERTA_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=128,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+    )
+    RobertaForMaskedLM(config).save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+REPETITIVE_JS = (
+    "function add(a, b) {\n  return a + b;\n}\n"
+    "for (let i = 0; i < items.length; i++) {\n  console.log(items[i]);\n}\n"
+)
+
+
+def write_repetitive_packages(root: Path, n_packages: int = 4, repeats: int = 12) -> Path:
+    """MIT npm packages whose files repeat the same few lines: a model must learn them quickly."""
+    for i in range(n_packages):
+        pkg = root / f"rep{i}"
+        (pkg / "lib").mkdir(parents=True, exist_ok=True)
+        (pkg / "package.json").write_text(json.dumps({"name": f"rep{i}", "version": "1.0.0", "license": "MIT"}))
+        for j in range(3):
+            # A per-file comment keeps files distinct for dedup; the body is the repetitive part.
+            body = f"// rep{i} file {j} {'x' * (i * 3 + j)}\n" + REPETITIVE_JS * repeats
+            (pkg / "lib" / f"f{j}.js").write_text(body)
+    return root
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def train_losses(out: Path) -> dict[int, float]:
+    """step → logged training loss, from OUT/log_history.json."""
+    return {int(h["step"]): float(h["loss"]) for h in read_json(out / "log_history.json") if "loss" in h}
