@@ -7,14 +7,15 @@ weights itself (the engine does) and it never waits on a network that is not the
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import re
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from server.errors import CodeparrotError, HubUnavailableError, ModelLoadError, ModelNotFoundError
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR: Path = Path(__file__).parent / "default"
 
-HUB_HOST = "huggingface.co"
+DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 # Total time we allow the connectivity probe: the issue's promise is "an error within 2 s".
 PROBE_TIMEOUT_S = 1.5
 # What we fetch from the hub: configs, tokenizers and safetensors weights, never pickles.
@@ -182,19 +183,29 @@ def hub_offline() -> bool:
     )
 
 
-def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """A TCP connect to the hub, bounded in wall time.
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_HUB_ENDPOINT
 
-    `socket.create_connection(timeout=…)` does not bound the DNS lookup, which can stall for
-    many seconds without a network, so the probe runs in a daemon thread that we wait on.
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """One HTTPS HEAD request to the hub endpoint, bounded in wall time.
+
+    A bare TCP connect is not enough (sandboxes and proxies accept connections to any address),
+    and socket timeouts do not bound the DNS lookup, so the request runs in a daemon thread that
+    we wait on for at most `timeout` seconds. Any HTTP answer counts as reachable.
     """
+    url = urlsplit(hub_endpoint())
     result: list[bool] = []
 
     def probe() -> None:
+        conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         try:
-            with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-                result.append(True)
-        except OSError:
+            conn = conn_cls(url.hostname or "", url.port, timeout=timeout)
+            conn.request("HEAD", "/")
+            conn.getresponse()
+            conn.close()
+            result.append(True)
+        except (OSError, http.client.HTTPException):
             result.append(False)
 
     thread = threading.Thread(target=probe, name="hub-probe", daemon=True)
@@ -222,7 +233,7 @@ def _hub_snapshot(repo_id: str) -> Path:
     if not hub_reachable():
         raise _error(
             HubUnavailableError,
-            f"{repo_id!r} looks like a hub id, but {HUB_HOST} cannot be reached. Pass a local "
+            f"{repo_id!r} looks like a hub id, but {hub_endpoint()} cannot be reached. Pass a local "
             "model directory with --model / codeparrot.model.",
         )
     try:
