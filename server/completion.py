@@ -1,0 +1,124 @@
+"""The one completion pipeline: context → cache → prompt → generate → postprocess.
+
+Used by the LSP server, the `python -m server complete` CLI and `training.evaluate`, so that
+what we measure offline is exactly what an editor gets. Each stage is timed into `Stats`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from server.cache import CompletionCache
+from server.context import build_prompt, should_complete
+from server.engine import Engine, GenerationResult
+from server.postprocess import PostContext, postprocess, stop_reached
+from server.settings import Settings
+from server.stats import Stats
+
+log = logging.getLogger(__name__)
+
+# Text around the cursor handed to the filters: they look at the cursor line and the few lines
+# after it, and the stop check runs after every token, so a 5 MB file must not reach them whole.
+FILTER_CONTEXT_CHARS = 4000
+
+
+@dataclass
+class Outcome:
+    text: str
+    multiline: bool
+    cache_hit: bool
+    result: GenerationResult | None
+    reason: str
+
+
+class Completer:
+    """Completions for one loaded `Engine`; thread-safe as far as its parts are."""
+
+    def __init__(
+        self, engine: Engine, cache: CompletionCache | None = None, stats: Stats | None = None
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.stats = stats if stats is not None else Stats()
+
+    def complete(
+        self,
+        text: str,
+        offset: int,
+        *,
+        tree: Any = None,
+        settings: Settings,
+        key: str = "",
+        cancel: threading.Event | None = None,
+    ) -> Outcome:
+        """The completion to insert at `offset` (a str index into `text`), or "" and why not.
+
+        `key` names the document: it scopes both the completion cache and the engine's KV cache,
+        so typing in one file does not evict another file's reusable state.
+        """
+        stats = self.stats
+        stats.incr("requests")
+        start = time.perf_counter()
+        try:
+            return self._complete(text, offset, tree, settings, key, cancel)
+        finally:
+            stats.record("total", (time.perf_counter() - start) * 1000.0)
+
+    def _complete(
+        self,
+        text: str,
+        offset: int,
+        tree: Any,
+        settings: Settings,
+        key: str,
+        cancel: threading.Event | None,
+    ) -> Outcome:
+        stats = self.stats
+        with stats.timer("context"):
+            decision = should_complete(text, offset, tree, settings.multiline)
+        if not decision.complete:
+            return Outcome("", False, False, None, decision.reason)
+        prefix, suffix = text[:offset], text[offset:]
+        # Same place but different output-shaping settings must not share cache entries.
+        cache_key = (
+            f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{decision.multiline}"
+        )
+        if self.cache is not None:
+            with stats.timer("cache"):
+                hit = self.cache.get(cache_key, prefix, suffix)
+            if hit is not None:
+                stats.incr("cache_hits")
+                return Outcome(hit, decision.multiline, True, None, f"cache hit ({decision.reason})")
+
+        self.engine.load()  # no-op once loaded; the tokenizer is needed from here on
+        with stats.timer("prompt"):
+            prompt = build_prompt(self.engine.tokenizer, prefix, suffix, settings.max_prompt_tokens)
+        ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline)
+        with stats.timer("generate"):
+            result = self.engine.generate(
+                prompt.input_ids,
+                max_new_tokens=settings.max_new_tokens,
+                stop=lambda generated: stop_reached(generated, ctx),
+                cancel=cancel,
+                cache_key=key,
+            )
+        stats.set_last(result.prompt_tokens, result.prompt_tokens_computed, result.new_tokens)
+        if result.cancelled:
+            stats.incr("cancelled")
+            return Outcome("", decision.multiline, False, result, "cancelled")
+        with stats.timer("postprocess"):
+            completion = postprocess(result.text, ctx.prefix, ctx.suffix, decision.multiline)
+        if self.cache is not None:
+            self.cache.put(cache_key, prefix, suffix, completion)
+        log.debug(
+            "completion %r: %d/%d prompt tokens computed, %d new",
+            completion,
+            result.prompt_tokens_computed,
+            result.prompt_tokens,
+            result.new_tokens,
+        )
+        return Outcome(completion, decision.multiline, False, result, decision.reason)
