@@ -18,6 +18,7 @@ import bisect
 import contextlib
 import re
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,8 @@ PREFIX_MAX_CHARS_PER_TOKEN = 8  # same for the prefix: bounds tokenizer work on 
 # The window start only moves in steps of this many chars per budget token: a larger step keeps
 # the KV cache valid for longer, a smaller one wastes less of the budget after a move.
 WINDOW_STEP_CHARS_PER_TOKEN = 0.5
-MIN_WINDOW_STEP = 64  # tiny budgets still move in steps of at least a few lines
+CURSOR_LINE_RESERVE = 0.125  # budget share kept for the cursor line, so typing on it doesn't move the cut
+MIN_WINDOW_STEP = 32  # tiny budgets still move in steps of at least a line
 
 BLOCK_TYPES = frozenset({"statement_block", "class_body", "object", "switch_body"})
 STRING_TYPES = frozenset({"string", "template_string", "regex"})
@@ -207,17 +209,35 @@ def fim_ids(tokenizer: Any) -> tuple[int, int, int] | None:
     return found
 
 
+_TOKENIZED: weakref.WeakKeyDictionary[Any, OrderedDict[str, tuple[list[int], list[int]]]] = (
+    weakref.WeakKeyDictionary()
+)
+TOKENIZED_CACHE = 4  # the text before the cursor line is the same for every keystroke on it
+
+
 def _tokenizer_fn(tokenizer: Any) -> Tokenize:
     """Token ids with the start offset of each, treating special-token text as plain text."""
+    try:
+        memo = _TOKENIZED.setdefault(tokenizer, OrderedDict())
+    except TypeError:  # not weak-referenceable: no memo
+        memo = OrderedDict()
 
     def tokenize(text: str) -> tuple[list[int], list[int]]:
         if not text:
             return [], []
+        if text in memo:
+            memo.move_to_end(text)
+            return memo[text]
         # split_special_tokens: "<|endoftext|>" written in a file must not end the prompt.
         enc = tokenizer(
             text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
         )
-        return list(enc["input_ids"]), [start for start, _ in enc["offset_mapping"]]
+        result = list(enc["input_ids"]), [start for start, _ in enc["offset_mapping"]]
+        if len(text) > 1000:  # only long texts are worth remembering
+            memo[text] = result
+            while len(memo) > TOKENIZED_CACHE:
+                memo.popitem(last=False)
+        return result
 
     return tokenize
 
@@ -233,29 +253,40 @@ def _anchor(text: str, threshold: int, step: int) -> int:
 
 
 def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
-    """Token ids of the longest stable left-cut of `prefix` that fits `limit` tokens, and the cut.
+    """Token ids of a stable left-cut of `prefix` that fits `limit` tokens, and the cut.
 
-    Candidate cuts sit at thresholds k * step (k = 0, 1, ...), each moved to the first line start
-    within the step. Thresholds depend only on absolute positions, and the cut is the first
-    candidate that fits, so typing at the end of the prefix keeps the same cut until the window
-    grows past the budget; then it jumps a whole step forward, leaving room for the next step's
-    worth of typing. One tokenization serves all candidates (token start offsets).
+    The prefix is split before the line break that starts the cursor line: the head (earlier
+    lines) does not change while the user types on that line; the tail is the break and the
+    cursor line. Candidate cuts sit at thresholds k * step (k = 0, 1, ...), each moved to the
+    first line start within the step. The cut is the first candidate whose head tokens fit the
+    budget minus a reserve for the tail. That depends on the head only, and the head only grows
+    while typing, so the cut stays put for many keystrokes and then jumps a whole step forward.
     """
     n = len(prefix)
     if limit <= 0 or n == 0:
         return [], n
+    line_start = max(prefix.rfind("\n"), prefix.rfind("\r")) + 1
+    split = line_start - (2 if prefix.endswith("\r\n", 0, line_start) else 1) if line_start else 0
+    tail_ids, tail_starts = tokenize(prefix[split:])
+    reserve = max(len(tail_ids), int(limit * CURSOR_LINE_RESERVE))
     step = max(MIN_WINDOW_STEP, int(limit * WINDOW_STEP_CHARS_PER_TOKEN))
-    k = max(0, n - limit * PREFIX_MAX_CHARS_PER_TOKEN) // step
-    base = _anchor(prefix, k * step, step)
-    ids, starts = tokenize(prefix[base:])
-    starts = [base + s for s in starts]
+    k = max(0, split - limit * PREFIX_MAX_CHARS_PER_TOKEN) // step
+    base = _anchor(prefix, k * step, step) if split else 0
+    head_ids, head_starts = tokenize(prefix[base:split]) if base < split else ([], [])
     while True:
         cut = _anchor(prefix, k * step, step)
-        first = bisect.bisect_left(starts, cut)
-        if len(ids) - first <= limit:
-            # Begin at a token boundary: drop a token that straddles the cut.
-            return ids[first:], (starts[first] if first < len(starts) else n)
+        if cut >= split:
+            break
+        # Begin with the token that holds the cut (a "\n " token holds the indentation's
+        # first space): cutting mid-token would lose text.
+        first = max(0, bisect.bisect_right(head_starts, cut - base) - 1)
+        if len(head_ids) - first + reserve <= limit:
+            return head_ids[first:] + tail_ids, base + head_starts[first]
         k += 1
+    if len(tail_ids) <= limit:
+        return tail_ids, split
+    # The cursor line alone is over budget (minified code): keep its last tokens.
+    return tail_ids[-limit:], split + tail_starts[-limit]
 
 
 def _suffix_head(suffix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
