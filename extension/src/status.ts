@@ -80,6 +80,10 @@ export interface ProgressValue {
  */
 export function stateAfterProgress(value: ProgressValue, enabled: boolean): ServerState {
   if (value.kind === "end") {
+    // The server ends the progress with "Model failed to load" (details follow in showMessage).
+    if (value.message !== undefined && /fail|error/i.test(value.message)) {
+      return { kind: "error", message: value.message };
+    }
     return enabled ? { kind: "ready" } : { kind: "disabled" };
   }
   const message = value.message ?? value.title;

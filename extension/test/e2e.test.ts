@@ -21,6 +21,7 @@ import {
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
+  type InlineCompletionItem,
   InlineCompletionRequest,
   InlineCompletionTriggerKind,
   LSPErrorCodes,
@@ -133,18 +134,27 @@ describe("python -m server over stdio", { timeout: TIMEOUT_MS }, () => {
       contentChanges: [{ range: { start: pos, end: pos }, text: "l" }],
     });
     const at = { line: pos.line, character: pos.character + 1 };
-    const list = await conn
-      .sendRequest(InlineCompletionRequest.type, {
-        textDocument: { uri: URI },
-        position: at,
-        context: { triggerKind: InlineCompletionTriggerKind.Automatic },
-      })
-      .catch((err: unknown) => {
-        throw withServerLog(err);
-      });
-    assert.ok(list !== null, "inline completion answered null");
-    const items = Array.isArray(list) ? list : list.items;
-    assert.ok(items.length > 0, "no inline completion items");
+    // The first request starts the model load; the server answers empty while loading (after a
+    // bounded wait), so ask again until the model is ready or the deadline passes.
+    const deadline = Date.now() + TIMEOUT_MS - 30_000;
+    let items: InlineCompletionItem[] = [];
+    for (;;) {
+      const loadedBefore = progress.includes("end");
+      const list = await conn
+        .sendRequest(InlineCompletionRequest.type, {
+          textDocument: { uri: URI },
+          position: at,
+          context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+        })
+        .catch((err: unknown) => {
+          throw withServerLog(err);
+        });
+      assert.ok(list !== null, "inline completion answered null");
+      items = Array.isArray(list) ? list : list.items;
+      if (items.length > 0 || loadedBefore || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.ok(items.length > 0, withServerLog(new Error("no inline completion items")).message);
     for (const item of items) {
       assert.equal(typeof item.insertText, "string");
       assert.ok((item.insertText as string).length > 0, "empty insertText");

@@ -37,7 +37,14 @@ describe("stateAfterProgress", () => {
       percentage: 50,
     });
     assert.deepEqual(stateAfterProgress({ kind: "end" }, true), { kind: "ready" });
-    assert.deepEqual(stateAfterProgress({ kind: "end" }, false), { kind: "disabled" });
+    assert.deepEqual(stateAfterProgress({ kind: "end", message: "Model ready" }, false), { kind: "disabled" });
+  });
+
+  it("turns a failed load into an error state", () => {
+    assert.deepEqual(stateAfterProgress({ kind: "end", message: "Model failed to load" }, true), {
+      kind: "error",
+      message: "Model failed to load",
+    });
   });
 });
 
