@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +81,9 @@ class CompletionServer(LanguageServer):
         self._register_features()
 
     def _register_features(self) -> None:
-        feature = self.feature
+        def feature(name: str, options: Any = None) -> Callable[[Callable[..., Any]], Any]:
+            return lambda method: self.feature(name, options)(_as_function(method))
+
         feature(types.INITIALIZE)(self.on_initialize)
         feature(types.INITIALIZED)(self.on_initialized)
         feature(types.TEXT_DOCUMENT_DID_OPEN)(self.on_text_document_did_open)
@@ -234,9 +236,22 @@ class CompletionServer(LanguageServer):
         # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
         text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
 
+        # Exactly one of the worker and the cancel path counts a request that never reached the
+        # Completer (the Completer counts the ones it interrupts itself).
+        claim = threading.Lock()
+        state = {"started": False}
+
+        def count_skipped() -> None:
+            self.stats.incr("requests")
+            self.stats.incr("cancelled")
+
         def work() -> Outcome | None:
-            if cancel.is_set():
-                return None
+            with claim:
+                if cancel.is_set():
+                    state["started"] = True
+                    count_skipped()
+                    return None
+                state["started"] = True
             return completer.complete(text, offset, tree=tree, settings=settings, key=uri, cancel=cancel)
 
         loop = asyncio.get_running_loop()
@@ -244,6 +259,10 @@ class CompletionServer(LanguageServer):
             outcome = await loop.run_in_executor(self._generate_pool, work)
         except asyncio.CancelledError:
             cancel.set()
+            with claim:
+                if not state["started"]:
+                    state["started"] = True
+                    count_skipped()
             logger.debug("request %d cancelled by the client", request_id)
             raise
         except CodeparrotError as exc:
@@ -285,6 +304,21 @@ class CompletionServer(LanguageServer):
         self._generate_pool.shutdown(wait=False, cancel_futures=True)
         self.loader.shutdown()
         super().shutdown()
+
+
+def _as_function(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain function calling a bound method: pygls sets attributes on handlers, methods refuse them."""
+    if asyncio.iscoroutinefunction(method):
+
+        async def async_handler(params: Any) -> Any:
+            return await method(params)
+
+        return async_handler
+
+    def handler(params: Any) -> Any:
+        return method(params)
+
+    return handler
 
 
 def word_before(text: str, offset: int) -> str:
