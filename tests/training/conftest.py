@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-_SYLLABLES = ["ka", "lo", "mi", "ter", "van", "qui", "dor", "sep", "lum", "rax", "zen", "pol", "gri", "fa", "nu",
-              "bel", "cor", "tis", "mon", "yal", "hep", "dri", "wos", "ju"]
+# Words the fixture tokenizer (tests/tiny_model.py) knows, so fixture code compresses like real
+# code (chars-per-token filter) while random combinations keep files distinct.
+_WORDS = ["items", "value", "node", "item", "push", "read", "path", "fetch", "res", "acc", "sum", "add", "length",
+          "json", "status", "next", "console", "log", "error", "url", "xs", "fs", "app", "queue", "data", "result"]
 _TEMPLATES = [
     "function {f}({a}, {b}) {{\n  const {c} = {a} + {b} * {n};\n  if ({c} > {m}) {{\n    return {c} - {a};\n  }}\n"
     "  return [{a}, {b}, {c}].map(({d}) => {d} * 2);\n}}\n",
@@ -31,7 +33,7 @@ _TEMPLATES = [
 
 
 def _ident(rng: random.Random) -> str:
-    return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+    return "_".join(rng.choice(_WORDS) for _ in range(rng.randint(2, 3)))
 
 
 def js_source(seed: int, n_blocks: int = 6) -> str:

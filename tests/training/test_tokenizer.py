@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_trains_round_trips_and_keeps_fim_tokens_whole(tmp_path: Path) -> None:
     texts = [js_source(i) for i in range(30)]
-    tok = train_tokenizer(texts, 600, tmp_path, min_frequency=2)
-    assert len(tok) == 600
+    tok = train_tokenizer(texts, 400, tmp_path, min_frequency=2)
+    assert len(tok) == 400
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded.eos_token == "<|endoftext|>" and reloaded.pad_token == "<|endoftext|>"
     sample = "const µ = () => { return `ünïcode ${x}`; }; // 日本\n\tlet a = 1;\n"
@@ -44,9 +44,9 @@ def test_cli_trains_on_npm_packages(npm_packages_dir: Path, tmp_path: Path) -> N
     out = tmp_path / "tok"
     proc = subprocess.run(
         [sys.executable, "-m", "training.tokenizer", "--source", "npm", "--dir", str(npm_packages_dir),
-         "--vocab-size", "500", "--output-dir", str(out)],
+         "--vocab-size", "400", "--output-dir", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     tok = AutoTokenizer.from_pretrained(out)
-    assert len(tok) == 500 and "<fim_middle>" in tok.get_vocab()
+    assert len(tok) == 400 and "<fim_middle>" in tok.get_vocab()
