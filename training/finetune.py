@@ -219,6 +219,9 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     if len(data.train) == 0:
         raise ConfigError(f"no training blocks: the data gave fewer than data.block_size={cfg.data.block_size} tokens")
 
+    if len(data.eval) == 0 and targs.eval_strategy != "no":
+        log.warning("the eval split is empty (too little data for one block): no evaluation")
+        targs.eval_strategy = "no"
     if cfg.lora.enabled:
         model = lora_mod.wrap(model, cfg.lora, gradient_checkpointing=cfg.train.gradient_checkpointing)
     collator = (
@@ -309,11 +312,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:22s} {desc}")
         return 0
     from training.data.hub import HubUnavailableError
+    from training.data.sources import DataError
 
     try:
         cfg = resolve_config(args)
         run(cfg, resume=args.resume)
-    except (ConfigError, HubUnavailableError) as exc:
+    except (ConfigError, HubUnavailableError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

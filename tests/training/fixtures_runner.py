@@ -95,3 +95,23 @@ def read_json(path: Path) -> Any:
 def train_losses(out: Path) -> dict[int, float]:
     """step → logged training loss, from OUT/log_history.json."""
     return {int(h["step"]): float(h["loss"]) for h in read_json(out / "log_history.json") if "loss" in h}
+
+
+def write_github_parquet(root: Path, n_repos: int = 16) -> Path:
+    """A github-code-schema parquet shard with enough permissive JavaScript for train + eval blocks of 512."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from conftest import js_source
+
+    rows = [
+        {"content": js_source(3000 + i, n_blocks=12), "repo_name": f"org{i}/repo{i}", "path": f"src/m{i}.js",
+         "copies": "1", "license": ("mit", "isc", "apache-2.0")[i % 3]}
+        for i in range(n_repos)
+    ]
+    rows.append({"content": js_source(3999), "repo_name": "gpl/x", "path": "src/x.js", "copies": "1", "license": "gpl-3.0"})
+    for r in rows:
+        r["size"] = len(r["content"])
+    root.mkdir(parents=True, exist_ok=True)
+    cols = ("content", "repo_name", "path", "copies", "size", "license")
+    pq.write_table(pa.table({c: [r[c] for r in rows] for c in cols}), root / "train-00000-of-00001.parquet")
+    return root
