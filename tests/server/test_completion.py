@@ -1,0 +1,155 @@
+"""Completer: the shared pipeline (context → cache → prompt → generate → postprocess) end to end.
+
+A random tiny model mostly emits loops that the post-processing rightly drops, so the tests
+that need a visible completion use the tiny model with its final layer norm edited to always
+predict one token (" items"): a real transformers model run through the real pipeline, whose
+output we know.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from server.cache import CompletionCache
+from server.completion import Completer
+from server.engine import Engine
+from server.postprocess import postprocess
+from server.settings import Settings
+from server.stats import Stats
+
+STEER_TOKEN = "Ġitems"  # byte-level BPE spelling of " items"
+
+
+def steer(src: Path, out: Path, token: str) -> Path:
+    """Copy a model dir, making `token` the greedy choice after any input."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForCausalLM.from_pretrained(src, use_safetensors=True)
+    target = tok.convert_tokens_to_ids(token)
+    with torch.no_grad():
+        wte = model.get_input_embeddings().weight  # tied with the LM head
+        wte[target] *= 50
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(wte[target])
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def steered_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return steer(tiny_model_dir, tmp_path_factory.mktemp("steered"), STEER_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def settings(steered_dir: Path) -> Settings:
+    return Settings(model=str(steered_dir), device="cpu", max_new_tokens=4, max_prompt_tokens=256)
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Settings) -> Engine:
+    eng = Engine(settings)
+    eng.load()
+    return eng
+
+
+@pytest.fixture
+def completer(engine: Engine) -> Completer:
+    engine.reset_cache()
+    return Completer(engine, cache=CompletionCache(64), stats=Stats())
+
+
+CODE = "const items = [1, 2, 3];\nfor (let i = 0; i < items.length; i++) {\n  console.log(items[i]);\n}\nconst x ="
+
+
+def test_completes_code_and_records_every_stage(completer: Completer, settings: Settings) -> None:
+    outcome = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    assert outcome.result is not None and not outcome.cache_hit
+    assert outcome.result.text == " items" * 4
+    assert outcome.text == " items items items items"
+    assert outcome.text == postprocess(outcome.result.text, CODE, "", outcome.multiline)
+    assert not outcome.multiline
+    snap = completer.stats.snapshot()
+    assert snap["requests"] == 1 and snap["cache_hits"] == 0
+    assert snap["last"]["new_tokens"] == 4
+    assert snap["last"]["prompt_tokens"] == outcome.result.prompt_tokens
+    assert {"context", "cache", "prompt", "generate", "postprocess", "total"} <= set(snap["stages_ms"])
+
+
+def test_no_completion_inside_a_comment(completer: Completer, settings: Settings) -> None:
+    text = "const a = 1;\n// compute the sum of an arr"
+    outcome = completer.complete(text, len(text), settings=settings, key="file:///c.js")
+    assert outcome.text == "" and outcome.result is None and "comment" in outcome.reason
+    assert "generate" not in completer.stats.snapshot()["stages_ms"]
+
+
+def test_repeat_request_is_a_cache_hit(completer: Completer, settings: Settings) -> None:
+    first = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    again = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    assert again.cache_hit and again.result is None and again.text == first.text
+    other_doc = completer.complete(CODE, len(CODE), settings=settings, key="file:///b.js")
+    assert not other_doc.cache_hit
+    assert completer.stats.snapshot()["cache_hits"] == 1
+
+
+def test_typing_the_shown_completion_is_answered_from_cache(completer: Completer, settings: Settings) -> None:
+    shown = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js").text
+    typed = CODE + shown[:3]  # the user types " it"
+    outcome = completer.complete(typed, len(typed), settings=settings, key="file:///a.js")
+    assert outcome.cache_hit and outcome.result is None
+    assert outcome.text == shown[3:]
+
+
+def test_typing_something_else_reuses_the_kv_cache(completer: Completer, settings: Settings) -> None:
+    first = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    typed = CODE + " 4"
+    outcome = completer.complete(typed, len(typed), settings=settings, key="file:///a.js")
+    assert first.result is not None and outcome.result is not None and not outcome.cache_hit
+    assert outcome.result.prompt_tokens_computed <= 4 < first.result.prompt_tokens_computed
+    assert outcome.result.prompt_tokens > 20
+    assert (
+        completer.stats.snapshot()["last"]["prompt_tokens_computed"] == outcome.result.prompt_tokens_computed
+    )
+
+
+def test_empty_block_body_is_multiline(completer: Completer, settings: Settings) -> None:
+    text = "function f() {\n  \n}\n"
+    offset = text.index("\n  \n") + 3
+    outcome = completer.complete(text, offset, settings=settings, key="file:///m.js")
+    assert outcome.multiline and outcome.result is not None
+
+
+def test_cancelled_request_is_counted_and_not_cached(completer: Completer, settings: Settings) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    outcome = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js", cancel=cancel)
+    assert outcome.text == "" and outcome.reason == "cancelled"
+    assert outcome.result is not None and outcome.result.cancelled
+    assert completer.stats.snapshot()["cancelled"] == 1
+    later = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    assert not later.cache_hit and later.text
+
+
+def test_settings_that_shape_output_do_not_share_cache(completer: Completer, settings: Settings) -> None:
+    short = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
+    import dataclasses
+
+    longer_settings = dataclasses.replace(settings, max_new_tokens=5)
+    longer = completer.complete(CODE, len(CODE), settings=longer_settings, key="file:///a.js")
+    assert not longer.cache_hit
+    assert len(longer.text) > len(short.text)
+
+
+def test_prefix_only_model_completes(tiny_model_dir_no_fim: Path, tmp_path: Path) -> None:
+    steered = steer(tiny_model_dir_no_fim, tmp_path / "nofim", STEER_TOKEN)
+    settings = Settings(model=str(steered), device="cpu", max_new_tokens=3)
+    completer = Completer(Engine(settings))  # no cache, default stats; loads lazily
+    outcome = completer.complete(CODE, len(CODE), settings=settings)
+    assert outcome.text == " items items items"
+    assert outcome.result is not None
+    assert outcome.result.prompt_tokens == len(completer.engine.tokenizer(CODE)["input_ids"])
