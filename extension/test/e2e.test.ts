@@ -3,8 +3,10 @@
 // vscode-languageclient, which itself needs a running VS Code.
 //
 // Environment: CODEPARROT_PYTHON (default python3), CODEPARROT_TEST_MODEL (a model dir; when
-// unset a tiny random model is built with tests/tiny_model.py). Missing Python dependencies make
-// this test fail with the server's own error, never skip.
+// unset, the tiny test GPT-2 of tests/tiny_model.py is built and trained for a few seconds with
+// tests/server/lsp_wire.py so that it completes the snippets below: random weights produce noise
+// that post-processing rightly drops). Missing Python dependencies make this test fail with the
+// server's own error, never skip.
 
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
@@ -52,11 +54,17 @@ const progress: string[] = [];
 
 function buildTinyModel(): string {
   tempDir = mkdtempSync(path.join(tmpdir(), "codeparrot-e2e-"));
-  const script =
-    "import sys; from pathlib import Path; sys.path.insert(0, 'tests'); " +
-    "from tiny_model import build_tiny_model; build_tiny_model(Path(sys.argv[1]))";
+  const script = [
+    "import sys",
+    "from pathlib import Path",
+    "sys.path[:0] = ['tests', 'tests/server']",
+    "from tiny_model import build_tiny_model",
+    "from lsp_wire import trained_model_dir",
+    "base = build_tiny_model(Path(sys.argv[1]) / 'random')",
+    "trained_model_dir(base, Path(sys.argv[1]) / 'trained')",
+  ].join("\n");
   execFileSync(PYTHON, ["-c", script, tempDir], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-  return tempDir;
+  return path.join(tempDir, "trained");
 }
 
 /** Fail with the server's stderr attached: that is where a missing dependency shows up. */
@@ -96,7 +104,7 @@ before(async () => {
       window: { workDoneProgress: true },
       textDocument: { inlineCompletion: { dynamicRegistration: false } },
     },
-    initializationOptions: initializationOptions({ maxNewTokens: 12, multiline: "auto" }),
+    initializationOptions: initializationOptions({ maxNewTokens: 24, multiline: "auto" }),
   });
   const result = await Promise.race([init, exited]).catch((err: unknown) => {
     throw withServerLog(err);
@@ -115,7 +123,8 @@ after(async () => {
   await Promise.resolve();
 });
 
-const TEXT = "function add(a, b) {\n  return a + b;\n}\n\nconst total = add(1, 2);\nconsole.";
+// The trained tiny model completes `require(` here (the same snippet the server's tests use).
+const TEXT = "const fs = re";
 
 function endOf(text: string): { line: number; character: number } {
   const lines = text.split("\n");
@@ -127,11 +136,11 @@ describe("python -m server over stdio", { timeout: TIMEOUT_MS }, () => {
     await conn.sendNotification(DidOpenTextDocumentNotification.type, {
       textDocument: { uri: URI, languageId: "javascript", version: 1, text: TEXT },
     });
-    // Incremental edit: type "l" after "console." (the server syncs incrementally).
+    // Incremental edit: type "q" (the server syncs incrementally).
     const pos = endOf(TEXT);
     await conn.sendNotification(DidChangeTextDocumentNotification.type, {
       textDocument: { uri: URI, version: 2 },
-      contentChanges: [{ range: { start: pos, end: pos }, text: "l" }],
+      contentChanges: [{ range: { start: pos, end: pos }, text: "q" }],
     });
     const at = { line: pos.line, character: pos.character + 1 };
     // The first request starts the model load; the server answers empty while loading (after a
@@ -172,14 +181,25 @@ describe("python -m server over stdio", { timeout: TIMEOUT_MS }, () => {
     const edit = res.items[0]?.textEdit;
     assert.ok(edit && "range" in edit, "completion item without textEdit.range");
     assert.deepEqual(edit.range.end, at);
+    // It replaces the word before the cursor ("req") and extends it.
+    assert.deepEqual(edit.range.start, { line: 0, character: "const fs = ".length });
+    assert.ok(edit.newText.startsWith("req") && edit.newText.length > 3, edit.newText);
   });
 
   it("answers a cancelled request (result or RequestCancelled) and keeps serving", async () => {
     const source = new CancellationTokenSource();
-    const at = { ...endOf(TEXT), character: endOf(TEXT).character + 1 };
+    // A fresh document (no cache hit): the cancel reaches a request that has real work to do.
+    const uri2 = "file:///tmp/codeparrot-e2e/block.js";
+    await conn.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: uri2, languageId: "javascript", version: 1, text: "function add(a, b) {\n\n}\n" },
+    });
     const pending = conn.sendRequest(
       InlineCompletionRequest.type,
-      { textDocument: { uri: URI }, position: at, context: { triggerKind: InlineCompletionTriggerKind.Invoked } },
+      {
+        textDocument: { uri: uri2 },
+        position: { line: 1, character: 0 },
+        context: { triggerKind: InlineCompletionTriggerKind.Invoked },
+      },
       source.token,
     );
     source.cancel(); // sends $/cancelRequest
