@@ -237,11 +237,14 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         data_collator=collator,
         processing_class=tokenizer,
     )
+    start_step = _StartStep()
+    trainer.add_callback(start_step.callback())
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - start
     eval_loss = float(trainer.evaluate()["eval_loss"]) if len(data.eval) else None
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
+    metrics["resumed_from_step"] = start_step.step
     if is_main and stage is not None:
         _write_outputs(cfg, trainer, tokenizer, metrics, stage)
         publish(stage, out)
@@ -250,6 +253,24 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         log.info("model written to %s: %s", out, json.dumps(metrics))
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+class _StartStep:
+    """Records the step training starts from (the checkpoint's step on --resume, else 0)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class _Cb(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                outer.step = int(state.global_step)
+
+        return _Cb()
 
 
 def _metrics(
