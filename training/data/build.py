@@ -6,7 +6,10 @@
 `train`/`eval` are map-style `datasets.Dataset`s of full blocks: column `input_ids` (block_size
 ints) and, for causal LM, `labels` (= input_ids; the model shifts). Pass `with_labels=False`
 for masked LM: the MLM collator makes the labels. Map-style data lets the Trainer resume at the
-exact saved step (it skips the sampler's first batches). Every process builds the same blocks
+exact saved step (it skips the sampler's first batches). Huge hub sources are *read* as a
+stream (`data.streaming`) and bounded by `data.max_files` / `data.max_records`; the packed
+result is still materialised (tokens as int32 blocks), so resume needs no stream position.
+No `IterableDataset` output is offered: a bounded materialised set keeps resume exact. Every process builds the same blocks
 deterministically (same config → same data); only the main process writes the manifest.
 
 The eval split is held out by package/repo (whole groups, chosen by a seeded hash), so near

@@ -32,7 +32,7 @@ class DataConfig:
     hub_dataset: str = ""  # hub repo id for github-code/eli5; "" = the source's default
     extensions: list[str] = field(default_factory=lambda: [".js", ".mjs", ".cjs", ".jsx"])  # JavaScript only
     licenses: list[str] = field(default_factory=lambda: ["mit", "isc", "apache-2.0"])  # permissive, attribution-only
-    max_files: int = 0  # cap on raw files/rows read from the source (0 = all); bounds a huge stream
+    max_files: int = 0  # cap on candidate files (past path/license checks) read from the source (0 = all); bounds a stream
     max_records: int = 0  # cap on records kept after filters (0 = all); quick experiments
     eval_fraction: float = 0.05  # share of tokens held out, whole packages/repos at a time (no near-copy leak)
     block_size: int = 512  # tokens per packed training block (≤ model context)
@@ -48,7 +48,7 @@ class DataConfig:
     autogen_lines: int = 5  # codeparrot: look for "generated" markers in the first N lines
     min_chars_per_token: float = 1.5  # codeparrot: poor compression means hex/base64/data blobs
     seed: int = 42  # FIM choices, eval split and shuffling are all derived from this
-    streaming: bool = False  # github-code/eli5 hub: stream shards instead of downloading them
+    streaming: bool = False  # github-code/eli5 hub: stream shards instead of downloading them (local files always stream)
     text_column: str = ""  # parquet/json text column; "" = source default (content|code, answers.text)
     eli5_include_question: bool = False  # eli5: prepend title+selftext to the joined answers
 

@@ -37,18 +37,21 @@ class ExactDedup:
 
 class NearDedup:
     def __init__(self, threshold: float = 0.85, num_perm: int = 128) -> None:
-        from datasketch import MinHashLSH
+        from datasketch import MinHash, MinHashLSH
 
         self.threshold = threshold
         self.num_perm = num_perm
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self._hashes: dict[str, object] = {}
         self._count = 0
+        # the permutations depend only on (num_perm, seed): compute them once, not per file
+        proto = MinHash(num_perm=num_perm, seed=1)
+        self._permutations, self._scheme = proto.permutations, proto.scheme
 
     def _minhash(self, words: set[str]):  # -> datasketch.MinHash
         from datasketch import MinHash
 
-        mh = MinHash(num_perm=self.num_perm, seed=1)
+        mh = MinHash(num_perm=self.num_perm, seed=1, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([w.encode("utf-8") for w in words])
         return mh
 

@@ -7,6 +7,7 @@ skip generated, minified, bundled and vendored files that npm tarballs are full 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -63,8 +64,11 @@ def mean_line_length(text: str, cfg: DataConfig) -> str | None:
     return "mean_line_length" if mean > cfg.max_mean_line_length else None
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")  # deleting these in C is ~10x faster than a per-char isalnum loop
+
+
 def alphanum_fraction(text: str, cfg: DataConfig) -> str | None:
-    frac = sum(c.isalnum() for c in text) / max(len(text), 1)
+    frac = len(_NOT_ALNUM.sub("", text)) / max(len(text), 1)
     return "alphanum_fraction" if frac < cfg.min_alphanum_fraction else None
 
 

@@ -34,6 +34,16 @@ def resolve_files(pattern: str, default_hub_files: str, what: str, hint: str) ->
     return files
 
 
+def load_rows(builder: str, files: str | list[str], cfg: DataConfig) -> Any:
+    """Rows of parquet/json files. Local files are always streamed (read once, no Arrow cache
+    copy); hub files are streamed when `data.streaming`, else downloaded to the datasets cache
+    (worth it for small sets like eli5 that several runs reuse)."""
+    from datasets import load_dataset
+
+    stream = cfg.streaming or isinstance(files, list)
+    return load_dataset(builder, data_files=files, split="train", streaming=stream)
+
+
 def hub_files(cfg: DataConfig, default_repo: str, default_files: str) -> str:
     """Default hub files, following `data.hub_dataset` when it names another repo."""
     if cfg.hub_dataset and cfg.hub_dataset != default_repo:
@@ -47,16 +57,13 @@ def text_of(row: dict[str, Any], column: str) -> str | None:
 
 
 def iter_github_code_records(cfg: DataConfig, drop: Drop) -> Iterator[Record]:
-    from datasets import load_dataset
-
     files = resolve_files(
         cfg.files,
         hub_files(cfg, GITHUB_CODE_HUB_DATASET, GITHUB_CODE_HUB_FILES),
         "data.source=github-code",
         "pass local parquet shards with --set data.files='DIR/*.parquet'",
     )
-    # Streaming even for local files: we read each row once, no Arrow cache copy is needed.
-    rows = load_dataset("parquet", data_files=files, split="train", streaming=True)
+    rows = load_rows("parquet", files, cfg)
     seen = 0
     for row in rows:
         path = str(row.get("path") or "")
