@@ -182,7 +182,7 @@ def fetch_one(spec: str, dest: Path) -> Path | None:
         tar_dir.mkdir(parents=True, exist_ok=True)
         try:
             proc = subprocess.run(
-                ["npm", "pack", spec, "--pack-destination", str(tar_dir), "--silent", "--ignore-scripts"],
+                ["npm", "pack", spec, "--pack-destination", str(tar_dir), "--loglevel=error", "--ignore-scripts"],
                 capture_output=True, text=True, timeout=NPM_PACK_TIMEOUT_S, check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
