@@ -85,7 +85,10 @@ class RobustProtocol(LanguageServerProtocol):
         super().handle_message(message)
 
     def send_error(self, msg_id: int | str | None, code: int, message: str) -> None:
-        """Send a JSON-RPC error response (id None when the request's id is unknown)."""
+        """Send a JSON-RPC error response; `"id": null` when the request's id is unknown.
+
+        Built as a plain dict: lsprotocol's converter drops a None id, and JSON-RPC requires it.
+        """
         self._send_data(
-            types.ResponseErrorMessage(id=msg_id, error=types.ResponseError(code=code, message=message))
+            {"jsonrpc": self.VERSION, "id": msg_id, "error": {"code": int(code), "message": message}}
         )
