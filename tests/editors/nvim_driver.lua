@@ -29,22 +29,37 @@ local client = vim.lsp.get_clients({ bufnr = 0, name = 'codeparrot' })[1]
 result.client_name = client.name
 result.completion_enabled = client.server_capabilities.completionProvider ~= nil
 
--- Cursor at the end of the last line (the test file ends in the middle of a statement).
+-- Cursor at the end of the last line (the test file ends in the middle of a word). Normal mode
+-- cannot sit past the last character, so the request position is built from the line itself,
+-- as it would be in Insert mode.
 local last = vim.api.nvim_buf_line_count(0)
 local line = vim.api.nvim_buf_get_lines(0, last - 1, last, true)[1]
 vim.api.nvim_win_set_cursor(0, { last, #line })
 
--- 1) A direct request, as any plugin would send it.
-local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
-local responses, err = vim.lsp.buf_request_sync(0, 'textDocument/completion', params, timeout_ms)
-if not responses then
-  return fail('textDocument/completion: ' .. tostring(err))
-end
-local answer = responses[client.id] or {}
-if answer.err then
-  return fail('textDocument/completion error: ' .. vim.inspect(answer.err))
-end
-local items = answer.result and (answer.result.items or answer.result) or {}
+-- 1) A direct request, as any plugin would send it. The first one starts the model load and the
+-- server answers empty while loading, so ask again until items come or the deadline passes.
+local params = {
+  textDocument = { uri = vim.uri_from_bufnr(0) },
+  position = { line = last - 1, character = vim.str_utfindex(line, client.offset_encoding) },
+}
+local deadline = (vim.uv.hrtime() / 1e6) + timeout_ms
+local items = {}
+result.attempts = 0
+repeat
+  result.attempts = result.attempts + 1
+  local responses, err = vim.lsp.buf_request_sync(0, 'textDocument/completion', params, timeout_ms)
+  if not responses then
+    return fail('textDocument/completion: ' .. tostring(err))
+  end
+  local answer = responses[client.id] or {}
+  if answer.err then
+    return fail('textDocument/completion error: ' .. vim.inspect(answer.err))
+  end
+  items = answer.result and (answer.result.items or answer.result) or {}
+  if #items == 0 then
+    vim.wait(250)
+  end
+until #items > 0 or (vim.uv.hrtime() / 1e6) > deadline
 result.request_items = {}
 for _, item in ipairs(items) do
   table.insert(result.request_items, {

@@ -24,7 +24,8 @@ DRIVER = Path(__file__).with_name("nvim_driver.lua")
 MIN_NVIM = (0, 11)  # vim.lsp.config / vim.lsp.enable / vim.lsp.completion
 NVIM_TIMEOUT_S = 300  # torch import + model load + two completions on a loaded 2-core machine
 
-SOURCE = "function add(a, b) {\n  return a + b;\n}\n\nconst total = add(1, 2);\nconsole.l"
+# The trained tiny model completes `require(` here (the snippet the server tests use too).
+SOURCE = "const fs = req"
 
 
 def find_nvim() -> str:
@@ -78,16 +79,21 @@ def run_nvim(tmp_path: Path, model_dir: Path, source: str) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_neovim_gets_completions_from_the_server(tmp_path: Path, tiny_model_dir: Path) -> None:
-    result = run_nvim(tmp_path, tiny_model_dir, SOURCE)
+def test_neovim_gets_completions_from_the_server(tmp_path: Path, trained_dir: Path) -> None:
+    result = run_nvim(tmp_path, trained_dir, SOURCE)
     assert result["filetype"] == "javascript"
     assert result["client_name"] == "codeparrot"
     items = result["request_items"]
     assert isinstance(items, list) and items, "textDocument/completion returned no items"
     last_line = SOURCE.splitlines()[-1]
     for item in items:
-        # The edit replaces the word before the cursor ("l") and extends it.
-        assert item["range"]["end"] == {"line": 5, "character": len(last_line)}
-        assert item["newText"].startswith("l") and len(item["newText"]) > 1
+        # The edit replaces the word before the cursor ("req") and extends it.
+        assert item["range"]["start"] == {"line": 0, "character": len("const fs = ")}
+        assert item["range"]["end"] == {"line": 0, "character": len(last_line)}
+        assert item["newText"].startswith("req") and len(item["newText"]) > 3
     # vim.lsp.completion showed the same completion in the popup menu.
-    assert result["popup_words"], "vim.lsp.completion.get() showed no items"
+    words = result["popup_words"]
+    assert isinstance(words, list) and words, "vim.lsp.completion.get() showed no items"
+    assert any(
+        item["newText"].startswith(word) and word.startswith("req") for word in words for item in items
+    )

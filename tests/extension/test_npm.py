@@ -2,7 +2,7 @@
 
 `npm ci` must have run first (the README's install command does it); these tests fail, not skip,
 when node_modules is missing. The e2e part of `npm test` starts the real server with this
-Python and the session's tiny model.
+Python and the session's trained tiny model.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def test_lint_is_clean() -> None:
 
 
 @pytest.mark.slow
-def test_unit_and_e2e_tests_pass(tiny_model_dir: Path) -> None:
-    proc = _npm("test", {"CODEPARROT_TEST_MODEL": str(tiny_model_dir), "CODEPARROT_PYTHON": sys.executable})
+def test_unit_and_e2e_tests_pass(trained_dir: Path) -> None:
+    proc = _npm("test", {"CODEPARROT_TEST_MODEL": str(trained_dir), "CODEPARROT_PYTHON": sys.executable})
     out = proc.stdout
     assert "# fail 0" in out or "ℹ fail 0" in out, out[-3000:]
     assert "python -m server over stdio" in out  # the e2e suite ran, not only the unit tests
