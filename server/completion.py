@@ -96,7 +96,10 @@ class Completer:
 
         self.engine.load()  # no-op once loaded; the tokenizer is needed from here on
         with stats.timer("prompt"):
-            prompt = build_prompt(self.engine.tokenizer, prefix, suffix, settings.max_prompt_tokens)
+            # Fit the model: the engine's own left-cut is only a safety net (it would cut the FIM
+            # header off and move the window on every keystroke, defeating KV-cache reuse).
+            budget = min(settings.max_prompt_tokens, self.engine.max_positions - settings.max_new_tokens)
+            prompt = build_prompt(self.engine.tokenizer, prefix, suffix, max(budget, 16))
         ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline)
         with stats.timer("generate"):
             result = self.engine.generate(
