@@ -130,6 +130,8 @@ def _training_args(cfg: RunConfig, out: Path) -> Any:
         dataloader_num_workers=t.dataloader_num_workers,
         disable_tqdm=not t.progress_bar,
         report_to="none",
+        # Without CUDA, accelerate only forms a process group (gloo) when told it is on CPU.
+        use_cpu=not torch.cuda.is_available(),
     )
 
 
