@@ -23,6 +23,12 @@ from training.data.npm import iter_npm_records
 
 MIN_BYTES = 2000  # below this a package adds nothing but a line to the attribution list
 # TypeScript's CommonJS output without source maps: `exports.a = exports.b = void 0;`
+# Checked by hand: their JavaScript is TypeScript/Babel output that passes the file-level markers.
+EXCLUDED = {
+    "date-fns": "TypeScript output (.js + .cjs per function)",
+    "chokidar": "TypeScript output",
+    "validator": "Babel output (lib/, es/) beside a UMD bundle",
+}
 # `.ts` files here are type tests or typings, not the source the JavaScript was compiled from.
 NOT_SOURCE_DIRS = frozenset({"node_modules", "test", "tests", "types", "typings", "type-tests"})
 TSC_EXPORTS = re.compile(r"^exports\.\w+ = (exports\.\w+ = )*void 0;", re.M)
@@ -65,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     total = 0
     for (name, version, lic), n in sorted(size.items()):
-        if n < args.min_bytes or name.replace("/", "__") in ts_pkgs or name.replace("/", "+") in ts_pkgs:
+        if (
+            n < args.min_bytes
+            or name in EXCLUDED
+            or name.replace("/", "__") in ts_pkgs
+            or name.replace("/", "+") in ts_pkgs
+        ):
             continue
         lines.append(f"{name}@{version}  # {lic}  ({n // 1000} KB)")
         total += n
