@@ -1,0 +1,146 @@
+"""Model loading end to end: $/progress during the lazy load, load failures, retry, and TCP mode."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsp_wire import REPO, FrameReader, frame, server_command, server_env, trained_model_dir
+from lsprotocol import types
+from pytest_lsp import client_capabilities, make_test_lsp_client
+
+ADD = "function add(a, b) {\n\n}\n"
+URI = "file:///load/add.js"
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_model_dir(tiny_model_dir, tmp_path_factory.mktemp("trained"))
+
+
+async def start(model: Path | str) -> Any:
+    client = make_test_lsp_client()
+    await client.start_io(*server_command(model), cwd=REPO, env=server_env())
+    await client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("visual-studio-code"))
+    )
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=URI, language_id="javascript", version=1, text=ADD)
+        )
+    )
+    return client
+
+
+async def complete(client: Any) -> list[types.InlineCompletionItem]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            position=types.Position(line=1, character=0),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    return list(result.items)
+
+
+@pytest.mark.asyncio
+async def test_first_completion_loads_the_model_with_progress(trained_dir: Path) -> None:
+    client = await start(trained_dir)
+    try:
+        assert client.progress_reports == {}  # lazy: nothing loads before the first completion
+        items = await complete(client)
+        assert items and "return" in str(items[0].insert_text)
+        (reports,) = client.progress_reports.values()
+        kinds = [r.kind for r in reports]
+        assert kinds[0] == "begin" and kinds[-1] == "end" and "report" in kinds
+        assert "loading model" in reports[0].title
+        assert reports[-1].message == "Model ready"
+        await complete(client)
+        assert len(client.progress_reports) == 1  # loaded once
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+@pytest.mark.asyncio
+async def test_load_failure_is_shown_and_a_setting_change_retries(tmp_path: Path, trained_dir: Path) -> None:
+    client = await start(tmp_path / "no-such-model")
+    try:
+        assert await complete(client) == []
+        errors = [m for m in client.messages if m.type == types.MessageType.Error]
+        assert len(errors) == 1 and "model" in errors[0].message.lower()
+        stats = await client.protocol.send_request_async("codeparrot/stats", None)
+        assert stats.model.loaded is False  # still serving
+        assert await complete(client) == []
+        assert len([m for m in client.messages if m.type == types.MessageType.Error]) == 1  # not re-shown
+
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codeparrot": {"model": str(trained_dir)}})
+        )
+        items = await complete(client)
+        assert items and "return" in str(items[0].insert_text)
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_tcp_mode(trained_dir: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*server_command(trained_dir), "--tcp", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        sock.settimeout(None)  # the reader thread blocks while the model loads
+        reader = FrameReader(sock)
+
+        def request(msg_id: int, method: str, params: Any) -> dict[str, Any]:
+            sock.sendall(frame({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}))
+            while (reply := reader.next(60)).get("id") != msg_id or "method" in reply:
+                pass
+            return reply
+
+        init = request(1, "initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+        assert "inlineCompletionProvider" in init["result"]["capabilities"]
+        sock.sendall(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+        doc = {"uri": URI, "languageId": "javascript", "version": 1, "text": ADD}
+        sock.sendall(
+            frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": doc}})
+        )
+        params = {
+            "textDocument": {"uri": URI},
+            "position": {"line": 1, "character": 0},
+            "context": {"triggerKind": 1},
+        }
+        reply = request(2, "textDocument/inlineCompletion", params)
+        assert "return" in reply["result"]["items"][0]["insertText"]
+        request(3, "shutdown", None)
+        sock.sendall(frame({"jsonrpc": "2.0", "method": "exit", "params": None}))
+        sock.close()
+        proc.wait(timeout=30)
+        assert proc.stdout is not None and proc.stdout.read() == b""  # TCP mode: stdout stays empty
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
