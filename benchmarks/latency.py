@@ -367,7 +367,9 @@ def run_naive(args: argparse.Namespace, steps: list[tuple[str, int]]) -> dict[st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from server.context import build_prompt
+    from server.engine import default_threads
 
+    torch.set_num_threads(default_threads())  # the same threads as the server: a fair comparison
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True).eval()
     # The same prompt the Completer builds: its budget is capped to fit the model's positions.
@@ -411,7 +413,9 @@ def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, An
     stats = server["stats"]
     mode = "in-process Completer" if args.in_process else "stdio server"
     print(f"model: {args.model}  quantize: {args.quantize}  max_new_tokens: {args.max_new_tokens}")
-    print(f"cpu threads: {torch.get_num_threads()}  cores visible: {len(os.sched_getaffinity(0))}")
+    print(
+        f"torch threads: {torch.get_num_threads()}  cores visible: {len(os.sched_getaffinity(0))}  load avg: {os.getloadavg()}"
+    )
     print(f"{mode}: {len(s_lat)} keystrokes, completion shown after {server['shown']}")
     print(f"  p50 {s50:8.1f} ms   p95 {s95:8.1f} ms   mean {statistics.fmean(s_lat):8.1f} ms")
     gen = stats.get("stages_ms", {}).get("generate", {})
