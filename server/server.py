@@ -156,10 +156,10 @@ class CompletionServer(LanguageServer):
         word = word_before(done.document.text, done.offset)
         new_text = word + done.outcome.text
         start = done.document.position_at(done.offset - len(word))
-        first_line = new_text.splitlines()[0] if new_text.strip() else new_text
-        label = first_line.strip() + (" …" if "\n" in done.outcome.text.rstrip() else "")
+        lines = [line.strip() for line in new_text.splitlines() if line.strip()]
+        label = (lines[0] if lines else new_text) + (" …" if len(lines) > 1 else "")
         item = types.CompletionItem(
-            label=label or new_text,
+            label=label,
             kind=types.CompletionItemKind.Text,
             detail="codeparrot" + (" (multi-line)" if done.outcome.multiline else ""),
             filter_text=new_text,
