@@ -32,6 +32,7 @@ __all__ = [
     "TokenizerConfig",
     "TrainConfig",
     "apply_overrides",
+    "from_dict",
     "list_recipes",
     "load_recipe",
     "to_dict",
@@ -138,6 +139,18 @@ def load_recipe(name_or_path: str) -> RunConfig:
     for section, values in raw.items():
         if section not in SECTIONS or not isinstance(values, dict):
             raise ConfigError(f"recipe {path}: unknown section {section!r} (expected {', '.join(SECTIONS)})")
+        for key, value in values.items():
+            _set(cfg, f"{section}.{key}", value)
+    return cfg
+
+
+def from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Rebuild a RunConfig from `to_dict` output (e.g. a model dir's training_config.json)."""
+    cfg = RunConfig(name=str(raw.get("name", "custom")), recipe_path=str(raw.get("recipe_path", "")))
+    for section in SECTIONS:
+        values = dict(raw.get(section) or {})
+        if section == "model":
+            values.update(values.pop("extra", None) or {})
         for key, value in values.items():
             _set(cfg, f"{section}.{key}", value)
     return cfg

@@ -195,6 +195,7 @@ def _resume_path(arg: str | None, out: Path) -> str | None:
 
 def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     """Train per `cfg`; returns the metrics written to OUT/metrics.json."""
+    import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, default_data_collator, set_seed
 
     from training.data.build import build_lm_datasets
@@ -244,7 +245,16 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - start
-    eval_loss = float(trainer.evaluate()["eval_loss"]) if len(data.eval) else None
+    eval_loss = None
+    if is_main and len(data.eval):
+        # Exact token-mean loss, the same function `training.evaluate perplexity` uses. The Trainer's
+        # own eval_loss (log_history) divides by the unshifted label count, i.e. reads (B-1)/B low.
+        from training.evaluate import perplexity
+
+        torch.manual_seed(cfg.train.seed)  # MLM masks are random: fixed seed, comparable numbers
+        eval_loss, _ = perplexity(
+            trainer.model, data.eval, batch_size=cfg.train.per_device_eval_batch_size, collator=None if clm else collator
+        )
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
     metrics["resumed_from_step"] = start_step.step
     if is_main and stage is not None:

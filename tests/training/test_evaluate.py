@@ -1,0 +1,103 @@
+"""training.evaluate: scoring functions, perplexity consistent with training's eval, line completion via the server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures_runner import SMALL, read_json, write_repetitive_packages
+
+from training import evaluate
+from training.evaluate import baseline_prediction, edit_similarity, exact_match, levenshtein, score
+from training.finetune import main as finetune
+
+
+def test_levenshtein_and_edit_similarity() -> None:
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3 and levenshtein("abc", "abc") == 0
+    assert levenshtein("flaw", "lawn") == 2
+    assert edit_similarity("  return a + b;", "return a + b;  ") == 1.0
+    assert edit_similarity("abcd", "abce") == pytest.approx(0.75)
+    assert edit_similarity("", "") == 1.0 and edit_similarity("", "xy") == 0.0
+    assert exact_match(" x ", "x") and not exact_match("x;", "x")
+
+
+def test_baseline_repeats_previous_non_empty_line() -> None:
+    assert baseline_prediction("a = 1;\n  b = 2;\n\n  c") == "b = 2;"
+    assert baseline_prediction("only") == ""
+    rows = [
+        {"id": "1", "prefix": "x = 1;\n", "target": "x = 1;"},
+        {"id": "2", "prefix": "x = 1;\n", "target": "y"},
+        {"id": "3", "prefix": "", "suffix": ""},  # no target: predicted, not scored
+    ]
+    result = score(rows, {"1": "x = 1;", "2": "z", "3": ""})
+    assert result["scored"] == 2
+    assert result["model"]["exact_match"] == 0.5 and result["baseline_previous_line"]["exact_match"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir_no_fim: Path) -> Path:
+    """A tiny GPT-2 fitted to the repetitive fixture (so completions are predictable).
+
+    Without FIM tokens the server prompts with the prefix alone: a left-to-right model this small
+    learns that within a minute, while SPM infilling needs far more steps."""
+    root = tmp_path_factory.mktemp("eval")
+    pkgs = write_repetitive_packages(root / "pkgs")
+    out = root / "model"
+    rc = finetune([
+        "--recipe", "scratch-js", "--output-dir", str(out), *SMALL,
+        "--set", f"data.dir={pkgs}", "--set", f"tokenizer.name_or_path={tiny_model_dir_no_fim}", "--set", "data.dedup=false",
+        "--set", "data.fim_rate=0", "--set", "model.n_layer=2", "--set", "model.n_embd=64", "--set", "model.n_head=2",
+        "--set", "train.max_steps=60", "--set", "train.learning_rate=3e-3", "--set", "train.warmup_steps=5",
+    ])
+    assert rc == 0
+    return out
+
+
+def test_perplexity_matches_the_training_eval(trained_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    summary_path = tmp_path / "ppl.json"
+    # Same data config as training (from training_config.json); no FIM, as in that training run.
+    assert evaluate.main(["perplexity", "--model", str(trained_dir), "--summary", str(summary_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == read_json(summary_path)
+    trained = read_json(trained_dir / "metrics.json")
+    assert summary["blocks"] == trained["eval_blocks"]
+    assert summary["loss"] == pytest.approx(trained["eval_loss"], abs=1e-4)
+    assert summary["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-3)
+
+
+def test_lines_predicts_through_the_server_pipeline(trained_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    block = "function add(a, b) {\n  return a + b;\n}\nfor (let i = 0; i < items.length; i++) {\n  console.log(items[i]);\n}\n"
+    rows = [
+        {"id": "ret", "prefix": block * 3 + "function add(a, b) {\n  return a", "suffix": "\n}\n", "target": " + b;"},
+        {"id": "log", "prefix": block * 3 + "for (let i = 0; i < items.length; i++) {\n  console.",
+         "suffix": "\n}\n", "target": "log(items[i]);"},
+        {"id": "loop", "prefix": block * 3 + "for (let i = 0; i < ", "suffix": "\n", "target": "items.length; i++) {"},
+        {"id": "nolabel", "prefix": block, "suffix": ""},
+        {"id": "cut", "prefix": "x", "suffix": "", "target": "never read: --limit stops before"},
+    ]
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    preds_path, summary_path = tmp_path / "preds.jsonl", tmp_path / "summary.json"
+    rc = evaluate.main(["lines", "--model", str(trained_dir), "--input", str(src), "--output", str(preds_path),
+                        "--limit", "4", "--max-new-tokens", "16", "--summary", str(summary_path)])
+    assert rc == 0
+    preds = [json.loads(line) for line in preds_path.read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["ret", "log", "loop", "nolabel"]
+    assert all(isinstance(p["prediction"], str) and "\n" not in p["prediction"] for p in preds)  # single line
+    summary = read_json(summary_path)
+    assert summary["rows"] == 4 and summary["scored"] == 3 and summary["model_dir"] == str(trained_dir)
+    by_id = {p["id"]: p["prediction"] for p in preds}
+    scored = rows[:3]
+    em = sum(by_id[r["id"]].strip() == r["target"].strip() for r in scored) / 3
+    assert summary["model"]["exact_match"] == pytest.approx(em)
+    # The model learned the fixture: it completes these lines better than repeating the previous line.
+    assert summary["model"]["edit_similarity"] > summary["baseline_previous_line"]["edit_similarity"] + 0.2, preds
+
+
+def test_lines_bad_input_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    src = tmp_path / "rows.jsonl"
+    src.write_text(json.dumps({"prefix": "x"}) + "\n")
+    rc = evaluate.main(["lines", "--model", str(tiny_model_dir), "--input", str(src), "--output", str(tmp_path / "p.jsonl")])
+    assert rc == 2

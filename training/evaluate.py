@@ -1,0 +1,280 @@
+"""Offline evaluation of a model dir.
+
+    python -m training.evaluate perplexity --model DIR [--recipe NAME] [--set data.KEY=VALUE ...]
+    python -m training.evaluate lines --model DIR --input X.jsonl --output preds.jsonl [--limit N]
+
+`perplexity`: exp(mean token cross-entropy) on packed blocks built by `training.data` from the
+same data flags as `training.finetune` (the data config defaults to the model's own
+training_config.json, so its held-out eval split is what gets measured).
+
+`lines`: line completion through `server.completion.Completer`, the exact prompt / generation /
+post-processing code the editor gets (multiline "never"). Rows `{"id", "prefix", "suffix"}` →
+`{"id", "prediction"}`; rows that carry `"target"` are scored (exact match and edit similarity
+of the stripped strings) against the model and a trivial baseline (the previous non-empty line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError, RunConfig, apply_overrides, from_dict, load_recipe
+
+log = logging.getLogger("training.evaluate")
+
+
+# ---------------------------------------------------------------- scoring
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (insert/delete/substitute, cost 1). Hand-written: the stdlib has none, and
+    difflib's ratio is a different measure (matching blocks), not the edit similarity code
+    completion papers report. Lines are short, so the O(len(a)·len(b)) DP is cheap."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def edit_similarity(prediction: str, target: str) -> float:
+    """1 - levenshtein / max length, on stripped strings (1.0 for two empty strings)."""
+    p, t = prediction.strip(), target.strip()
+    longest = max(len(p), len(t))
+    return 1.0 if longest == 0 else 1.0 - levenshtein(p, t) / longest
+
+
+def exact_match(prediction: str, target: str) -> bool:
+    return prediction.strip() == target.strip()
+
+
+def baseline_prediction(prefix: str) -> str:
+    """Trivial baseline: repeat the previous non-empty line (stripped)."""
+    lines = prefix.split("\n")[:-1]  # the last piece is the partly typed current line
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def score(rows: list[dict[str, Any]], predictions: dict[str, str]) -> dict[str, Any]:
+    scored = [r for r in rows if "target" in r and str(r["id"]) in predictions]
+    if not scored:
+        return {"scored": 0}
+    n = len(scored)
+
+    def summary(pred_of: Any) -> dict[str, float]:
+        preds = [(pred_of(r), str(r["target"])) for r in scored]
+        return {
+            "exact_match": sum(exact_match(p, t) for p, t in preds) / n,
+            "edit_similarity": sum(edit_similarity(p, t) for p, t in preds) / n,
+        }
+
+    return {
+        "scored": n,
+        "model": summary(lambda r: predictions[str(r["id"])]),
+        "baseline_previous_line": summary(lambda r: baseline_prediction(str(r["prefix"]))),
+    }
+
+
+# ---------------------------------------------------------------- lines
+
+def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row, dict) or "id" not in row or "prefix" not in row:
+                raise ConfigError(f"{path}:{n}: each row needs at least \"id\" and \"prefix\"")
+            rows.append(row)
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def predict_lines(rows: list[dict[str, Any]], settings: Any) -> Iterator[tuple[str, str]]:
+    """(id, prediction) per row, through the server's Completer."""
+    from server.completion import Completer
+    from server.engine import Engine
+
+    engine = Engine(settings)
+    engine.load()
+    completer = Completer(engine)  # no completion cache: each row is scored on its own
+    for row in rows:
+        prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
+        outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key="evaluate")
+        yield str(row["id"]), outcome.text
+
+
+def cmd_lines(args: argparse.Namespace) -> int:
+    from server.settings import Settings
+
+    settings = replace(
+        Settings(),
+        model=str(args.model),
+        adapter=str(args.adapter or ""),
+        max_new_tokens=args.max_new_tokens,
+        multiline="never",
+        device=args.device,
+        quantize=args.quantize,
+    )
+    rows = read_jsonl(Path(args.input), args.limit)
+    predictions: dict[str, str] = {}
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for i, (row_id, prediction) in enumerate(predict_lines(rows, settings), 1):
+            predictions[row_id] = prediction
+            fh.write(json.dumps({"id": row_id, "prediction": prediction}) + "\n")
+            if i % 50 == 0:
+                log.info("%d/%d rows", i, len(rows))
+    summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows), **score(rows, predictions)}
+    _emit(summary, args.summary)
+    return 0
+
+
+# ---------------------------------------------------------------- perplexity
+
+def _data_config(args: argparse.Namespace) -> RunConfig:
+    """--recipe, else the model dir's training_config.json, else defaults; then --set."""
+    if args.recipe:
+        cfg = load_recipe(args.recipe)
+    elif (Path(args.model) / "training_config.json").is_file():
+        cfg = from_dict(json.loads((Path(args.model) / "training_config.json").read_text()))
+    else:
+        cfg = RunConfig()
+    return apply_overrides(cfg, args.overrides)
+
+
+def perplexity(model: Any, dataset: Any, *, batch_size: int, collator: Any = None) -> tuple[float, int]:
+    """(mean cross-entropy per predicted token, blocks) over packed, equal-length blocks."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset[start : start + batch_size]
+            ids = torch.tensor(rows["input_ids"])
+            if collator is None:
+                labels = ids
+            else:
+                batch = collator([{"input_ids": r} for r in rows["input_ids"]])
+                ids, labels = batch["input_ids"], batch["labels"]
+            loss = model(input_ids=ids.to(model.device), labels=labels.to(model.device)).loss
+            n = int((labels[:, 1:] != -100).sum()) if collator is None else int((labels != -100).sum())
+            total += float(loss) * n
+            count += n
+    return (total / count if count else float("nan")), len(dataset)
+
+
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+    from training.data.build import build_lm_datasets
+    from training.modeling import load_tokenizer
+
+    cfg = _data_config(args)
+    if not Path(args.model).is_dir():
+        raise ConfigError(f"--model {args.model}: directory not found")
+    tokenizer = load_tokenizer(str(args.model))
+    mlm = cfg.train.objective == "mlm"
+    auto = AutoModelForMaskedLM if mlm else AutoModelForCausalLM
+    model: Any = auto.from_pretrained(args.model, use_safetensors=True, trust_remote_code=False)
+    if args.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.adapter)
+    model.to("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
+    data = build_lm_datasets(cfg.data, tokenizer, fim=args.fim, output_dir=None, with_labels=not mlm)
+    if args.split == "all":
+        from datasets import concatenate_datasets
+
+        dataset = concatenate_datasets([data.train, data.eval])
+    else:
+        dataset = data.eval if args.split == "eval" else data.train
+    if len(dataset) == 0:
+        raise ConfigError(f"the {args.split} split has no full block of {cfg.data.block_size} tokens")
+    torch.manual_seed(cfg.train.seed)  # MLM masking is random: fixed seed, comparable numbers
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.train.mlm_probability) if mlm else None
+    loss, blocks = perplexity(model, dataset, batch_size=args.batch_size, collator=collator)
+    summary = {
+        "model_dir": str(args.model),
+        "split": args.split,
+        "blocks": blocks,
+        "tokens": blocks * cfg.data.block_size,
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "data": {"source": cfg.data.source, "files": cfg.data.files, "dir": cfg.data.dir, "fim": args.fim},
+    }
+    _emit(summary, args.summary)
+    return 0
+
+
+# ---------------------------------------------------------------- CLI
+
+def _emit(summary: dict[str, Any], path: str | None) -> None:
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ppl = sub.add_parser("perplexity", help="perplexity on packed blocks of a data source")
+    lines = sub.add_parser("lines", help="line completion on JSONL rows (+ EM / edit similarity)")
+    for p in (ppl, lines):
+        p.add_argument("--model", required=True, help="model dir (as written by training.finetune)")
+        p.add_argument("--adapter", default="", help="optional peft LoRA adapter dir on top of --model")
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+        p.add_argument("--summary", help="also write the JSON summary to this file")
+    ppl.add_argument("--recipe", help="take the data config from this recipe (default: the model's training_config.json)")
+    ppl.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field, e.g. data.dir=PKGS (repeatable)")
+    ppl.add_argument("--split", choices=("eval", "train", "all"), default="eval",
+                     help="which split of that data (eval = held-out packages; all = everything)")
+    ppl.add_argument("--fim", action="store_true", help="apply the FIM transform (default: plain left-to-right text)")
+    ppl.add_argument("--batch-size", type=int, default=8)
+    lines.add_argument("--input", required=True, help="JSONL rows {id, prefix, suffix[, target]}")
+    lines.add_argument("--output", required=True, help="JSONL predictions {id, prediction}")
+    lines.add_argument("--limit", type=int, default=0, help="only the first N rows (0 = all)")
+    lines.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line")
+    lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    from server.errors import CodeparrotError
+    from training.data.sources import DataError
+
+    try:
+        return cmd_perplexity(args) if args.command == "perplexity" else cmd_lines(args)
+    except (ConfigError, DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CodeparrotError as exc:
+        print(f"error: {exc.user_message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
