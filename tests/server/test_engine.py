@@ -133,6 +133,35 @@ def test_cancel_from_another_thread_stops_within_one_token(engine: Engine) -> No
     assert result.new_tokens == 5
 
 
+def test_cancel_during_chunked_prefill_keeps_the_computed_part(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PREFILL_CHUNK", 8)
+    ids = ids_of(engine, BASE + TYPED)
+    assert len(ids) > 24
+    cancel = threading.Event()
+    calls = [0]
+
+    def hook(_module: Any, _args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            cancel.set()
+
+    handle = engine.model.register_forward_pre_hook(hook)
+    try:
+        result = engine.generate(ids, max_new_tokens=8, cancel=cancel, cache_key="prefill")
+    finally:
+        handle.remove()
+    assert result.cancelled and result.new_tokens == 0
+    assert calls[0] == 2 and result.prompt_tokens_computed == 16
+    resumed = engine.generate(ids, max_new_tokens=8, cache_key="prefill")
+    assert resumed.prompt_tokens_computed == len(ids) - 16
+    cold = engine.generate(ids, max_new_tokens=8, cache_key="prefill-cold")
+    assert resumed.text == cold.text
+
+
 def test_already_cancelled_computes_nothing(engine: Engine) -> None:
     cancel = threading.Event()
     cancel.set()
