@@ -257,6 +257,8 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         )
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
     metrics["resumed_from_step"] = start_step.step
+    this_run = metrics["tokens_seen"] - start_step.tokens
+    metrics["tokens_per_second"] = round(this_run / runtime, 1) if runtime > 0 else None  # this run's tokens only
     if is_main and stage is not None:
         _write_outputs(cfg, trainer, tokenizer, metrics, stage)
         publish(stage, out)
@@ -272,6 +274,7 @@ class _StartStep:
 
     def __init__(self) -> None:
         self.step = 0
+        self.tokens = 0
 
     def callback(self) -> Any:
         from transformers import TrainerCallback
@@ -281,6 +284,7 @@ class _StartStep:
         class _Cb(TrainerCallback):
             def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 outer.step = int(state.global_step)
+                outer.tokens = int(state.num_input_tokens_seen or 0)
 
         return _Cb()
 
@@ -300,7 +304,6 @@ def _metrics(
         "steps": int(state.global_step),
         "epochs": float(state.epoch or 0.0),
         "runtime_s": round(runtime, 3),
-        "tokens_per_second": round(tokens / runtime, 1) if runtime > 0 else None,  # includes resumed tokens
         "train_blocks": n_train,
         "eval_blocks": n_eval,
         "block_size": cfg.data.block_size,
