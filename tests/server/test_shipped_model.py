@@ -1,0 +1,133 @@
+"""The model shipped in server/models/default: it loads, completes obvious JavaScript, is the
+default with no flags, and its data manifest is clean (permissive licenses, no reserved package).
+
+Marked `shipped_model`: the model is loaded once for the module (a few seconds on a CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.completion import Completer
+from server.engine import Engine
+from server.models import DEFAULT_MODEL_DIR, resolve_model
+from server.settings import Settings
+from training.data.decontam import is_reserved, package_name
+from training.data.npm import read_package_list
+
+pytestmark = pytest.mark.shipped_model
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOWED_LICENSES = {"MIT", "ISC", "APACHE-2.0"}
+MAX_WEIGHT_BYTES = 60 * 1024 * 1024  # the issue's budget for the shipped weights
+# A loop bound: a member expression (`numbers.length`), an identifier or a number.
+BOUND = re.compile(r"^ ?(?:[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*|\d+)")
+
+
+def _manifest_rows() -> list[dict[str, str]]:
+    path = DEFAULT_MODEL_DIR / "data_manifest.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def completer() -> Iterator[Completer]:
+    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), (
+        "the shipped model is missing from server/models/default"
+    )
+    engine = Engine(Settings())  # model "" = the shipped default
+    engine.load()
+    yield Completer(engine)
+
+
+def _complete(completer: Completer, prefix: str, suffix: str = "\n") -> str:
+    text = prefix + suffix
+    return completer.complete(text, len(prefix), settings=Settings(), key="test").text
+
+
+def test_default_resolution_is_the_shipped_dir() -> None:
+    source = resolve_model("")
+    assert source.kind == "default"
+    assert source.path.resolve() == DEFAULT_MODEL_DIR.resolve()
+
+
+def test_weights_are_small_safetensors_only() -> None:
+    weights = list(DEFAULT_MODEL_DIR.glob("*.safetensors"))
+    assert weights, "no safetensors weights shipped"
+    assert sum(p.stat().st_size for p in weights) <= MAX_WEIGHT_BYTES
+    pickles = [
+        p.name for p in DEFAULT_MODEL_DIR.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
+    ]
+    assert pickles == []
+
+
+def test_tokenizer_has_fim_tokens(completer: Completer) -> None:
+    vocab = completer.engine.tokenizer.get_vocab()
+    for token in ("<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<|endoftext|>"):
+        assert token in vocab
+
+
+def test_for_loop_header_continues_with_a_bound(completer: Completer) -> None:
+    prefix = "function sum(numbers) {\n  let total = 0;\n  for (let i = 0; i <"
+    suffix = "\n  return total;\n}\n"
+    text = _complete(completer, prefix, suffix)
+    assert text.strip(), "empty completion for an obvious loop header"
+    assert "\n" not in text  # a single-line completion
+    assert BOUND.match(text), f"no loop bound after `i <`: {text!r}"
+
+
+def test_loop_body_line_uses_the_loop_variable(completer: Completer) -> None:
+    prefix = "function sum(numbers) {\n  let total = 0;\n  for (let i = 0; i < numbers.length; i++) {\n    total +="
+    suffix = "\n  }\n  return total;\n}\n"
+    text = _complete(completer, prefix, suffix)
+    assert re.match(r"^ ?[A-Za-z_$]", text), f"expected an expression after `total +=`: {text!r}"
+
+
+def test_cli_completes_with_no_flags(tmp_path: Path) -> None:
+    # The README demo in spirit: `python -m server complete FILE:LINE:COL` with no --model picks
+    # the shipped model and prints a completion. The cursor ends an unfinished line: the context
+    # rules rightly refuse to complete in front of an identifier (e.g. hello.js:4:19).
+    source = tmp_path / "sum.js"
+    source.write_text(
+        "// Sum the numbers of an array.\nfunction sum(numbers) {\n  let total = 0;\n  for (let i = 0; i <\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "complete", f"{source}:4:22"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip(), f"no completion printed; stderr: {proc.stderr[-2000:]}"
+
+
+def test_manifest_rows_are_permissive_and_not_reserved() -> None:
+    rows = _manifest_rows()
+    assert len(rows) > 1000  # hundreds of packages, thousands of files
+    for row in rows:
+        for key in ("package", "version", "license", "path", "sha256"):
+            assert row.get(key), f"{key} missing in {row}"
+        assert row["license"].strip("() ").upper() in ALLOWED_LICENSES, row
+        assert not is_reserved(row["package"]), row
+        assert re.fullmatch(r"[0-9a-f]{64}", row["sha256"]), row
+
+
+def test_manifest_matches_the_pinned_package_list() -> None:
+    pinned = set(read_package_list(ROOT / "corpus" / "packages.txt"))
+    held_out = {package_name(s) for s in read_package_list(ROOT / "corpus" / "devset-packages.txt")}
+    used = {f"{r['package']}@{r['version']}" for r in _manifest_rows()}
+    assert used <= pinned, sorted(used - pinned)[:10]
+    assert not held_out & {package_name(s) for s in used}  # the dev set's packages stay unseen
+    assert not any(is_reserved(s) for s in pinned | held_out)
