@@ -104,4 +104,18 @@ def build_model(cfg: RunConfig, tokenizer: Any) -> Any:
     embeddings: Any = model.get_input_embeddings()
     if len(tokenizer) > embeddings.weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
+    _align_special_ids(model, tokenizer)
     return model
+
+
+def _align_special_ids(model: Any, tokenizer: Any) -> None:
+    """Special ids outside the vocab (CodeParrot-small: bos/eos 50256 with 32768 tokens) → the tokenizer's."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is None:
+            continue
+        for name in ("bos_token_id", "eos_token_id"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value >= vocab and tokenizer.eos_token_id is not None:
+                log.info("%s=%d is outside the %d-token vocab: using the tokenizer's eos id", name, value, vocab)
+                setattr(cfg, name, tokenizer.eos_token_id)

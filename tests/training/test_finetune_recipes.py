@@ -111,3 +111,40 @@ def test_eli5_mlm_with_tiny_roberta(tmp_path: Path, eli5_json: Path) -> None:
 
     model = AutoModelForMaskedLM.from_pretrained(out, use_safetensors=True)
     assert model.config.model_type == "roberta"
+
+
+def test_full_finetune_adds_missing_fim_tokens(tmp_path: Path, tiny_model_dir_no_fim: Path) -> None:
+    """A base tokenizer without FIM tokens gets them (and the embeddings grow) for FIM recipes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_vocab = len(AutoTokenizer.from_pretrained(tiny_model_dir_no_fim))
+    data = write_github_parquet(tmp_path / "gh")
+    out = tmp_path / "OUT"
+    rc = main(["--recipe", "codeparrot-js", "--output-dir", str(out), *SMALL,
+               "--set", f"data.files={data}/*.parquet", "--set", f"model.name_or_path={tiny_model_dir_no_fim}",
+               "--set", "train.max_steps=2", "--set", "data.fim_rate=1.0"])
+    assert rc == 0
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(tokenizer) == base_vocab + 4
+    for token in ("<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"):
+        assert len(tokenizer(token)["input_ids"]) == 1
+    model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
+    assert model.get_input_embeddings().weight.shape[0] >= len(tokenizer)
+    assert read_json(out / "data_manifest_summary.json")["fim_rate"] == 1.0
+
+
+def test_special_ids_beyond_the_vocab_are_taken_from_the_tokenizer(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """CodeParrot-small's config says bos/eos 50256 with a 32768-token vocab: the saved model must not."""
+    import shutil
+
+    from training.config import apply_overrides, load_recipe
+    from training.modeling import build_model, load_tokenizer
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    config = read_json(base / "config.json")
+    (base / "config.json").write_text(json.dumps({**config, "bos_token_id": 50256, "eos_token_id": 50256}))
+    cfg = apply_overrides(load_recipe("codeparrot-js"), [f"model.name_or_path={base}"])
+    tokenizer = load_tokenizer(str(base))
+    model = build_model(cfg, tokenizer)
+    assert model.config.eos_token_id == model.config.bos_token_id == tokenizer.eos_token_id
