@@ -1,8 +1,4 @@
 // Sum the numbers of an array.
 function sum(numbers) {
   let total = 0;
-  for (let i = 0; i < numbers.length; i++) {
-    total += numbers[i];
-  }
-  return total;
-}
+  for (let i = 0; i <
