@@ -1,4 +1,4 @@
-"""docs/editors.md shows the tested Neovim file verbatim and configurations that parse."""
+"""The README shows the tested Neovim file verbatim and configurations that parse."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DOC = (REPO / "docs" / "editors.md").read_text(encoding="utf-8")
+DOC = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def _blocks(lang: str) -> list[str]:

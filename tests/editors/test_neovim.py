@@ -1,6 +1,6 @@
 """Real Neovim (≥ 0.11, headless) with the README's config against the real server.
 
-editors/nvim/codeparrot.lua is the file docs/editors.md shows; only its two environment
+editors/nvim/codeparrot.lua is the file the README shows; only its two environment
 variables are set here (server command and model dir). tests/editors/nvim_driver.lua asks for
 completions and writes what came back to a JSON file that this test reads.
 """
