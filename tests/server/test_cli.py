@@ -7,14 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from lsp_wire import REPO, server_env, trained_model_dir
+from lsp_wire import REPO, server_env
 
 from server.__main__ import CliError, build_parser, offset_of, parse_location, parse_tcp, settings_from_args
-
-
-@pytest.fixture(scope="module")
-def trained_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_model_dir(tiny_model_dir, tmp_path_factory.mktemp("trained"))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_command, server_env, trained_model_dir
+from lsp_wire import REPO, server_command, server_env
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
@@ -17,10 +17,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 ADD = "function add(a, b) {\n\n}\n"  # cursor on line 1: an empty block body -> multi-line
 FOR = "const fs = require("  # cursor at the end -> single line
 
-
-@pytest.fixture(scope="session")
-def trained_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_model_dir(tiny_model_dir, tmp_path_factory.mktemp("trained"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

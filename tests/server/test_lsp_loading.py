@@ -9,17 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsp_wire import REPO, FrameReader, frame, server_command, server_env, trained_model_dir
+from lsp_wire import REPO, FrameReader, frame, server_command, server_env
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
 
 ADD = "function add(a, b) {\n\n}\n"
 URI = "file:///load/add.js"
 
-
-@pytest.fixture(scope="module")
-def trained_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_model_dir(tiny_model_dir, tmp_path_factory.mktemp("trained"))
 
 
 async def start(model: Path | str) -> Any:
