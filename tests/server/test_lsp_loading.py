@@ -90,6 +90,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listening_addresses(pid: int, port: int) -> set[str]:
+    """The local addresses `pid` listens on at `port` (from the kernel's socket table)."""
+    import psutil
+
+    return {
+        c.laddr.ip
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
 def test_tcp_mode(trained_dir: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
@@ -110,6 +121,7 @@ def test_tcp_mode(trained_dir: Path) -> None:
                 time.sleep(0.2)
         sock.settimeout(None)  # the reader thread blocks while the model loads
         reader = FrameReader(sock)
+        assert _listening_addresses(proc.pid, port) == {"127.0.0.1"}  # bound to the host given, not 0.0.0.0
 
         def request(msg_id: int, method: str, params: Any) -> dict[str, Any]:
             sock.sendall(frame({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}))
