@@ -97,17 +97,14 @@ def test_loop_body_line_uses_the_loop_variable(completer: Completer) -> None:
     assert re.match(r"^ ?[A-Za-z_$]", text), f"expected an expression after `total +=`: {text!r}"
 
 
-def test_cli_completes_with_no_flags(tmp_path: Path) -> None:
-    # The README demo in spirit: `python -m server complete FILE:LINE:COL` with no --model picks
-    # the shipped model and prints a completion. The cursor ends an unfinished line: the context
-    # rules rightly refuse to complete in front of an identifier (e.g. hello.js:4:19).
-    source = tmp_path / "sum.js"
-    source.write_text(
-        "// Sum the numbers of an array.\nfunction sum(numbers) {\n  let total = 0;\n  for (let i = 0; i <\n"
-    )
+def test_readme_demo_completes_with_no_flags() -> None:
+    # The README's first command: `python -m server complete FILE:LINE:COL` with no --model picks
+    # the shipped model and prints a completion.
+    demo = re.search(r"python -m server complete (\S+)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    assert demo, "the README no longer shows the `complete` demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "server", "complete", f"{source}:4:22"],
+        [sys.executable, "-m", "server", "complete", demo.group(1)],
         cwd=ROOT,
         env=env,
         capture_output=True,
