@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +34,9 @@ CACHE_ENTRIES = 256
 # How long the client may take to accept a progress token before we load without a progress bar.
 PROGRESS_CREATE_TIMEOUT_S = 5.0
 # Tests only: "generate-oom:N" makes the first N model forward passes raise torch.OutOfMemoryError,
-# so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end.
+# so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end;
+# "generate-slow:MS" makes each forward pass take MS ms longer, like a large model on a slow CPU,
+# so that cancellation tests do not race a tiny model that finishes in a millisecond.
 FAULT_ENV = "CODEPARROT_TEST_FAULTS"
 
 
@@ -145,19 +148,22 @@ class ModelLoader:
 def _inject_test_faults(engine: Engine) -> None:
     """Honour FAULT_ENV (tests only); a no-op unless that variable is set."""
     spec = os.environ.get(FAULT_ENV, "")
-    if not spec.startswith("generate-oom:"):
+    kind, _, value = spec.partition(":")
+    if kind not in ("generate-oom", "generate-slow"):
         return
     import torch
 
-    remaining = [int(spec.split(":", 1)[1])]
+    remaining = [int(value)]
     model = engine.model
     forward = model.forward
 
-    def failing_forward(*args: Any, **kwargs: Any) -> Any:
-        if remaining[0] > 0:
+    def faulty_forward(*args: Any, **kwargs: Any) -> Any:
+        if kind == "generate-slow":
+            time.sleep(remaining[0] / 1000)
+        elif remaining[0] > 0:
             remaining[0] -= 1
             raise torch.OutOfMemoryError(f"out of memory (injected by {FAULT_ENV})")
         return forward(*args, **kwargs)
 
-    model.forward = failing_forward
+    model.forward = faulty_forward
     logger.warning("%s=%s: fault injection active", FAULT_ENV, spec)

@@ -10,6 +10,7 @@ object, and `handle_message` answers the marker with a JSON-RPC error.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import attrs
@@ -44,8 +45,35 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(cause).__name__
 
 
+COMPLETION_METHODS = frozenset({types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION})
+
+
 class RobustProtocol(LanguageServerProtocol):
     """LanguageServerProtocol that answers malformed requests instead of dropping them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Pending completion requests by id, so that a cancel that lands before the handler ever
+        # ran (pygls cancels the task; our handler never sees it) is still counted in the stats.
+        self._completion_futures: dict[Any, Any] = {}
+
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        super()._handle_request(msg_id, method_name, params)
+        future = self._request_futures.get(msg_id)
+        if method_name in COMPLETION_METHODS and future is not None and not future.done():
+            self._completion_futures[msg_id] = future
+            future.add_done_callback(partial(self._forget_completion, msg_id))
+
+    def _forget_completion(self, msg_id: Any, _future: Any) -> None:
+        self._completion_futures.pop(msg_id, None)
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        future = self._completion_futures.get(msg_id)
+        server: Any = self._server  # our CompletionServer (typed loosely: no import cycle)
+        unstarted = future is not None and hasattr(server, "not_started") and server.not_started(future)
+        super()._handle_cancel_notification(msg_id)
+        if unstarted:  # super() has just cancelled it; the handler will never count it
+            server.count_cancelled_unstarted()
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class CompletionServer(LanguageServer):
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
         self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
         self._inflight: dict[str, threading.Event] = {}
+        self._started: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()  # handler tasks that ran
         self._ids = itertools.count(1)
         self._register_features()
 
@@ -215,8 +217,19 @@ class CompletionServer(LanguageServer):
         except CodeparrotError as exc:
             raise JsonRpcInvalidParams(exc.user_message) from exc
 
+    def not_started(self, task: asyncio.Future[Any]) -> bool:
+        """True when a completion request's task is pending and its handler has not begun."""
+        return not task.done() and task not in self._started
+
+    def count_cancelled_unstarted(self) -> None:
+        """A completion request cancelled before the pipeline saw it still counts (stats)."""
+        self.stats.incr("requests")
+        self.stats.incr("cancelled")
+
     async def complete(self, uri: str, position: types.Position) -> Completion | None:
         """Run the completion pipeline for one request; None means "nothing to show"."""
+        if (task := asyncio.current_task()) is not None:
+            self._started.add(task)
         doc = self.document(uri)
         try:
             offset = doc.offset_at(position)
@@ -225,7 +238,11 @@ class CompletionServer(LanguageServer):
         if doc.language_id not in LANGUAGES or not self.settings.enable:
             return None
         settings = self.settings
-        completer = await self.loader.completer(settings, LOAD_WAIT_S)
+        try:
+            completer = await self.loader.completer(settings, LOAD_WAIT_S)
+        except asyncio.CancelledError:
+            self.count_cancelled_unstarted()  # cancelled while waiting for the model
+            raise
         if completer is None:
             return None
         request_id = next(self._ids)

@@ -124,7 +124,22 @@ def test_huge_document(server: RawServer) -> None:
     server.notify("textDocument/didClose", {"textDocument": {"uri": "file:///huge.js"}})
 
 
-def test_a_thousand_request_cancel_pairs(server: RawServer) -> None:
+@pytest.fixture(scope="module")
+def slow_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawServer]:
+    """The server with each forward pass 20 ms slower: a request lives long enough to be cancelled."""
+    model = trained_model_dir(tiny_model_dir, tmp_path_factory.mktemp("trained"))
+    srv = RawServer(
+        server_command(model, "--max-new-tokens", "8"),
+        env=server_env(CODEPARROT_TEST_FAULTS="generate-slow:20"),
+    )
+    srv.initialize()
+    yield srv
+    assert srv.close() == 0
+    assert srv.reader.junk == []
+
+
+def test_a_thousand_request_cancel_pairs(slow_server: RawServer) -> None:
+    server = slow_server
     uri = "file:///burst.js"
     server.open(uri, ADD)
     first = 50_000
