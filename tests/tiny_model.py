@@ -24,11 +24,10 @@ JS_SAMPLES = [
 SPECIAL_TOKENS = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
 
 
-def build_tokenizer(out_dir: Path, *, vocab_size: int = 600, fim: bool = True):  # -> PreTrainedTokenizerFast
+def train_byte_level_bpe(texts: list[str], vocab_size: int, specials: list[str]):  # -> tokenizers.Tokenizer
+    """A real byte-level BPE (the `tokenizers` library) trained on `texts`, specials first."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    specials = SPECIAL_TOKENS if fim else SPECIAL_TOKENS[:1]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -38,7 +37,15 @@ def build_tokenizer(out_dir: Path, *, vocab_size: int = 600, fim: bool = True): 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(JS_SAMPLES * 20, trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def build_tokenizer(out_dir: Path, *, vocab_size: int = 600, fim: bool = True):  # -> PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    specials = SPECIAL_TOKENS if fim else SPECIAL_TOKENS[:1]
+    tok = train_byte_level_bpe(JS_SAMPLES * 20, vocab_size, specials)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|endoftext|>",

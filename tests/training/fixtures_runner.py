@@ -26,19 +26,11 @@ ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 def build_tiny_roberta(out_dir: Path, texts: list[str], *, vocab_size: int = 500) -> Path:
     """A real byte-level BPE tokenizer with RoBERTa's special tokens + a random 2-layer RobertaForMaskedLM."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tiny_model import train_byte_level_bpe
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=ROBERTA_SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
+    tok = train_byte_level_bpe(texts, vocab_size, ROBERTA_SPECIALS)
     tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
