@@ -101,6 +101,15 @@ def build_model(cfg: RunConfig, tokenizer: Any) -> Any:
         )
     except OSError as exc:
         raise ConfigError(f"model.name_or_path={cfg.model.name_or_path!r}: cannot load safetensors model: {exc}") from exc
+    except (RuntimeError, ValueError) as exc:
+        # transformers refuses weights whose shapes disagree with config overrides such as a
+        # recipe's model.n_layer: say which keys, not a load report a screen long.
+        overrides = ", ".join(f"model.{k}={v!r}" for k, v in sorted(cfg.model.extra.items()))
+        raise ConfigError(
+            f"model.name_or_path={cfg.model.name_or_path!r}: its weights do not fit the model config"
+            + (f" overridden by {overrides} (drop or match them to fine-tune this checkpoint)" if overrides else "")
+            + f": {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
     embeddings: Any = model.get_input_embeddings()
     if len(tokenizer) > embeddings.weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))

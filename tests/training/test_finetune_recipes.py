@@ -148,3 +148,19 @@ def test_special_ids_beyond_the_vocab_are_taken_from_the_tokenizer(tmp_path: Pat
     tokenizer = load_tokenizer(str(base))
     model = build_model(cfg, tokenizer)
     assert model.config.eos_token_id == model.config.bos_token_id == tokenizer.eos_token_id
+
+
+def test_shape_overrides_that_do_not_fit_the_checkpoint_name_the_keys(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Fine-tuning a 2-layer checkpoint with the scratch recipe's model.n_layer=6 left in is a config error."""
+    from training.config import ConfigError, apply_overrides, load_recipe
+    from training.modeling import build_model, load_tokenizer
+
+    cfg = apply_overrides(
+        load_recipe("scratch-js"),
+        ["model.from_scratch=false", f"model.name_or_path={tiny_model_dir}", "model.n_embd=96"],
+    )
+    with pytest.raises(ConfigError) as info:
+        build_model(cfg, load_tokenizer(str(tiny_model_dir)))
+    message = str(info.value)
+    assert "model.n_embd=96" in message and "model.n_layer=6" in message
+    assert str(tiny_model_dir) in message
