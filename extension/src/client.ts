@@ -3,12 +3,7 @@
 // vscode-languageclient 11, registered when the server advertises inlineCompletionProvider.
 
 import type * as vscode from "vscode";
-import {
-  LanguageClient,
-  type LanguageClientOptions,
-  type ServerOptions,
-  TransportKind,
-} from "vscode-languageclient/node";
+import { type Executable, LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 
 import { serverArgs } from "./python";
 import { initializationOptions, type ServerSettings } from "./settings";
@@ -33,10 +28,12 @@ export interface ClientParams {
 }
 
 export function createClient(p: ClientParams): LanguageClient {
-  const run = {
+  const run: Executable = {
     command: p.python,
     args: serverArgs(),
-    transport: TransportKind.stdio,
+    // No `transport`: left undefined, the client talks over the process's stdin/stdout as is.
+    // `TransportKind.stdio` would append `--stdio` to the arguments, which the server rejects
+    // (exit 2, then a crash loop): seen only in a real VS Code (tests/e2e).
     // The server logs to stderr, which the client copies into the output channel.
     options: { env: { ...process.env, PYTHONUNBUFFERED: "1" } },
   };
