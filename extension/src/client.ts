@@ -5,6 +5,7 @@
 import type * as vscode from "vscode";
 import { type Executable, LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 
+import { clientMiddleware } from "./middleware";
 import { serverArgs } from "./python";
 import { initializationOptions, type ServerSettings } from "./settings";
 import type { ProgressValue } from "./status";
@@ -44,12 +45,7 @@ export function createClient(p: ClientParams): LanguageClient {
     outputChannel: p.outputChannel,
     traceOutputChannel: p.outputChannel,
     // Settings go out explicitly (extension.ts sends didChangeConfiguration), so no synchronize.
-    middleware: {
-      handleWorkDoneProgress: (token, params, next) => {
-        p.onProgress(params);
-        next(token, params);
-      },
-    },
+    middleware: clientMiddleware(p.onProgress),
   };
   return new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
 }
