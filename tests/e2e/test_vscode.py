@@ -223,6 +223,8 @@ def short_tmp() -> Iterator[Path]:
 def code_server(tmp_path: Path, workspace: Path, short_tmp: Path) -> Iterator[CodeServer]:
     _require_prerequisites()
     started = time.monotonic()
+    shutil.rmtree(OUTPUT, ignore_errors=True)  # only this run's artifacts
+    OUTPUT.mkdir()
     vsix = REPO / "out" / "codeparrot-lsp.vsix"
     npm = shutil.which("npm")
     assert npm is not None
