@@ -39,11 +39,17 @@ class Completer:
     """Completions for one loaded `Engine`; thread-safe as far as its parts are."""
 
     def __init__(
-        self, engine: Engine, cache: CompletionCache | None = None, stats: Stats | None = None
+        self,
+        engine: Engine,
+        cache: CompletionCache | None = None,
+        stats: Stats | None = None,
+        *,
+        token_healing: bool = True,
     ) -> None:
         self.engine = engine
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
+        self.token_healing = token_healing  # see server.context: off only to measure what it buys
 
     def complete(
         self,
@@ -80,13 +86,23 @@ class Completer:
         stats = self.stats
         with stats.timer("context"):
             decision = should_complete(text, offset, tree, settings.multiline)
-        if not decision.complete:
-            return Outcome("", False, False, None, decision.reason)
         prefix, suffix = text[:offset], text[offset:]
-        # Same place but different output-shaping settings must not share cache entries.
-        cache_key = (
-            f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{decision.multiline}"
-        )
+
+        def cache_key_for(multiline: bool) -> str:
+            # Same place but different output-shaping settings must not share cache entries.
+            return f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{multiline}"
+
+        if not decision.complete:
+            # Typing the shown completion keeps showing its rest, even where we would not start
+            # one: its first character may open a string (`'fs');`) or be a word character.
+            if self.cache is not None:
+                for multiline in (False, True):
+                    hit = self.cache.get(cache_key_for(multiline), prefix, suffix)
+                    if hit:
+                        stats.incr("cache_hits")
+                        return Outcome(hit, multiline, True, None, f"cache hit, typed ahead ({decision.reason})")
+            return Outcome("", False, False, None, decision.reason)
+        cache_key = cache_key_for(decision.multiline)
         if self.cache is not None:
             with stats.timer("cache"):
                 hit = self.cache.get(cache_key, prefix, suffix)
@@ -99,7 +115,9 @@ class Completer:
             # Fit the model: the engine's own left-cut is only a safety net (it would cut the FIM
             # header off and move the window on every keystroke, defeating KV-cache reuse).
             budget = min(settings.max_prompt_tokens, self.engine.max_positions - settings.max_new_tokens)
-            prompt = build_prompt(self.engine.tokenizer, prefix, suffix, max(budget, 16))
+            prompt = build_prompt(
+                self.engine.tokenizer, prefix, suffix, max(budget, 16), heal=self.token_healing
+            )
         ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline)
         with stats.timer("generate"):
             result = self.engine.generate(
@@ -108,6 +126,7 @@ class Completer:
                 stop=lambda generated: stop_reached(generated, ctx),
                 cancel=cancel,
                 cache_key=key,
+                heal=prompt.heal,
             )
         stats.set_last(result.prompt_tokens, result.prompt_tokens_computed, result.new_tokens)
         if result.cancelled:

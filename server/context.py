@@ -10,6 +10,13 @@ blank line of an empty block body (`{` newline cursor, then `}` or end of file).
 prefix<fim_middle>`) when the tokenizer has FIM tokens, else the prefix alone, within a token
 budget. The prefix is cut on the left at a *stable* place, so that typing a character changes
 only the last tokens of the prompt and the engine can reuse its KV cache (see `_window_start`).
+
+Token healing (`heal=True`): the cursor usually sits inside a word (`let radio = c|`), whose
+last token (` c`) is one the model rarely saw followed by the rest of that word (` chance` is
+one token in training text). So the prompt stops *before* the tokens of the word being typed
+(or before the last token, after punctuation or a line break), and the engine makes the
+completion start with their text (`Prompt.heal`), which it then strips: the model picks
+` chance` itself. Applied to short ASCII tails only.
 """
 
 from __future__ import annotations
@@ -37,11 +44,13 @@ PREFIX_MAX_CHARS_PER_TOKEN = 8  # same for the prefix: bounds tokenizer work on 
 WINDOW_STEP_CHARS_PER_TOKEN = 0.5
 CURSOR_LINE_RESERVE = 0.125  # budget share kept for the cursor line, so typing on it doesn't move the cut
 MIN_WINDOW_STEP = 32  # tiny budgets still move in steps of at least a line
+MAX_HEAL_CHARS = 24  # a longer last token is not a half-typed word: leave it in the prompt
 
 BLOCK_TYPES = frozenset({"statement_block", "class_body", "object", "switch_body"})
 STRING_TYPES = frozenset({"string", "template_string", "regex"})
 CODE_IN_STRING_TYPES = frozenset({"template_substitution"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_WORD_TAIL = re.compile(r"[A-Za-z0-9_$]*\Z")  # the identifier characters right before the cursor
 HEURISTIC_LOOKBACK = 20_000  # chars searched for an open /* when there is no tree
 
 
@@ -57,8 +66,9 @@ class Prompt:
     input_ids: list[int]
     prompt_tokens: int
     fim: bool
-    prefix: str  # the part of the prefix that is in the prompt
+    prefix: str  # the part of the prefix that the prompt covers (`heal` included)
     suffix: str  # the part of the suffix that is in the prompt ("" without FIM)
+    heal: str = ""  # the tail of `prefix` left out of input_ids: the completion must start with it
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,8 +262,10 @@ def _anchor(text: str, threshold: int, step: int) -> int:
     return brk.end() if brk else threshold
 
 
-def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
-    """Token ids of a stable left-cut of `prefix` that fits `limit` tokens, and the cut.
+def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int, list[int]]:
+    """Token ids of a stable left-cut of `prefix` that fits `limit` tokens, the cut, and where
+    each of the last tokens (those of the cursor line) starts, aligned with the end of the ids
+    (all offsets are str indices into `prefix`).
 
     The prefix is split before the line break that starts the cursor line: the head (earlier
     lines) does not change while the user types on that line; the tail is the break and the
@@ -264,10 +276,11 @@ def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int
     """
     n = len(prefix)
     if limit <= 0 or n == 0:
-        return [], n
+        return [], n, []
     line_start = max(prefix.rfind("\n"), prefix.rfind("\r")) + 1
     split = line_start - (2 if prefix.endswith("\r\n", 0, line_start) else 1) if line_start else 0
     tail_ids, tail_starts = tokenize(prefix[split:])
+    tail_abs = [split + start for start in tail_starts]
     reserve = max(len(tail_ids), int(limit * CURSOR_LINE_RESERVE))
     step = max(MIN_WINDOW_STEP, int(limit * WINDOW_STEP_CHARS_PER_TOKEN))
     k = max(0, split - limit * PREFIX_MAX_CHARS_PER_TOKEN) // step
@@ -281,12 +294,12 @@ def _window_start(prefix: str, limit: int, tokenize: Tokenize) -> tuple[list[int
         # first space): cutting mid-token would lose text.
         first = max(0, bisect.bisect_right(head_starts, cut - base) - 1)
         if len(head_ids) - first + reserve <= limit:
-            return head_ids[first:] + tail_ids, base + head_starts[first]
+            return head_ids[first:] + tail_ids, base + head_starts[first], tail_abs
         k += 1
     if len(tail_ids) <= limit:
-        return tail_ids, split
+        return tail_ids, split, tail_abs
     # The cursor line alone is over budget (minified code): keep its last tokens.
-    return tail_ids[-limit:], split + tail_starts[-limit]
+    return tail_ids[-limit:], split + tail_starts[-limit], tail_abs[-limit:]
 
 
 def _suffix_head(suffix: str, limit: int, tokenize: Tokenize) -> tuple[list[int], int]:
@@ -305,16 +318,48 @@ def _suffix_head(suffix: str, limit: int, tokenize: Tokenize) -> tuple[list[int]
     return ids[:keep], (starts[keep] if keep < len(starts) else len(head))
 
 
-def build_prompt(tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int) -> Prompt:
-    """The prompt ids for completing between `prefix` and `suffix` within `max_prompt_tokens`."""
+def _heal(prefix: str, ids: list[int], starts: list[int], keep: int) -> int:
+    """How many of the last prompt tokens to leave out for healing (0 = none).
+
+    The tokens of the word being typed (the identifier characters before the cursor, from the
+    token that holds the word's first character), else the last token. `starts` are where the
+    last tokens begin, aligned with the end of `ids`; `keep` is how many tokens must stay.
+    Only short ASCII tails: a multi-byte character can straddle two byte-level tokens, and then
+    a token's text is not a whole string of its own.
+    """
+    if not starts:
+        return 0
+    word = len(prefix) - len(_WORD_TAIL.search(prefix).group())  # type: ignore[union-attr]
+    first = max(0, bisect.bisect_right(starts, word) - 1) if word < len(prefix) else len(starts) - 1
+    count = len(starts) - first
+    tail = prefix[starts[first] :]
+    if len(ids) - count < keep or not tail or len(tail) > MAX_HEAL_CHARS or not tail.isascii():
+        return 0
+    return count
+
+
+def build_prompt(
+    tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int, *, heal: bool = False
+) -> Prompt:
+    """The prompt ids for completing between `prefix` and `suffix` within `max_prompt_tokens`.
+
+    With `heal`, the prefix's last token is left out and returned as `Prompt.heal` (see the
+    module docstring); the engine's `generate(..., heal=...)` must then be given it.
+    """
     tokenize = _tokenizer_fn(tokenizer)
     fim = fim_ids(tokenizer)
     if fim is None:
-        ids, cut = _window_start(prefix, max_prompt_tokens, tokenize)
-        return Prompt(ids, len(ids), False, prefix[cut:], "")
+        ids, cut, starts = _window_start(prefix, max_prompt_tokens, tokenize)
+        drop = _heal(prefix, ids, starts, keep=1) if heal else 0
+        tail = prefix[starts[-drop] :] if drop else ""
+        ids = ids[: len(ids) - drop]
+        return Prompt(ids, len(ids), False, prefix[cut:], "", tail)
     fim_prefix, fim_middle, fim_suffix = fim
     budget = max(2, max_prompt_tokens - 3)
     suffix_ids, suffix_end = _suffix_head(suffix, int(budget * SUFFIX_SHARE), tokenize)
-    prefix_ids, cut = _window_start(prefix, budget - len(suffix_ids), tokenize)
+    prefix_ids, cut, starts = _window_start(prefix, budget - len(suffix_ids), tokenize)
+    drop = _heal(prefix, prefix_ids, starts, keep=0) if heal else 0
+    tail = prefix[starts[-drop] :] if drop else ""
+    prefix_ids = prefix_ids[: len(prefix_ids) - drop]
     ids = [fim_suffix, *suffix_ids, fim_prefix, *prefix_ids, fim_middle]
-    return Prompt(ids, len(ids), True, prefix[cut:], suffix[:suffix_end])
+    return Prompt(ids, len(ids), True, prefix[cut:], suffix[:suffix_end], tail)

@@ -5,18 +5,20 @@ we need (1) a cancellation check between every two tokens (a superseded keystrok
 within one token), (2) the cache handed from one request to the next, cropped to the longest
 common token prefix, including the tokens generated last time (typed-ahead text matches them),
 and (3) a stop check on the decoded text after each token. `generate` exposes none of these
-together, and the loop is ~30 lines.
+together, and the loop is ~30 lines. It also does token healing (see `server.context`): the
+first tokens are picked among those that spell the text the prompt left out.
 """
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,12 +49,51 @@ class GenerationResult:
     prompt_tokens_computed: int
     new_tokens: int
     cancelled: bool
+    token_ids: list[int] = field(default_factory=list)  # the generated ids (healed start included)
 
 
 @dataclass
 class _CachedSequence:
     ids: list[int]  # exactly the tokens whose keys/values are in `cache`
     cache: Any  # transformers.DynamicCache
+
+
+class VocabIndex:
+    """Token texts of a tokenizer, sorted so that the tokens starting with a given text are a range.
+
+    Special tokens and tokens that decode to a partial UTF-8 sequence are left out.
+    """
+
+    CACHE = 256  # texts remembered: typing a word asks for the same ones again
+
+    def __init__(self, tokenizer: Any, skip: set[int]) -> None:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False)
+        pairs = sorted((t, i) for i, t in enumerate(texts) if t and "\ufffd" not in t and i not in skip)
+        self.texts: list[str] = texts
+        self._sorted = [t for t, _ in pairs]
+        self._ids = [i for _, i in pairs]
+        self._by_text: dict[str, list[int]] = {}
+        for t, i in pairs:
+            self._by_text.setdefault(t, []).append(i)
+        self._memo: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def starting_with(self, text: str) -> torch.Tensor:
+        """Ids of the tokens whose text starts with `text`; if there are none, of the tokens
+        whose text is a non-empty part of its start (to spell it in several steps)."""
+        hit = self._memo.get(text)
+        if hit is not None:
+            self._memo.move_to_end(text)
+            return hit
+        lo = bisect.bisect_left(self._sorted, text)
+        hi = bisect.bisect_left(self._sorted, text + "\U0010ffff")
+        found = self._ids[lo:hi]
+        if not found:
+            found = [i for k in range(1, len(text)) for i in self._by_text.get(text[:k], ())]
+        ids = torch.tensor(found, dtype=torch.long)
+        self._memo[text] = ids
+        while len(self._memo) > self.CACHE:
+            self._memo.popitem(last=False)
+        return ids
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -109,6 +150,7 @@ class Engine:
         self.eos_id: int | None = None
         self.max_positions = 1024
         self._forward_kwargs: dict[str, Any] = {}
+        self._vocab_index: VocabIndex | None = None  # built on the first healed request
 
     @property
     def loaded(self) -> bool:
@@ -207,8 +249,14 @@ class Engine:
         stop: Callable[[str], bool] | None = None,
         cancel: threading.Event | None = None,
         cache_key: str = "",
+        heal: str = "",
     ) -> GenerationResult:
-        """Greedy continuation of `input_ids`; see the module docstring for why it is hand-written."""
+        """Greedy continuation of `input_ids`; see the module docstring for why it is hand-written.
+
+        With `heal` (the text of the tokens the prompt stopped short of), the output must start
+        with it, and `GenerationResult.text` is what follows it; tokens that lie wholly inside
+        `heal` do not count against `max_new_tokens`.
+        """
         self.load()
         if not input_ids:
             raise GenerationError("Empty prompt: nothing to continue.")
@@ -217,7 +265,7 @@ class Engine:
             raise GenerationError("Prompt contains token ids outside the model's vocabulary.")
         with self._gen_lock:
             try:
-                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key)
+                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key, heal)
             except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
                 self._sequences.pop(cache_key, None)
                 if self.device == "cuda":
@@ -234,6 +282,7 @@ class Engine:
         stop: Callable[[str], bool] | None,
         cancel: threading.Event | None,
         cache_key: str,
+        heal: str,
     ) -> GenerationResult:
         from transformers import DynamicCache
 
@@ -264,6 +313,14 @@ class Engine:
         generated: list[int] = []
         text = ""
         cancelled = False
+        # Token healing: the output must start with `heal`. Each step picks the best token that
+        # starts with what is left of it (the prompt's own tokens always qualify, and so does a
+        # longer one such as ` chance` for ` c`); only when no token does (an unknown word) does
+        # it spell `heal` in parts. Offering the parts always would lead small models astray
+        # (measured on the tests' trained tiny model: 100 vs 79 of 370 mid-word cuts exact).
+        index = self._healing_index() if heal else None
+        pending = heal  # what the output has not spelled yet
+        forced = 0  # generated tokens that lie wholly inside `heal` (they add no new text)
         with torch.inference_mode():
             # Long prompts go in chunks with a cancel check between them, so that a superseded
             # request stops soon even in a cold prefill; what was computed stays in the cache.
@@ -278,19 +335,39 @@ class Engine:
                 out = self._forward(feed, cache)
                 cache = out.past_key_values
                 seq.extend(feed)
-                next_id = int(out.logits[0, -1].argmax())
+                logits = out.logits[0, -1]
+                if pending and index is not None:
+                    allowed = index.starting_with(pending)
+                    if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)
+                        break
+                    next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
+                    piece = index.texts[next_id]
+                    forced += len(piece) <= len(pending)
+                    pending = pending[len(piece) :] if len(piece) < len(pending) else ""
+                else:
+                    next_id = int(logits.argmax())
                 if next_id in self._stop_ids:
                     break
                 generated.append(next_id)
-                text = self.tokenizer.decode(generated, skip_special_tokens=True)
-                if len(generated) >= max_new_tokens or (stop is not None and stop(text)):
-                    break
+                if not pending:  # `heal` is spelled: from here on the text is the completion
+                    decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
+                    if not decoded.startswith(heal):  # cannot happen for ASCII `heal`: never emit a wrong start
+                        log.debug("healed output %r does not start with %r", decoded, heal)
+                        break
+                    text = decoded[len(heal) :]
+                    if len(generated) - forced >= max_new_tokens or (stop is not None and stop(text)):
+                        break
                 if cancel is not None and cancel.is_set():
                     cancelled = True
                     break
                 feed = [next_id]
         self._remember(cache_key, _CachedSequence(seq, cache))
-        return GenerationResult(text, prompt_tokens, computed, len(generated), cancelled)
+        return GenerationResult(text, prompt_tokens, computed, len(generated), cancelled, generated)
+
+    def _healing_index(self) -> VocabIndex:
+        if self._vocab_index is None:
+            self._vocab_index = VocabIndex(self.tokenizer, self._stop_ids)
+        return self._vocab_index
 
     def _forward(self, ids: list[int], cache: Any) -> Any:
         tensor = torch.tensor([ids], dtype=torch.long, device=self.device)

@@ -104,14 +104,17 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def predict_lines(rows: list[dict[str, Any]], settings: Any) -> Iterator[tuple[str, str]]:
+def predict_lines(
+    rows: list[dict[str, Any]], settings: Any, *, token_healing: bool = True
+) -> Iterator[tuple[str, str]]:
     """(id, prediction) per row, through the server's Completer."""
     from server.completion import Completer
     from server.engine import Engine
 
     engine = Engine(settings)
     engine.load()
-    completer = Completer(engine)  # no completion cache: each row is scored on its own
+    # No completion cache: each row is scored on its own.
+    completer = Completer(engine, token_healing=token_healing)
     for row in rows:
         prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
         outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key="evaluate")
@@ -135,12 +138,14 @@ def cmd_lines(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
-        for i, (row_id, prediction) in enumerate(predict_lines(rows, settings), 1):
+        predictions_iter = predict_lines(rows, settings, token_healing=not args.no_token_healing)
+        for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
             fh.write(json.dumps({"id": row_id, "prediction": prediction}) + "\n")
             if i % 50 == 0:
                 log.info("%d/%d rows", i, len(rows))
-    summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows), **score(rows, predictions)}
+    summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
+               "token_healing": not args.no_token_healing, **score(rows, predictions)}
     _emit(summary, args.summary)
     return 0
 
@@ -257,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--limit", type=int, default=0, help="only the first N rows (0 = all)")
     lines.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line")
     lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
+    lines.add_argument("--no-token-healing", action="store_true",
+                       help="prompt with the prefix's last token instead of healing it (to measure what healing buys)")
     return parser
 
 

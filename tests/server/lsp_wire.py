@@ -176,12 +176,28 @@ _TRAINED: dict[str, Path] = {}
 
 
 def _examples(tokenizer: Any, samples: list[str], rng: random.Random) -> list[list[int]]:
-    """Plain samples plus SPM FIM splits at every line start and some mid-line points."""
+    """Plain samples plus SPM FIM splits at token starts: at each line's first token and a few more.
+
+    The server heals the prefix's last token (its prompt stops at a token start and the middle
+    re-spells that token), so the tiny model learns FIM at token boundaries.
+    """
     eos = tokenizer.eos_token_id
     has_fim = "<fim_middle>" in tokenizer.get_vocab()
     out = [[*tokenizer.encode(s), eos] for s in samples]
     if not has_fim:
         return out
+    for s in samples:
+        starts = [start for start, _ in tokenizer(s, return_offsets_mapping=True)["offset_mapping"]][1:]
+        line_starts = {t for t in starts if s[t] == "\n" or s[t - 1] == "\n"}
+        cuts = line_starts | set(rng.sample(starts, min(6, len(starts))))
+        for p in sorted(cuts):
+            # the middle: the rest of the line (with or without its line break) or of the sample
+            line_end = s.find("\n", p + 1)
+            q = len(s) if line_end < 0 else rng.choice([line_end, line_end + 1, len(s)])
+            middle, suffix = s[p:q], s[q:]
+            text = f"<fim_suffix>{suffix}<fim_prefix>{s[:p]}<fim_middle>{middle}"
+            out.append([*tokenizer.encode(text), eos])
+    return out
     for s in samples:
         cuts = {i + 1 for i, c in enumerate(s) if c == "\n"} | {rng.randrange(len(s)) for _ in range(6)}
         for p in sorted(cuts):

@@ -76,7 +76,10 @@ def test_completes_code_and_records_every_stage(completer: Completer, settings: 
     assert not outcome.multiline
     snap = completer.stats.snapshot()
     assert snap["requests"] == 1 and snap["cache_hits"] == 0
-    assert snap["last"]["new_tokens"] == 4
+    # token healing: the prompt stops before CODE's last token " =", which the model re-spells
+    # first (one forced token that max_new_tokens does not count)
+    assert completer.engine.tokenizer.decode(outcome.result.token_ids[:1]) == " ="
+    assert snap["last"]["new_tokens"] == 5
     assert snap["last"]["prompt_tokens"] == outcome.result.prompt_tokens
     assert {"context", "cache", "prompt", "generate", "postprocess", "total"} <= set(snap["stages_ms"])
 
@@ -152,4 +155,48 @@ def test_prefix_only_model_completes(tiny_model_dir_no_fim: Path, tmp_path: Path
     outcome = completer.complete(CODE, len(CODE), settings=settings)
     assert outcome.text == " items items items"
     assert outcome.result is not None
-    assert outcome.result.prompt_tokens == len(completer.engine.tokenizer(CODE)["input_ids"])
+    # the whole prefix but its last token, which healing leaves for the model to re-spell
+    assert outcome.result.prompt_tokens == len(completer.engine.tokenizer(CODE)["input_ids"]) - 1
+
+
+def test_token_healing_completes_words_cut_mid_token(trained_dir: Path) -> None:
+    """The cursor inside a word: the model trained on these samples finishes the line far more
+    often when the prompt stops before the partial token (healing) than when it ends with it."""
+    from tiny_model import JS_SAMPLES
+
+    settings = Settings(model=str(trained_dir), device="cpu", max_new_tokens=24, multiline="never")
+    engine = Engine(settings)
+    engine.load()
+    cuts = [
+        (text, off)
+        for text in JS_SAMPLES
+        for off in range(1, len(text))
+        if text[off - 1].isalnum() and text[off].isalnum()
+    ][::3]
+    exact = {True: 0, False: 0}
+    for healing in (True, False):
+        completer = Completer(engine, token_healing=healing)
+        for text, off in cuts:
+            eol = text.index("\n", off)
+            doc = text[:off] + text[eol:]  # the rest of the cursor line is what we ask for
+            out = completer.complete(doc, off, settings=settings, key=f"heal-{healing}")
+            exact[healing] += out.text.strip() == text[off:eol].strip()
+    assert exact[True] >= 0.15 * len(cuts), exact
+    assert exact[True] >= 5 * (exact[False] + 1), exact
+
+
+def test_typing_a_shown_completion_that_opens_a_string_keeps_its_rest(
+    completer: Completer, settings: Settings
+) -> None:
+    """`require(` was completed with `'fs');`: typing its quote puts the cursor in a string,
+    where no new completion starts, but the rest of the shown one is still what the user types."""
+    assert completer.cache is not None
+    text = "const fs = require("
+    # as the Completer stores a single-line completion: uri, maxNewTokens, maxPromptTokens, multiline
+    stored = f"file:///q.js\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00False"
+    completer.cache.put(stored, text, "", "'fs');")
+    typed = text + "'"
+    outcome = completer.complete(typed, len(typed), settings=settings, key="file:///q.js")
+    assert outcome.cache_hit and outcome.text == "fs');"
+    fresh = completer.complete(typed, len(typed), settings=settings, key="file:///other.js")
+    assert fresh.text == "" and "string" in fresh.reason  # nothing shown there: nothing started

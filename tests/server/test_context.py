@@ -290,3 +290,62 @@ def test_edge_inputs(fim_tokenizer: Any, prefix: str, suffix: str) -> None:
     p = build_prompt(fim_tokenizer, prefix, suffix, 64)
     assert 3 <= p.prompt_tokens <= 64
     assert prefix.endswith(p.prefix) and suffix.startswith(p.suffix)
+
+
+# ----------------------------------------------------------------------------------------------
+# token healing
+
+
+@pytest.mark.parametrize(
+    ("prefix", "word"),
+    [("const total = items.red", "red"), ("let radio = c", "c"), ("const q = zqxItemsCount", "zqxItemsCount"),
+     ("for (let i = 0; i <", ""), ("foo(\n  ", "")],
+)
+def test_heal_leaves_the_word_being_typed_out_of_the_prompt(fim_tokenizer: Any, prefix: str, word: str) -> None:
+    plain = build_prompt(fim_tokenizer, prefix, SUFFIX, 256)
+    healed = build_prompt(fim_tokenizer, prefix, SUFFIX, 256, heal=True)
+    assert plain.heal == ""
+    dropped = len(plain.input_ids) - len(healed.input_ids)
+    # the healed prompt is the plain one minus its last prefix tokens, which spell `heal`
+    assert dropped >= 1
+    assert healed.input_ids == plain.input_ids[: -1 - dropped] + plain.input_ids[-1:]
+    assert fim_tokenizer.decode(plain.input_ids[-1 - dropped : -1]) == healed.heal
+    assert prefix.endswith(healed.heal) and healed.prefix == prefix
+    if word:  # every token of the word, from the one holding its first character
+        assert healed.heal.endswith(word) and len(healed.heal) <= len(word) + 1
+        start = len(prefix) - len(healed.heal)
+        assert fim_tokenizer.decode(fim_tokenizer(prefix[:start])["input_ids"]) == prefix[:start]
+    else:  # after punctuation or a line break: the last token only
+        assert dropped == 1
+
+
+def test_a_word_split_into_several_tokens_is_healed_whole(fim_tokenizer: Any) -> None:
+    prefix = "const q = zqxItemsCount"
+    ids = fim_tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    word_tokens = [i for i in ids if fim_tokenizer.decode([i]).strip() and fim_tokenizer.decode([i]).strip() in "zqxItemsCount"]
+    assert len(word_tokens) >= 2  # the tiny tokenizer does not know this word
+    healed = build_prompt(fim_tokenizer, prefix, "", 256, heal=True)
+    assert healed.heal in {"zqxItemsCount", " zqxItemsCount"}
+
+
+def test_heal_without_fim_keeps_at_least_one_token(plain_tokenizer: Any) -> None:
+    healed = build_prompt(plain_tokenizer, "const x = ite", "", 256, heal=True)
+    assert healed.heal and plain_tokenizer.decode(healed.input_ids) + healed.heal == "const x = ite"
+    one = plain_tokenizer.convert_ids_to_tokens(plain_tokenizer("const", add_special_tokens=False)["input_ids"])
+    assert len(one) == 1  # a one-token prefix: healing it would leave no prompt at all
+    assert build_prompt(plain_tokenizer, "const", "", 256, heal=True).heal == ""
+
+
+@pytest.mark.parametrize("prefix", ["const s = 'é", "x = '😀", ""])
+def test_heal_skips_non_ascii_and_empty_tails(fim_tokenizer: Any, prefix: str) -> None:
+    healed = build_prompt(fim_tokenizer, prefix, "", 256, heal=True)
+    assert healed.heal == ""
+    assert healed.input_ids == build_prompt(fim_tokenizer, prefix, "", 256).input_ids
+
+
+def test_heal_skips_tails_longer_than_a_word(fim_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server import context
+
+    tail = build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal
+    monkeypatch.setattr(context, "MAX_HEAL_CHARS", len(tail) - 1)
+    assert build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal == ""

@@ -285,3 +285,65 @@ def test_missing_model_fails_load_with_typed_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         eng.load()
     assert not eng.loaded
+
+
+# ----------------------------------------------------------------------------------------------
+# token healing
+
+
+@pytest.mark.parametrize("heal", ["re", " c", "i", "\n  "])
+def test_healed_first_token_is_the_best_one_that_starts_with_heal(engine: Engine, heal: str) -> None:
+    """Checked against a brute-force scan of the whole vocabulary, not the engine's index."""
+    ids = ids_of(engine, BASE + "const x = ")
+    tok = engine.tokenizer
+    with torch.inference_mode():
+        logits = engine.model(input_ids=torch.tensor([ids])).logits[0, -1]
+    specials = set(tok.all_special_ids)
+    candidates = [i for i in range(len(tok)) if i not in specials and tok.decode([i]).startswith(heal)]
+    assert candidates, f"the tiny tokenizer has no token starting with {heal!r}"
+    best = max(candidates, key=lambda i: float(logits[i]))
+
+    result = engine.generate(ids, max_new_tokens=6, heal=heal, cache_key=f"heal-{heal}")
+    assert result.token_ids[0] == best
+    full = tok.decode(result.token_ids)
+    assert full == heal + result.text  # the healed part is spelled, then stripped
+    # the token that only re-spells `heal` does not count against max_new_tokens
+    assert result.new_tokens == 6 + (tok.decode([best]) == heal)
+
+
+def test_unhealed_generation_is_unconstrained(engine: Engine) -> None:
+    ids = ids_of(engine, BASE + "const x = ")
+    with torch.inference_mode():
+        top = int(engine.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+    assert engine.generate(ids, max_new_tokens=3, cache_key="unhealed").token_ids[0] == top
+
+
+def test_healed_typing_keeps_reusing_the_kv_cache(engine: Engine) -> None:
+    """Healing leaves the last token out of the prompt: typing a word keeps the cache valid."""
+    from server.context import build_prompt
+
+    word = "const total = items.reduce"
+    computed = []
+    for n in range(len("const total = "), len(word) + 1):
+        prompt = build_prompt(engine.tokenizer, BASE + word[:n], "", 256, heal=True)
+        result = engine.generate(prompt.input_ids, max_new_tokens=4, heal=prompt.heal, cache_key="heal-typing")
+        assert engine.tokenizer.decode(result.token_ids).startswith(prompt.heal)
+        computed.append(result.prompt_tokens_computed)
+    assert max(computed[1:]) <= 4, computed
+
+
+def test_a_heal_no_token_starts_with_is_spelled_in_parts(engine: Engine) -> None:
+    tok = engine.tokenizer
+    heal = " zqxItemsCount"
+    assert not any(tok.decode([i]).startswith(heal) for i in range(len(tok)))
+    result = engine.generate(ids_of(engine, BASE + "const q ="), max_new_tokens=3, heal=heal, cache_key="parts")
+    pieces = [tok.decode([i]) for i in result.token_ids]
+    assert "".join(pieces).startswith(heal) and tok.decode(result.token_ids) == heal + result.text
+    inside = 0
+    spelled = ""
+    for piece in pieces:
+        if len(spelled + piece) > len(heal):
+            break
+        spelled += piece
+        inside += 1
+    assert inside >= 2 and result.new_tokens == 3 + inside
