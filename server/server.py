@@ -142,13 +142,21 @@ class CompletionServer(LanguageServer):
     async def on_text_document_inline_completion(
         self, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        done = await self.complete(params.text_document.uri, params.position)
+        # With the editor's suggest widget open on an item, only ghost text that extends that
+        # item is shown (VS Code): complete as if it were inserted, and offer item + completion
+        # over the item's range.
+        selected = params.context.selected_completion_info if params.context is not None else None
+        done = await self.complete(params.text_document.uri, params.position, selected)
         if done is None:
             return types.InlineCompletionList(items=[])
-        here = types.Range(start=params.position, end=params.position)
-        return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=done.outcome.text, range=here)]
-        )
+        if selected is not None:
+            item = types.InlineCompletionItem(
+                insert_text=selected.text + done.outcome.text, range=selected.range
+            )
+        else:
+            here = types.Range(start=params.position, end=params.position)
+            item = types.InlineCompletionItem(insert_text=done.outcome.text, range=here)
+        return types.InlineCompletionList(items=[item])
 
     async def on_text_document_completion(self, params: types.CompletionParams) -> types.CompletionList:
         done = await self.complete(params.text_document.uri, params.position)
@@ -226,13 +234,22 @@ class CompletionServer(LanguageServer):
         self.stats.incr("requests")
         self.stats.incr("cancelled")
 
-    async def complete(self, uri: str, position: types.Position) -> Completion | None:
-        """Run the completion pipeline for one request; None means "nothing to show"."""
+    async def complete(
+        self, uri: str, position: types.Position, selected: types.SelectedCompletionInfo | None = None
+    ) -> Completion | None:
+        """Run the completion pipeline for one request; None means "nothing to show".
+
+        `selected`: complete the text as it would be with `selected.text` over `selected.range`.
+        """
         if (task := asyncio.current_task()) is not None:
             self._started.add(task)
         doc = self.document(uri)
         try:
             offset = doc.offset_at(position)
+            if selected is not None:
+                replace = (doc.offset_at(selected.range.start), doc.offset_at(selected.range.end))
+                if not replace[0] <= replace[1] <= offset:
+                    raise JsonRpcInvalidParams("selectedCompletionInfo.range must end at or before the position")
         except CodeparrotError as exc:
             raise JsonRpcInvalidParams(exc.user_message) from exc
         if doc.language_id not in LANGUAGES or not self.settings.enable:
@@ -252,6 +269,9 @@ class CompletionServer(LanguageServer):
         self._inflight[uri] = cancel
         # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
         text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
+        if selected is not None:  # the text with the selected item in; the Completer parses it
+            text = text[: replace[0]] + selected.text + text[replace[1] :]
+            offset, tree = offset - (replace[1] - replace[0]) + len(selected.text), None
 
         # Exactly one of the worker and the cancel path counts a request that never reached the
         # Completer (the Completer counts the ones it interrupts itself).

@@ -256,3 +256,43 @@ async def test_unknown_document_and_bad_position_are_invalid_params(client: Any)
     with pytest.raises(JsonRpcInvalidParams):
         await classic(client, uri, types.Position(line=9, character=0))
     assert (await stats(client))["requests"] >= 1  # still serving
+
+
+async def test_inline_completion_extends_the_selected_suggest_item(client: Any) -> None:
+    """VS Code shows ghost text with its suggest widget open only when it extends the selected
+    item: the server completes as if the item were inserted and answers item + completion."""
+    text = "const fs = req"
+    uri = open_doc(client, text)
+    selected = types.SelectedCompletionInfo(
+        range=types.Range(start=types.Position(line=0, character=len("const fs = ")), end=end_of(text)),
+        text="require",
+    )
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=end_of(text),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic, selected_completion_info=selected
+            ),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList)
+    (item,) = result.items
+    assert item.range == selected.range
+    assert isinstance(item.insert_text, str) and item.insert_text.startswith("require(")
+    # the same as completing the document with the item typed in
+    typed = open_doc(client, "const fs = require")
+    (plain,) = await inline(client, typed, end_of("const fs = require"))
+    assert item.insert_text == "require" + str(plain.insert_text)
+
+    bad = types.SelectedCompletionInfo(range=types.Range(start=end_of(text), end=end_of(text + "xx")), text="x")
+    with pytest.raises(JsonRpcInvalidParams):
+        await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=end_of(text),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked, selected_completion_info=bad
+                ),
+            )
+        )
