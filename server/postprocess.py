@@ -129,18 +129,23 @@ def cut_at_stop(text: str, ctx: PostContext) -> str:
 
 def drop_repetition(text: str, ctx: PostContext) -> str:
     """Cut model loops: a line repeated REPEAT_LINES times keeps its first copy; a line that
-    ends in a short unit repeated REPEAT_UNIT_TIMES times drops the whole completion."""
+    ends in a short unit repeated REPEAT_UNIT_TIMES times or more keeps what came before the
+    loop and one copy of the unit, and the lines after it go (`'./core/core/core/core…` ->
+    `'./core`). What is left may be blank: later filters drop it."""
     lines = text.split("\n")
     for i in range(len(lines) - REPEAT_LINES + 1):
         window = lines[i : i + REPEAT_LINES]
         if window[0].strip() and all(line == window[0] for line in window):
             return "\n".join(lines[: i + 1])
-    for line in lines:
+    for i, line in enumerate(lines):
         line = line.rstrip()
         for size in range(1, REPEAT_UNIT_MAX + 1):
             unit = line[-size:]
             if len(unit) == size and unit.strip() and line.endswith(unit * REPEAT_UNIT_TIMES):
-                return ""
+                start = len(line) - size * REPEAT_UNIT_TIMES
+                while start >= size and line.startswith(unit, start - size):
+                    start -= size
+                return "\n".join([*lines[:i], line[: start + size]])
     return text
 
 

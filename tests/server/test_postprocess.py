@@ -97,9 +97,28 @@ def test_two_repeats_are_fine() -> None:
     assert drop_repetition("x++;\nx++;\ny();", ctx()) == "x++;\nx++;\ny();"
 
 
-@pytest.mark.parametrize("text", ["a, a, a, a, a, a, a, a, ", "))))))))", "foo(1foo(1foo(1foo(1foo(1foo(1"])
-def test_looping_line_is_dropped(text: str) -> None:
-    assert drop_repetition(text, ctx()) == ""
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("lt from './core/core/core/core/core/core", "lt from './core"),
+        ("))))))))", ")"),
+        ("foo(1foo(1foo(1foo(1foo(1foo(1", "foo(1"),
+        ("x(a, a, a, a, a, a, a, a, ", "x(a, a,"),
+        ("f(0,\n 1, 1, 1, 1, 1, 1, 1,\nnext();", "f(0,\n 1,"),  # the lines after the loop go too
+    ],
+)
+def test_looping_line_keeps_what_came_before_the_loop(text: str, kept: str) -> None:
+    assert drop_repetition(text, ctx()) == kept
+
+
+def test_loop_cut_reaches_the_editor_through_postprocess() -> None:
+    # Before the cut, the whole completion was dropped: the head of a looping line is kept.
+    text = "nt('div' + 'div' + 'div' + 'div' + 'div' + 'div' + 'div' + 'div'"
+    assert postprocess(text, "e = document.createEleme", "\n", multiline=False) == "nt('div' + 'div'"
+
+
+def test_five_copies_are_not_a_loop() -> None:
+    assert drop_repetition("g(x, x, x, x, x,", ctx()) == "g(x, x, x, x, x,"
 
 
 @pytest.mark.parametrize("text", ["[0, 0, 0, 0, 0, 0, 1]", "        return x;", "a + b"])
