@@ -12,6 +12,9 @@ the steps after `--warmup-steps` untimed ones (first steps pay for allocator and
 oneDNN's bf16 kernels most of all). Prints tokens/s for both and the ratio (target >= 5x).
 `--ours-bf16` adds a third run: ours with bf16 autocast (`train.bf16=true`), which pays off on a
 CPU with native bf16 (AVX512-BF16/AMX) or a GPU; the seed notebook trains in fp32.
+Model: a GPT-2 of `--n-layer`/`--n-embd`/`--n-head` with dropout `--dropout` (default 0.0, as the
+`scratch-js` recipe trains; GPT-2's own 0.1 takes attention off the fused SDPA kernel, which
+costs batch 8 four times what it costs batch 1 on a CPU, so it is worth measuring both).
 Data: a directory of npm package folders (default: the repo's node_modules, only the
 permissively licensed, hand-written files that `training.data` keeps).
 """
@@ -51,6 +54,7 @@ def _model(tokenizer: Any, args: argparse.Namespace) -> Any:
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=args.block_size, n_layer=args.n_layer, n_embd=args.n_embd,
         n_head=args.n_head, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=args.dropout, embd_pdrop=args.dropout, attn_pdrop=args.dropout,
     )
     return GPT2LMHeadModel(config)
 
@@ -104,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=256)
     parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--dropout", type=float, default=0.0, help="resid/embd/attn dropout (scratch-js: 0.0)")
     parser.add_argument("--seed-steps", type=int, default=64, help="optimizer steps for the seed recipe (batch 1)")
     parser.add_argument("--ours-steps", type=int, default=8, help="optimizer steps for ours (batch --batch)")
     parser.add_argument("--batch", type=int, default=8)
@@ -155,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "documents": len(texts), "block_size": args.block_size, "seed_rows": len(seed_ds), "packed_blocks": len(packed),
         "seed_padding_share": round(pad_share, 3),
-        "model": {"n_layer": args.n_layer, "n_embd": args.n_embd, "n_head": args.n_head, "vocab": len(tokenizer)},
+        "model": {"n_layer": args.n_layer, "n_embd": args.n_embd, "n_head": args.n_head, "vocab": len(tokenizer),
+                  "dropout": args.dropout},
         "seed": seed, "ours": ours, "ratio": round(ratio, 2),
     }
     print(f"documents: {len(texts)}  block: {args.block_size}  seed rows that are padding: {pad_share:.0%}")
