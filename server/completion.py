@@ -118,7 +118,9 @@ class Completer:
             prompt = build_prompt(
                 self.engine.tokenizer, prefix, suffix, max(budget, 16), heal=self.token_healing
             )
-        ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline)
+        ctx = PostContext(
+            prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
+        )
         with stats.timer("generate"):
             result = self.engine.generate(
                 prompt.input_ids,
@@ -133,7 +135,7 @@ class Completer:
             stats.incr("cancelled")
             return Outcome("", decision.multiline, False, result, "cancelled")
         with stats.timer("postprocess"):
-            completion = postprocess(result.text, ctx.prefix, ctx.suffix, decision.multiline)
+            completion = postprocess(result.text, ctx.prefix, ctx.suffix, decision.multiline, decision.quote)
         if self.cache is not None:
             self.cache.put(cache_key, prefix, suffix, completion)
         log.debug(

@@ -1,10 +1,14 @@
 """Where to complete, how much, and the prompt to complete it with.
 
 `should_complete` asks tree-sitter-javascript (or, for documents too big to parse, a line-level
-scan) whether the cursor is in code: no completion inside comments, string and regex literals
-(template literal substitutions `${...}` are code, so they do complete), or right before
-identifier text. It also decides single- vs multi-line: multi-line when the cursor is on the
-blank line of an empty block body (`{` newline cursor, then `}` or end of file).
+scan) whether the cursor is in code: no completion inside comments, regex and template literals,
+or right before identifier text (template literal substitutions `${...}` are code, so they do
+complete). Plain string literals complete only where the text is predictable from the code around
+it: a call's argument (`require('./li|')`, `test('parses |')`, `el.on('cl|')`) or an import/export
+source; there the completion is single-line and ends at the string's closing quote
+(`Decision.quote`, used by post-processing). Other strings (`const s = 'a|'`) do not complete.
+It also decides single- vs multi-line: multi-line when the cursor is on the blank line of an
+empty block body (`{` newline cursor, then `}` or end of file).
 
 `build_prompt` makes the token ids: SPM fill-in-the-middle (`<fim_suffix>suffix<fim_prefix>
 prefix<fim_middle>`) when the tokenizer has FIM tokens, else the prefix alone, within a token
@@ -49,6 +53,10 @@ MAX_HEAL_CHARS = 24  # a longer last token is not a half-typed word: leave it in
 BLOCK_TYPES = frozenset({"statement_block", "class_body", "object", "switch_body"})
 STRING_TYPES = frozenset({"string", "template_string", "regex"})
 CODE_IN_STRING_TYPES = frozenset({"template_substitution"})
+# Parents of a plain string literal whose text the code around it predicts: call arguments
+# (module paths, test names, event names, selectors) and import/export sources.
+COMPLETABLE_STRING_PARENTS = frozenset({"arguments", "import_statement", "export_statement"})
+STRING_ARGUMENT = "string argument"  # the `where` of such a string
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD_TAIL = re.compile(r"[A-Za-z0-9_$]*\Z")  # the identifier characters right before the cursor
 HEURISTIC_LOOKBACK = 20_000  # chars searched for an open /* when there is no tree
@@ -59,6 +67,7 @@ class Decision:
     complete: bool
     multiline: bool
     reason: str
+    quote: str = ""  # completing inside a string literal opened with this quote: stop at its close
 
 
 @dataclass
@@ -92,13 +101,14 @@ def should_complete(text: str, offset: int, tree: Tree | None, multiline: str) -
         if len(data) <= TREE_MAX_BYTES:
             tree = new_parser().parse(data)
     byte = len(utf8(text[:offset])) if tree is not None else 0
-    where = _where_tree(tree.root_node, byte) if tree is not None else None
-    if where is None:
-        where = _where_heuristic(text, offset)
-    if where != "code":
+    found = _where_tree(tree.root_node, byte) if tree is not None else None
+    where, quote = found if found is not None else _where_heuristic(text, offset)
+    if where not in ("code", STRING_ARGUMENT):
         return Decision(False, False, f"inside a {where}")
     if offset < len(text) and is_identifier_char(text[offset]):
         return Decision(False, False, "identifier right of the cursor")
+    if where == STRING_ARGUMENT:
+        return Decision(True, False, f"single-line ({where})", quote)
     if multiline == "never":
         return Decision(True, False, "single-line (setting)")
     if multiline == "always":
@@ -122,17 +132,20 @@ def _descend(root: Node, byte: int, *, touching: bool) -> list[Node]:
             return path
 
 
-def _where_tree(root: Node, byte: int) -> str | None:
-    """'code', 'comment', 'string' or 'regex' at `byte`; None when the cursor is in an ERROR."""
-    innermost = "code"
+def _where_tree(root: Node, byte: int) -> tuple[str, str] | None:
+    """('code' | 'comment' | 'string' | 'regex' | STRING_ARGUMENT, opening quote) at `byte`;
+    None when the cursor is in an ERROR."""
+    innermost: tuple[str, str] = ("code", "")
     for node in _descend(root, byte, touching=False)[1:]:
         if node.type == "comment":
-            return "comment"
+            return ("comment", "")
         if node.type in STRING_TYPES:
-            innermost = "regex" if node.type == "regex" else "string"
+            innermost = ("regex", "") if node.type == "regex" else ("string", "")
+            if node.type == "string" and node.parent is not None and node.parent.type in COMPLETABLE_STRING_PARENTS:
+                innermost = (STRING_ARGUMENT, (node.text or b"'")[:1].decode())
         elif node.type in CODE_IN_STRING_TYPES:
-            innermost = "code"
-    if innermost != "code":
+            innermost = ("code", "")
+    if innermost[0] != "code":
         return innermost
     # Nodes that end right at the cursor: a // comment runs to the end of its line. Inside an
     # ERROR (an unterminated string or /* comment, say) the tree can't tell: the caller guesses.
@@ -141,19 +154,27 @@ def _where_tree(root: Node, byte: int) -> str | None:
         return None
     last = touching[-1]
     if last.type == "comment" and (last.text or b"").startswith(b"//"):
-        return "comment"
-    return "code"
+        return ("comment", "")
+    return ("code", "")
 
 
-def _where_heuristic(text: str, offset: int) -> str:
-    """Line-level guess for documents too big to parse: open /*, //, or an odd quote."""
+_ARGUMENT_BEFORE_QUOTE = re.compile(r"[(,]\s*\Z")
+_IMPORT_BEFORE_QUOTE = re.compile(r"\b(?:from|import)\s*\Z")
+
+
+def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
+    """Line-level guess for documents too big to parse (or a cursor in an ERROR): open /*, //, or
+    an odd quote. A quote right after `from`/`import`, or after `(` or `,` with a `(` as the
+    innermost bracket open on the line, opens a string argument."""
     window = text[max(0, offset - HEURISTIC_LOOKBACK) : offset]
     line_start = max(window.rfind("\n"), window.rfind("\r")) + 1
     opened = window.rfind("/*")
     if opened > window.rfind("*/") and opened < line_start:
-        return "comment"
+        return ("comment", "")
     line = window[line_start:]
     quote = ""
+    opened_at = 0
+    brackets: list[str] = []  # open on the line, outside strings and comments
     i = 0
     while i < len(line):
         ch = line[i]
@@ -165,16 +186,26 @@ def _where_heuristic(text: str, offset: int) -> str:
             elif quote == "`" and line.startswith("${", i):
                 quote = ""  # template substitution: code again (nesting is not tracked)
         elif ch in "'\"`":
-            quote = ch
+            quote, opened_at = ch, i
+        elif ch in "([{":
+            brackets.append(ch)
+        elif ch in ")]}" and brackets:
+            brackets.pop()
         elif line.startswith("//", i):
-            return "comment"
+            return ("comment", "")
         elif line.startswith("/*", i):
             close = line.find("*/", i + 2)
             if close == -1:
-                return "comment"
+                return ("comment", "")
             i = close + 1
         i += 1
-    return "string" if quote else "code"
+    if not quote:
+        return ("code", "")
+    before = line[:opened_at]
+    in_call = bool(brackets) and brackets[-1] == "(" and _ARGUMENT_BEFORE_QUOTE.search(before) is not None
+    if quote != "`" and (in_call or _IMPORT_BEFORE_QUOTE.search(before)):
+        return (STRING_ARGUMENT, quote)
+    return ("string", "")
 
 
 def _opens_empty_block(text: str, offset: int, tree: Tree | None) -> bool:

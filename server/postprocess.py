@@ -25,6 +25,7 @@ class PostContext:
     prefix: str
     suffix: str
     multiline: bool
+    quote: str = ""  # the cursor is inside a string literal opened with this quote
 
 
 Filter = Callable[[str, PostContext], str]
@@ -45,6 +46,19 @@ def _cursor_line(prefix: str) -> str:
 def _rest_of_line(suffix: str) -> str:
     ends = [i for i in (suffix.find("\n"), suffix.find("\r")) if i != -1]
     return suffix[: min(ends)] if ends else suffix
+
+
+def _string_end(text: str, quote: str) -> int | None:
+    """Index of the first unescaped `quote` in `text` (which starts inside a string literal)."""
+    i = 0
+    while quote and i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == quote:
+            return i
+        else:
+            i += 1
+    return None
 
 
 def _next_lines(suffix: str) -> list[str]:
@@ -127,6 +141,16 @@ def cut_at_stop(text: str, ctx: PostContext) -> str:
     return text if end is None else text[:end]
 
 
+def close_string(text: str, ctx: PostContext) -> str:
+    """Inside a string literal, the completion ends where the string does: before the closing
+    quote when the text right of the cursor already has it (`require('./li|')` + `b/x')` ->
+    `b/x`), else with the quote (`require('./li|` + `b/x');` -> `b/x'`)."""
+    end = _string_end(text, ctx.quote)
+    if end is None:
+        return text
+    return text[:end] if ctx.suffix.startswith(ctx.quote) else text[: end + 1]
+
+
 def drop_repetition(text: str, ctx: PostContext) -> str:
     """Cut model loops: a line repeated REPEAT_LINES times keeps its first copy; a line that
     ends in a short unit repeated REPEAT_UNIT_TIMES times or more keeps what came before the
@@ -203,6 +227,7 @@ def drop_blank(text: str, ctx: PostContext) -> str:
 
 FILTERS: list[Filter] = [
     cut_at_stop,
+    close_string,
     drop_repetition,
     balance_brackets,
     drop_suffix_overlap,
@@ -212,9 +237,9 @@ FILTERS: list[Filter] = [
 ]
 
 
-def postprocess(text: str, prefix: str, suffix: str, multiline: bool) -> str:
+def postprocess(text: str, prefix: str, suffix: str, multiline: bool, quote: str = "") -> str:
     """Apply every filter of FILTERS in order."""
-    ctx = PostContext(prefix, suffix, multiline)
+    ctx = PostContext(prefix, suffix, multiline, quote)
     for step in FILTERS:
         text = step(text, ctx)
         if not text:
@@ -224,5 +249,9 @@ def postprocess(text: str, prefix: str, suffix: str, multiline: bool) -> str:
 
 def stop_reached(text: str, ctx: PostContext) -> bool:
     """True once generating more can't change the result: the stop of `cut_at_stop` is reached,
-    or the text is looping."""
-    return cut_at_stop(text, ctx) != text or drop_repetition(text, ctx) != text
+    the string being completed is closed, or the text is looping."""
+    return (
+        cut_at_stop(text, ctx) != text
+        or _string_end(text, ctx.quote) is not None
+        or drop_repetition(text, ctx) != text
+    )

@@ -188,15 +188,38 @@ def test_token_healing_completes_words_cut_mid_token(trained_dir: Path) -> None:
 def test_typing_a_shown_completion_that_opens_a_string_keeps_its_rest(
     completer: Completer, settings: Settings
 ) -> None:
-    """`require(` was completed with `'fs');`: typing its quote puts the cursor in a string,
+    """`const name =` was completed with `'fs';`: typing its quote puts the cursor in a string,
     where no new completion starts, but the rest of the shown one is still what the user types."""
     assert completer.cache is not None
-    text = "const fs = require("
+    text = "const name = "
     # as the Completer stores a single-line completion: uri, maxNewTokens, maxPromptTokens, multiline
     stored = f"file:///q.js\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00False"
-    completer.cache.put(stored, text, "", "'fs');")
+    completer.cache.put(stored, text, "", "'fs';")
     typed = text + "'"
     outcome = completer.complete(typed, len(typed), settings=settings, key="file:///q.js")
-    assert outcome.cache_hit and outcome.text == "fs');"
+    assert outcome.cache_hit and outcome.text == "fs';"
     fresh = completer.complete(typed, len(typed), settings=settings, key="file:///other.js")
     assert fresh.text == "" and "string" in fresh.reason  # nothing shown there: nothing started
+
+
+def test_string_argument_completes(engine: Engine, settings: Settings) -> None:
+    completer = Completer(engine, token_healing=False)  # healing would re-spell "removes" first
+    text = "describe('items', () => {\n  it('adds', () => {});\n  it('removes"
+    outcome = completer.complete(text + "');", len(text), settings=settings, key="file:///s.js")
+    assert "string argument" in outcome.reason
+    assert outcome.text == " items items items items"  # the steered model's text, inside the string
+
+
+def test_string_argument_generation_stops_at_the_closing_quote(tiny_model_dir: Path, tmp_path: Path) -> None:
+    quoting = Settings(
+        model=str(steer(tiny_model_dir, tmp_path / "quote", "'")), device="cpu", max_new_tokens=8,
+        max_prompt_tokens=256,
+    )
+    engine = Engine(quoting)
+    engine.load()
+    completer = Completer(engine, token_healing=False)
+    text = "const fs = require('./li"
+    closed = completer.complete(text + "');", len(text), settings=quoting, key="a")
+    assert closed.text == "" and closed.result is not None and closed.result.new_tokens == 1
+    unclosed = completer.complete(text, len(text), settings=quoting, key="b")
+    assert unclosed.text == "'" and unclosed.result is not None and unclosed.result.new_tokens == 1

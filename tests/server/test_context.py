@@ -84,6 +84,43 @@ def test_completion_allowed(marked: str, use_tree: bool) -> None:
     assert d.complete and not d.multiline, d.reason
 
 
+STRING_ARGUMENTS = [
+    ("const fs = require('./li|');", "'"),
+    ('import x from "./li|";', '"'),
+    ("export { a } from './|';", "'"),
+    ("test('parses |', () => {});", "'"),
+    ("el.on('cl|', f);", "'"),
+    ("foo(a, 'b|')", "'"),
+    ("new Error('bad |')", "'"),
+    ("import('./pa|')", "'"),
+    ("const fs = require('./li|", "'"),  # unterminated: an ERROR node, the line scan decides
+]
+
+
+@pytest.mark.parametrize(("marked", "quote"), STRING_ARGUMENTS)
+@pytest.mark.parametrize("multiline", ["auto", "always"])
+def test_string_arguments_complete_single_line_to_their_quote(marked: str, quote: str, multiline: str) -> None:
+    d = decide(marked, multiline, use_tree=True)
+    assert d.complete and not d.multiline and d.quote == quote, d.reason
+    assert "string argument" in d.reason
+
+
+@pytest.mark.parametrize(
+    "marked",
+    [
+        "const s = 'a|';",  # a value, not an argument: nothing to predict it from
+        "o = { key: 'va|' };",
+        "f(`a |`)",  # template literals stay closed to completion
+        "f(/ab|c/)",
+        "const fs = require('./li|b');",  # identifier text right of the cursor
+        "f('a' + 'b|')",  # part of an expression, not the argument itself
+    ],
+)
+def test_other_strings_do_not_complete(marked: str) -> None:
+    d = decide(marked, use_tree=True)
+    assert not d.complete and d.quote == "", d.reason
+
+
 MULTILINE = [
     "function f() {\n  |\n}",
     "function f() {\r\n  |\r\n}",
@@ -148,6 +185,14 @@ def test_huge_document_uses_heuristics() -> None:
     filler = "const value = 'abcdefghijklmnopqrstuvwxyz';\n" * (TREE_MAX_BYTES // 40)
     for marked, expect in [
         ("x = 'abc|", False),
+        ("x = require('./ab|", True),
+        ("x = f(1, \"ab|", True),
+        ("import y from './ab|", True),
+        ("x = f(`ab|", False),
+        ("x = ['a', 'ab|", False),  # an array element, not an argument
+        ("x = f(a, [1, 'ab|", False),
+        ("x = f(g(1), 'ab|", True),
+        ("x = { k: 'ab|", False),
         ("x = 1; // a|", False),
         ("/* open\n  |", False),
         ("x = foo(|", True),

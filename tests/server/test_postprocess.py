@@ -8,6 +8,7 @@ from server.postprocess import (
     FILTERS,
     PostContext,
     balance_brackets,
+    close_string,
     cut_at_stop,
     drop_blank,
     drop_next_line_duplicate,
@@ -20,13 +21,14 @@ from server.postprocess import (
 )
 
 
-def ctx(prefix: str = "", suffix: str = "", multiline: bool = False) -> PostContext:
-    return PostContext(prefix, suffix, multiline)
+def ctx(prefix: str = "", suffix: str = "", multiline: bool = False, quote: str = "") -> PostContext:
+    return PostContext(prefix, suffix, multiline, quote)
 
 
 def test_filters_run_in_the_documented_order() -> None:
     assert [
         cut_at_stop,
+        close_string,
         drop_repetition,
         balance_brackets,
         drop_suffix_overlap,
@@ -84,6 +86,39 @@ def test_unmatched_closers_ignore_strings_and_comments() -> None:
     assert list(unmatched_closers("x)")) == [1]
     assert list(unmatched_closers("')' + \")\" + `}` // )\n]")) == [21]
     assert list(unmatched_closers("a(]")) == []  # a mismatch inside the completion is not ours
+
+
+# -- close_string -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "quote", "expected"),
+    [
+        ("b/x');", "')", "'", "b/x"),  # the editor auto-closed the string: stop before its quote
+        ("b/x');", "", "'", "b/x'"),  # not closed yet: close it, and no code after it
+        ('b/x");', '");', '"', "b/x"),
+        ("it\\'s fine', t => {", "', () => {})", "'", "it\\'s fine"),  # an escaped quote is text
+        ("a \"b\" c'", "')", "'", 'a "b" c'),  # other quotes are text
+        ("no end yet", "')", "'", "no end yet"),
+        ("x'); y", "')", "", "x'); y"),  # not in a string: untouched
+    ],
+)
+def test_close_string(text: str, suffix: str, quote: str, expected: str) -> None:
+    assert close_string(text, ctx(suffix=suffix, quote=quote)) == expected
+
+
+def test_string_argument_through_every_filter() -> None:
+    # `require('./views/ma|'))` with the model running on past the string: only its rest is kept
+    out = postprocess("in')); // main view\nnext();", "app.route('#a', require('./views/ma", "'));\n", False, "'")
+    assert out == "in"
+
+
+def test_generation_stops_at_the_closing_quote() -> None:
+    c = ctx(suffix="')", quote="'")
+    assert not stop_reached("./lib/", c)
+    assert not stop_reached("it\\'", c)  # escaped
+    assert stop_reached("./lib/x'", c)
+    assert stop_reached("./lib/x')", ctx(suffix="", quote="'"))
 
 
 # -- drop_repetition ----------------------------------------------------------------------------
