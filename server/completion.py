@@ -15,7 +15,7 @@ from typing import Any
 from server.cache import CompletionCache
 from server.context import build_prompt, should_complete
 from server.engine import Engine, GenerationResult
-from server.postprocess import PostContext, postprocess, stop_reached
+from server.postprocess import PostContext, apply_filters, stop_reached
 from server.settings import Settings
 from server.stats import Stats
 
@@ -135,7 +135,7 @@ class Completer:
             stats.incr("cancelled")
             return Outcome("", decision.multiline, False, result, "cancelled")
         with stats.timer("postprocess"):
-            completion = postprocess(result.text, ctx.prefix, ctx.suffix, decision.multiline, decision.quote)
+            completion = apply_filters(result.text, ctx)
         if self.cache is not None:
             self.cache.put(cache_key, prefix, suffix, completion)
         log.debug(

@@ -239,7 +239,11 @@ FILTERS: list[Filter] = [
 
 def postprocess(text: str, prefix: str, suffix: str, multiline: bool, quote: str = "") -> str:
     """Apply every filter of FILTERS in order."""
-    ctx = PostContext(prefix, suffix, multiline, quote)
+    return apply_filters(text, PostContext(prefix, suffix, multiline, quote))
+
+
+def apply_filters(text: str, ctx: PostContext) -> str:
+    """`postprocess` for a caller that already holds the context (the one `stop_reached` saw)."""
     for step in FILTERS:
         text = step(text, ctx)
         if not text:
