@@ -1,0 +1,123 @@
+"""OpenAI-compatible `/v1/completions` over HTTP with server-sent events (llama.cpp, vLLM, TGI, Ollama)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from server.backends.base import BackendError, BackendRequest, BackendResult, Health
+
+log = logging.getLogger(__name__)
+
+# Per-read timeout: a completion is useless to an editor after ~2 s; configurable per backend.
+DEFAULT_TIMEOUT_S = 2.0
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def validate_url(url: str) -> str | None:
+    """None when `url` may be used; else why not. Plain http only to this machine (no key leaks)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"codeparrot.backendUrl {url!r} is not a valid URL ({exc})."
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in LOCAL_HOSTS:
+        return None
+    return (
+        f"codeparrot.backendUrl {url!r} is not allowed: use https://…, or http://127.0.0.1, "
+        "http://localhost or http://[::1] (any port) for an engine on this machine."
+    )
+
+
+class OpenAIBackend:
+    """`complete()` streams one completion; failures give an empty result and go to `health`."""
+
+    def __init__(self, url: str, model: str = "", *, api_key_env: str = "",
+                 timeout_s: float = DEFAULT_TIMEOUT_S, health: Health | None = None) -> None:
+        problem = validate_url(url)
+        if problem:
+            raise BackendError(problem, user_message=problem)
+        self.url = url.rstrip("/") + "/v1/completions"
+        self.model = model
+        self.health = health if health is not None else Health()
+        headers = {"Accept": "text/event-stream"}
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def complete(self, request: BackendRequest) -> BackendResult:
+        start = time.perf_counter()
+        if self.health.backing_off():
+            return BackendResult("", finish_reason="backoff", error=self.health.last_error)
+        try:
+            text, reason = self._stream(request)
+        except BackendError as exc:
+            log.warning("backend failure: %s", exc)  # no headers: the API key never reaches the log
+            self.health.failure(exc)
+            return BackendResult("", ms=_ms(start), finish_reason="error", error=exc)
+        self.health.success()
+        cancelled = reason == "cancelled"
+        return BackendResult("" if cancelled else text, cancelled, _ms(start), reason)
+
+    def _body(self, r: BackendRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "prompt": r.prompt, "max_tokens": r.max_tokens,
+                                "temperature": 0, "stream": True}
+        if r.stop:
+            body["stop"] = r.stop
+        if r.suffix:
+            body["suffix"] = r.suffix
+        return body
+
+    def _stream(self, r: BackendRequest) -> tuple[str, str]:
+        text = ""
+        try:
+            with self._client.stream("POST", self.url, json=self._body(r)) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise BackendError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
+                for line in resp.iter_lines():
+                    if r.cancel is not None and r.cancel.is_set():
+                        return text, "cancelled"  # leaving the `with` closes the connection
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return text, "stop"
+                    choice = _choice(data)
+                    text += choice.get("text") or ""
+                    if r.stop_check is not None and r.stop_check(text):
+                        return text, "stop_check"
+                    if choice.get("finish_reason"):
+                        return text, str(choice["finish_reason"])
+        except httpx.TimeoutException as exc:
+            raise BackendError(f"timeout talking to {self.url}") from exc
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{type(exc).__name__} talking to {self.url}: {exc}") from exc
+        raise BackendError(f"stream from {self.url} ended before [DONE]")
+
+
+def _choice(data: str) -> dict[str, Any]:
+    try:
+        choice = json.loads(data)["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BackendError(f"malformed event from the completion server: {data[:100]!r}") from exc
+    if not isinstance(choice, dict):
+        raise BackendError(f"malformed event from the completion server: {data[:100]!r}")
+    return choice
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
