@@ -9,6 +9,8 @@ COMMANDS = [
     ("python -m training.tokenizer", "train a byte-level BPE tokenizer with FIM tokens on a data source"),
     ("python -m training.evaluate perplexity", "perplexity of a model dir on a data source (recipe + --set)"),
     ("python -m training.evaluate lines", "line completions on JSONL {id,prefix,suffix[,target]} + EM / edit similarity"),
+    ("python -m training.generate", "continue a prompt with a causal LM / LoRA adapter (greedy or --do-sample)"),
+    ("python -m training.fill_mask", "top-K candidates with scores for each <mask> of a text (masked LM)"),
     ("python -m training.data.npm fetch", "fetch npm packages (name@version list) for the npm source"),
 ]
 
