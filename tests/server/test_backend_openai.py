@@ -1,0 +1,159 @@
+"""OpenAIBackend against a real local HTTP server (in a thread) that plays an engine's SSE stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from server.backends import BackendRequest, Health, OpenAIBackend, validate_url
+
+
+class Engine:
+    """What the fake engine does on the next request: mode + chunks; records request bodies."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.chunks = ["foo", "(", "bar", ");"]
+        self.delay = 0.0
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.sent = 0  # chunks written in the latest request
+
+
+def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            engine.bodies.append(body)
+            engine.headers.append(dict(self.headers))
+            if engine.mode == "500":
+                self.send_response(500)
+                self.send_header("Content-Length", "4")
+                self.end_headers()
+                self.wfile.write(b"oops")
+                return
+            if engine.mode == "hang":
+                time.sleep(1.0)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            engine.sent = 0
+            try:
+                for chunk in engine.chunks:
+                    event = {"choices": [{"text": chunk, "finish_reason": None}]}
+                    payload = "{not json" if engine.mode == "badjson" else json.dumps(event)
+                    self.wfile.write(f"data: {payload}\n\n".encode())
+                    self.wfile.flush()
+                    engine.sent += 1
+                    time.sleep(engine.delay)
+                if engine.mode != "cut":
+                    self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return H
+
+
+@pytest.fixture
+def engine() -> Iterator[tuple[Engine, str]]:
+    state = Engine()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_streams_completion_with_openai_body(engine: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    state, url = engine
+    monkeypatch.setenv("TEAM_KEY", "sk-secret-123")
+    backend = OpenAIBackend(url, "m", api_key_env="TEAM_KEY")
+    result = backend.complete(BackendRequest("const x = ", 16, suffix="\n", stop=["\n\n"]))
+    assert (result.text, result.cancelled, result.finish_reason) == ("foo(bar);", False, "stop")
+    assert result.ms > 0
+    assert state.bodies[0] == {"model": "m", "prompt": "const x = ", "max_tokens": 16, "temperature": 0,
+                               "stream": True, "stop": ["\n\n"], "suffix": "\n"}
+    assert state.headers[0]["Authorization"] == "Bearer sk-secret-123"
+
+
+def test_stop_check_ends_stream_early(engine: tuple[Engine, str]) -> None:
+    _, url = engine
+    result = OpenAIBackend(url).complete(BackendRequest("x", 16, stop_check=lambda t: "(" in t))
+    assert (result.text, result.finish_reason) == ("foo(", "stop_check")
+
+
+def test_cancel_closes_stream_within_a_chunk(engine: tuple[Engine, str]) -> None:
+    state, url = engine
+    state.chunks, state.delay = ["a"] * 50, 0.05
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    start = time.perf_counter()
+    result = OpenAIBackend(url).complete(BackendRequest("x", 64, cancel=cancel))
+    assert result.cancelled and result.text == "" and result.finish_reason == "cancelled"
+    assert time.perf_counter() - start < 0.2 + 0.05 * 3
+    time.sleep(0.3)
+    assert state.sent < 15  # the server saw the connection go away, not the 50 chunks
+
+
+@pytest.mark.parametrize("mode", ["500", "badjson", "cut", "hang"])
+def test_failures_give_empty_result_and_one_report(
+    engine: tuple[Engine, str], mode: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    state, url = engine
+    state.mode = mode
+    monkeypatch.setenv("TEAM_KEY", "sk-secret-123")
+    backend = OpenAIBackend(url, api_key_env="TEAM_KEY", timeout_s=0.3, health=Health(start_s=0.0))
+    with caplog.at_level(logging.DEBUG):
+        first = backend.complete(BackendRequest("x", 8))
+        second = backend.complete(BackendRequest("x", 8))
+    assert first.text == second.text == "" and first.finish_reason == "error"
+    assert first.error is not None
+    report = backend.health.take_report()
+    assert report is not None and backend.health.take_report() is None  # once per outage
+    assert "sk-secret-123" not in caplog.text + str(report) + report.user_message
+
+
+def test_engine_down_backs_off_then_recovers(engine: tuple[Engine, str]) -> None:
+    _, url = engine
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: connection refused
+    now = [0.0]
+    health = Health(start_s=1.0, clock=lambda: now[0])
+    down = OpenAIBackend(dead, health=health)
+    assert down.complete(BackendRequest("x", 8)).finish_reason == "error"
+    assert health.take_report() is not None
+    assert down.complete(BackendRequest("x", 8)).finish_reason == "backoff"  # did not hit the engine
+    now[0] = 1.5
+    assert down.complete(BackendRequest("x", 8)).finish_reason == "error"
+    assert health.take_report() is None  # still the same outage
+    now[0] = 3.4
+    assert health.backing_off()  # second failure at 1.5 s: waits 2 s, until 3.5 s
+    now[0] = 10.0
+    up = OpenAIBackend(url, health=health)
+    assert up.complete(BackendRequest("x", 8)).text == "foo(bar);"
+    assert health.failures == 0
+    assert down.complete(BackendRequest("x", 8)).finish_reason == "error"
+    assert health.take_report() is not None  # a new outage is reported again
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9000/", "https://llm.example.com"])
+def test_validate_url_accepts(url: str) -> None:
+    assert validate_url(url) is None
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.5:8080", "http://example.com", "ftp://localhost", "localhost:8080", "http://[::1]:x"])
+def test_validate_url_rejects(url: str) -> None:
+    problem = validate_url(url)
+    assert problem and "codeparrot.backendUrl" in problem
