@@ -122,10 +122,15 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 
 def quiet_transformers(verbose: bool) -> None:
-    """Library warnings would break the one-line error contract; `-v` brings them back."""
+    """Library warnings and progress bars would break the one-line error contract; `-v` brings them back."""
     from transformers.utils import logging as hf_logging
 
-    (hf_logging.set_verbosity_info if verbose else hf_logging.set_verbosity_error)()
+    if verbose:
+        hf_logging.set_verbosity_info()
+        hf_logging.enable_progress_bar()
+    else:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def run(main: Any, argv: list[str] | None) -> int:
