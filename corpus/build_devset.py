@@ -60,7 +60,7 @@ def candidate_lines(record: Record) -> Iterator[Candidate]:
         offset += len(line)
 
 
-def make_row(cand: Candidate, rng: random.Random) -> dict[str, str] | None:
+def make_row(cand: Candidate, rng: random.Random, cut_kind: str = "mid") -> dict[str, str] | None:
     text = cand.record.text
     end = text.find("\n", cand.line_start)
     end = len(text) if end < 0 else end
@@ -70,6 +70,8 @@ def make_row(cand: Candidate, rng: random.Random) -> dict[str, str] | None:
     if last_cut <= indent:
         return None
     cut = rng.randint(indent, last_cut)  # at the indent = predict the whole statement
+    if cut_kind == "line":  # whole-line cut: right after the indentation (the rng still advances)
+        cut = indent
     target = line[cut:].rstrip()
     prefix = text[: cand.line_start + cut]
     suffix = text[cand.line_start + len(line) :]
@@ -109,7 +111,7 @@ def load_records(pkgs: Path, names: set[str] | None = None) -> tuple[list[Record
     return kept, drops
 
 
-def build(records: list[Record], rows: int, seed: int) -> list[dict[str, str]]:
+def build(records: list[Record], rows: int, seed: int, cut_kind: str = "mid") -> list[dict[str, str]]:
     """Round-robin over packages (so no big package dominates), seeded picks inside each."""
     rng = random.Random(seed)
     by_pkg: dict[str, list[Candidate]] = {}
@@ -124,7 +126,7 @@ def build(records: list[Record], rows: int, seed: int) -> list[dict[str, str]]:
     while len(out) < rows and queues:
         for pkg in list(queues):
             cands = queues[pkg]
-            row = make_row(cands.pop(), rng)
+            row = make_row(cands.pop(), rng, cut_kind)
             if not cands:
                 del queues[pkg]
             if row is not None:
@@ -145,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rows", type=int, default=ROWS)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--cut", choices=("mid", "line"), default="mid",
+                    help="mid: a seeded point inside the line; line: the whole line after its indentation")
     args = ap.parse_args(argv)
     names = {package_name(spec) for spec in read_package_list(args.list)} if args.list else None
     records, drops = load_records(args.pkgs, names)
-    rows = build(records, args.rows, args.seed)
+    rows = build(records, args.rows, args.seed, args.cut)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from server.cache import CompletionCache
-from server.context import build_prompt, should_complete
+from server.context import build_prompt, fim_ids, should_complete
 from server.engine import Engine, GenerationResult
 from server.postprocess import PostContext, apply_filters, stop_reached
+from server.retrieval.index import WorkspaceIndex
+from server.retrieval.mixing import Lookup, MixParams, NgramGuide
+from server.retrieval.segment import Match, Segment
 from server.settings import Settings
 from server.stats import Stats
 
@@ -45,8 +49,12 @@ class Completer:
         stats: Stats | None = None,
         *,
         token_healing: bool = True,
+        workspace: WorkspaceIndex | None = None,
+        mix: MixParams | None = None,
     ) -> None:
         self.engine = engine
+        self.workspace = workspace  # None: only the file itself is copied from (workspaceIndex on)
+        self.mix = mix or MixParams()
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
         self.token_healing = token_healing  # see server.context: off only to measure what it buys
@@ -121,6 +129,8 @@ class Completer:
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
+        with stats.timer("retrieval"):
+            guide = self._guide(prompt.input_ids, prompt.fim, key, settings)
         with stats.timer("generate"):
             result = self.engine.generate(
                 prompt.input_ids,
@@ -129,6 +139,7 @@ class Completer:
                 cancel=cancel,
                 cache_key=key,
                 heal=prompt.heal,
+                guide=guide,
             )
         stats.set_last(result.prompt_tokens, result.prompt_tokens_computed, result.new_tokens)
         if result.cancelled:
@@ -146,3 +157,25 @@ class Completer:
             result.new_tokens,
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
+
+
+    def _guide(self, ids: list[int], fim: bool, key: str, settings: Settings) -> NgramGuide | None:
+        """The ∞-gram guide for one request: the file's own prompt text, then the workspace."""
+        if settings.workspace_index == "off":
+            return None  # the model alone, exactly as without retrieval
+        workspace = self.workspace
+        prefix_ids, suffix_ids = ids, []
+        markers = fim_ids(self.engine.tokenizer) if fim else None
+        if markers is not None and markers[0] in ids:
+            split = ids.index(markers[0])
+            suffix_ids, prefix_ids = ids[1:split], ids[split + 1 : -1]
+        vocab = len(self.engine.tokenizer)
+        own = Segment([("prefix", prefix_ids), ("suffix", suffix_ids)], vocab)
+        lookups: list[Lookup] = [own.longest]
+        if workspace is not None:
+
+            def in_workspace(query: Sequence[int]) -> Match:
+                return workspace.lookup(query, exclude=key)
+
+            lookups.append(in_workspace)
+        return NgramGuide(lookups, prefix_ids, self.mix)

@@ -30,6 +30,7 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int | None], None]
+Guide = Callable[[list[int], torch.Tensor], torch.Tensor]  # (generated ids, logits) -> scores
 
 # Cached (tokens, KV) sequences kept at once: one per open document being typed in; each
 # costs 2 x layers x tokens x width floats (~75 MB for a 12x768 model at 1k tokens).
@@ -250,12 +251,14 @@ class Engine:
         cancel: threading.Event | None = None,
         cache_key: str = "",
         heal: str = "",
+        guide: Guide | None = None,
     ) -> GenerationResult:
         """Greedy continuation of `input_ids`; see the module docstring for why it is hand-written.
 
         With `heal` (the text of the tokens the prompt stopped short of), the output must start
         with it, and `GenerationResult.text` is what follows it; tokens that lie wholly inside
-        `heal` do not count against `max_new_tokens`.
+        `heal` do not count against `max_new_tokens`. `guide(generated_ids, logits)` may reshape
+        each step's scores (workspace ∞-gram mixing, `server.retrieval.mixing`) before the argmax.
         """
         self.load()
         if not input_ids:
@@ -265,7 +268,7 @@ class Engine:
             raise GenerationError("Prompt contains token ids outside the model's vocabulary.")
         with self._gen_lock:
             try:
-                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key, heal)
+                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key, heal, guide)
             except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
                 self._sequences.pop(cache_key, None)
                 if self.device == "cuda":
@@ -283,6 +286,7 @@ class Engine:
         cancel: threading.Event | None,
         cache_key: str,
         heal: str,
+        guide: Guide | None = None,
     ) -> GenerationResult:
         from transformers import DynamicCache
 
@@ -336,6 +340,8 @@ class Engine:
                 cache = out.past_key_values
                 seq.extend(feed)
                 logits = out.logits[0, -1]
+                if guide is not None:
+                    logits = guide(generated, logits)
                 if pending and index is not None:
                     allowed = index.starting_with(pending)
                     if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)

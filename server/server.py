@@ -33,6 +33,7 @@ from server.loader import ModelLoader, describe
 from server.protocol import RobustProtocol
 from server.settings import Settings
 from server.stats import Stats
+from server.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class CompletionServer(LanguageServer):
         self.documents = DocumentStore()
         self.stats = Stats()
         self.loader = ModelLoader(self, self.stats)
+        self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
         self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
         self._inflight: dict[str, threading.Event] = {}
@@ -92,6 +94,7 @@ class CompletionServer(LanguageServer):
         feature(types.TEXT_DOCUMENT_DID_CHANGE)(self.on_text_document_did_change)
         feature(types.TEXT_DOCUMENT_DID_CLOSE)(self.on_text_document_did_close)
         feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(self.on_workspace_did_change_configuration)
+        feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(self.on_workspace_did_change_watched_files)
         # pygls advertises inlineCompletionProvider only when registered with these options.
         feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
             self.on_text_document_inline_completion
@@ -106,18 +109,44 @@ class CompletionServer(LanguageServer):
 
     def on_initialize(self, params: types.InitializeParams) -> None:
         self.apply_settings(params.initialization_options, "initializationOptions")
+        folders = [f.uri for f in params.workspace_folders or []]
+        if not folders and params.root_uri:
+            folders = [params.root_uri]
+        self.repo.set_folders(folders)
 
-    def on_initialized(self, params: types.InitializedParams) -> None:
+    async def on_initialized(self, params: types.InitializedParams) -> None:
         logger.info("client initialized; model %s loads on first completion", describe(self.settings))
+        caps = getattr(self.protocol, "client_capabilities", None)
+        watched = caps.workspace.did_change_watched_files if caps and caps.workspace else None
+        if self.repo.folders and watched is not None and watched.dynamic_registration:
+            watcher = types.FileSystemWatcher(glob_pattern="**/*.{js,mjs,cjs,jsx,ts,tsx}")
+            registration = types.Registration(
+                id="codeparrot-watch",
+                method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=[watcher]),
+            )
+            try:
+                await self.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+            except Exception as exc:  # the index still follows open documents
+                logger.warning("file watcher registration refused: %s", exc)
+
+    def on_workspace_did_change_watched_files(self, params: types.DidChangeWatchedFilesParams) -> None:
+        for change in params.changes:
+            try:
+                self.repo.disk_changed(change.uri)
+            except Exception:  # one unreadable file must not drop the others
+                logger.exception("index update for %s failed", change.uri)
 
     def on_text_document_did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         self.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        self.repo.opened_or_changed(doc.uri, doc.text)
 
     def on_text_document_did_change(self, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         try:
-            self.documents.change(uri, params.text_document.version, params.content_changes)
+            doc = self.documents.change(uri, params.text_document.version, params.content_changes)
+            self.repo.opened_or_changed(uri, doc.text)
         except CodeparrotError as exc:
             logger.warning("didChange ignored: %s", exc)
             self.window_log_message(
@@ -129,6 +158,7 @@ class CompletionServer(LanguageServer):
         if (event := self._inflight.pop(uri, None)) is not None:
             event.set()
         self.documents.close(uri)
+        self.repo.closed(uri)
 
     async def on_workspace_did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
         raw = params.settings
@@ -262,6 +292,9 @@ class CompletionServer(LanguageServer):
             raise
         if completer is None:
             return None
+        indexing = settings.workspace_index == "on" and bool(self.repo.folders or len(self.documents) > 1)
+        if indexing:
+            completer.workspace = self.repo.attach(completer.engine.tokenizer)
         request_id = next(self._ids)
         cancel = threading.Event()
         if (previous := self._inflight.get(uri)) is not None:
@@ -289,6 +322,8 @@ class CompletionServer(LanguageServer):
                     count_skipped()
                     return None
                 state["started"] = True
+            if indexing:
+                self.repo.flush(uri)  # edits to other documents since their last indexing
             return completer.complete(text, offset, tree=tree, settings=settings, key=uri, cancel=cancel)
 
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 QUANTIZE = ("none", "int8", "bf16")
 MULTILINE = ("auto", "never", "always")
+ON_OFF = ("on", "off")
 
 # Bounds: beyond these a value is a typo, not a preference.
 MAX_NEW_TOKENS_RANGE = (1, 1024)
@@ -34,6 +35,7 @@ class Settings:
     multiline: str = "auto"  # multi-line only where the cursor opens an empty block body
     enable: bool = True  # lets a user silence completions without stopping the server
     max_prompt_tokens: int = 768  # 1024-position models keep room for new tokens; longer = slower cold start
+    workspace_index: str = "on"  # copying from the user's own files is the strongest signal we have
 
     def merged(self, raw: Mapping[str, Any]) -> tuple[Settings, list[str]]:
         """Return settings with each valid key of `raw` applied, and errors for invalid ones.
@@ -111,6 +113,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "multiline": _choice(MULTILINE),
     "enable": _boolean,
     "max_prompt_tokens": _int_in(*MAX_PROMPT_TOKENS_RANGE),
+    "workspace_index": _choice(ON_OFF),
 }
 _CAMEL: dict[str, str] = {f.name: _camel(f.name) for f in dataclasses.fields(Settings)}
 _FIELD_BY_KEY: dict[str, str] = {**{c: f for f, c in _CAMEL.items()}, **{f: f for f in _CAMEL}}

@@ -104,20 +104,47 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def repo_index(engine: Any, pkg_dir: Path) -> Any:
+    """The server's own workspace index over one package folder (keys: paths inside it)."""
+    from server.retrieval.files import scan_workspace
+    from server.workspace import Workspace
+
+    workspace = Workspace()
+    index = workspace.attach(engine.tokenizer)  # no folders: builds empty at once
+    workspace.ready.wait()
+    index.build((path.relative_to(pkg_dir).as_posix(), text) for path, text in scan_workspace(pkg_dir))
+    return index
+
+
 def predict_lines(
-    rows: list[dict[str, Any]], settings: Any, *, token_healing: bool = True
+    rows: list[dict[str, Any]], settings: Any, *, token_healing: bool = True, repos: Path | None = None
 ) -> Iterator[tuple[str, str]]:
-    """(id, prediction) per row, through the server's Completer."""
+    """(id, prediction) per row, through the server's Completer.
+
+    With `repos` (a folder of unpacked packages, `name@version` each), a row's package is indexed
+    as its workspace, and the row's own file is left out of it (the editor would have it open,
+    without the line being predicted: the Completer searches that text itself).
+    """
     from server.completion import Completer
     from server.engine import Engine
+    from training.data.npm import folder_name
 
     engine = Engine(settings)
     engine.load()
     # No completion cache: each row is scored on its own.
     completer = Completer(engine, token_healing=token_healing)
+    indexes: dict[str, Any] = {}
     for row in rows:
         prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
-        outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key="evaluate")
+        key = "evaluate"
+        if repos is not None and row.get("package"):
+            spec = f"{row['package']}@{row.get('version', '')}"
+            if spec not in indexes:
+                indexes.clear()  # rows come grouped by package often enough; keep one in memory
+                indexes[spec] = repo_index(engine, repos / folder_name(spec))
+            completer.workspace = indexes[spec]
+            key = str(row.get("path", "evaluate"))
+        outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)
         yield str(row["id"]), outcome.text
 
 
@@ -132,20 +159,31 @@ def cmd_lines(args: argparse.Namespace) -> int:
         multiline="never",
         device=args.device,
         quantize=args.quantize,
+        workspace_index="off" if args.workspace == "off" else "on",
     )
     rows = read_jsonl(Path(args.input), args.limit)
+    if args.workspace == "repo" and not args.repos:
+        raise ConfigError("--workspace repo needs --repos DIR (the unpacked packages of the rows)")
+    if args.workspace == "repo":  # group rows by package: one index build per package
+        rows.sort(key=lambda r: (str(r.get("package", "")), str(r["id"])))
     predictions: dict[str, str] = {}
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
-        predictions_iter = predict_lines(rows, settings, token_healing=not args.no_token_healing)
+        predictions_iter = predict_lines(
+            rows,
+            settings,
+            token_healing=not args.no_token_healing,
+            repos=Path(args.repos) if args.workspace == "repo" else None,
+        )
         for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
             fh.write(json.dumps({"id": row_id, "prediction": prediction}) + "\n")
             if i % 50 == 0:
                 log.info("%d/%d rows", i, len(rows))
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
-               "token_healing": not args.no_token_healing, **score(rows, predictions)}
+               "token_healing": not args.no_token_healing, "workspace": args.workspace,
+               **score(rows, predictions)}
     _emit(summary, args.summary)
     return 0
 
@@ -264,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
     lines.add_argument("--no-token-healing", action="store_true",
                        help="prompt with the prefix's last token instead of healing it (to measure what healing buys)")
+    lines.add_argument("--workspace", choices=("off", "file", "repo"), default="file",
+                       help="off: the model alone; file: + copying from the row's own file (workspaceIndex on, "
+                       "the server's default); repo: + the row's package as the workspace (needs --repos)")
+    lines.add_argument("--repos", help="folder of the rows' unpacked packages (name@version each)")
     return parser
 
 

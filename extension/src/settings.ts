@@ -17,6 +17,7 @@ export const SECTION = "codeparrot";
 export type Device = "auto" | "cpu" | "cuda";
 export type Quantize = "none" | "int8" | "bf16";
 export type Multiline = "auto" | "never" | "always";
+export type OnOff = "on" | "off";
 
 /** The server's settings, with the server's own (camelCase) key names. */
 export interface ServerSettings {
@@ -28,6 +29,7 @@ export interface ServerSettings {
   quantize: Quantize;
   multiline: Multiline;
   enable: boolean;
+  workspaceIndex: OnOff;
 }
 
 /** Keys sent to the server; identical to package.json `codeparrot.<key>` and server/settings.py. */
@@ -40,6 +42,7 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "quantize",
   "multiline",
   "enable",
+  "workspaceIndex",
 ];
 
 /** Extension-only keys: they change how the server process is started, so they need a restart. */
@@ -49,6 +52,7 @@ const ENUMS = {
   device: ["auto", "cpu", "cuda"],
   quantize: ["none", "int8", "bf16"],
   multiline: ["auto", "never", "always"],
+  workspaceIndex: ["on", "off"],
 } as const;
 
 export interface ReadResult {
@@ -95,7 +99,8 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
         break;
       case "device":
       case "quantize":
-      case "multiline": {
+      case "multiline":
+      case "workspaceIndex": {
         const allowed: readonly string[] = ENUMS[key];
         if (typeof value === "string" && allowed.includes(value)) {
           (settings as Record<string, unknown>)[key] = value;

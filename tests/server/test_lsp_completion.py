@@ -25,7 +25,9 @@ async def client(trained_dir: Path) -> Any:
     await lsp.start_io(*server_command(trained_dir, "--max-new-tokens", "24"), cwd=REPO, env=server_env())
     params = types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
-        initialization_options={"codeparrot": {"multiline": "auto"}},
+        # These tests open many copies of the same few lines as separate documents: copying from
+        # one into another (tests/server/test_lsp_workspace.py) would mask the model's own output.
+        initialization_options={"codeparrot": {"multiline": "auto", "workspaceIndex": "off"}},
     )
     lsp.init_result = await lsp.initialize_session(params)  # type: ignore[attr-defined]
     yield lsp

@@ -1,0 +1,121 @@
+"""The workspace index: every indexed file's token ids in a base segment plus a small delta.
+
+Building the base (all files at once) is the expensive step and runs in a background thread.
+After it, an edited, opened, saved or created file is re-tokenised and goes to the delta segment,
+which is rebuilt on its own (a few ms for a few hundred thousand tokens); its old copy in the
+base is excluded from lookups. When the delta outgrows `DELTA_MAX_TOKENS` everything is folded
+into a new base. Lookups take a snapshot of the two segments, so they never wait for a rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from server.retrieval.segment import NO_MATCH, Match, Segment, merge
+
+log = logging.getLogger(__name__)
+
+Encode = Callable[[list[str]], list[list[int]]]  # texts -> token ids (no special tokens)
+DELTA_MAX_TOKENS = 400_000  # above this, rebuilding the delta on each edit costs > ~50 ms: fold it in
+
+
+class WorkspaceIndex:
+    """Token-level longest-match index over named texts (file URIs); thread-safe."""
+
+    def __init__(self, encode: Encode, vocab_size: int) -> None:
+        self.encode = encode
+        self.vocab_size = vocab_size
+        self._lock = threading.Lock()
+        self._docs: dict[str, np.ndarray] = {}
+        self._base = Segment([], vocab_size)
+        self._base_keys: set[str] = set()
+        self._stale: set[str] = set()  # base copies superseded by the delta or removed
+        self._delta = Segment([], vocab_size)
+        self._delta_keys: set[str] = set()
+
+    # ----- building and updating
+
+    def build(self, texts: Iterable[tuple[str, str]], batch: int = 256) -> None:
+        """Replace the whole index with `texts` (key, text)."""
+        docs: dict[str, np.ndarray] = {}
+        pending: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            ids = self.encode([t for _, t in pending])
+            for (key, _), toks in zip(pending, ids, strict=True):
+                docs[key] = np.asarray(toks, dtype=np.int32)
+            pending.clear()
+
+        for item in texts:
+            pending.append(item)
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        base = Segment(list(docs.items()), self.vocab_size)
+        with self._lock:
+            # Edits that arrived while building win over the text we read from disk.
+            for key in self._delta_keys:
+                docs[key] = self._docs[key]
+            self._docs = docs
+            self._base, self._base_keys = base, set(docs) - self._delta_keys
+            self._stale = self._delta_keys & set(docs)
+        log.info("workspace index: %d files, %d tokens, %.1f MB", len(docs), len(base), base.nbytes / 1e6)
+
+    def update(self, key: str, text: str) -> None:
+        """Index `text` as the content of `key` (open document or changed file)."""
+        toks = np.asarray(self.encode([text])[0], dtype=np.int32)
+        with self._lock:
+            self._docs[key] = toks
+            self._delta_keys.add(key)
+            if key in self._base_keys:
+                self._stale.add(key)
+            self._rebuild_delta()
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._docs.pop(key, None)
+            if key in self._base_keys:
+                self._stale.add(key)
+            if key in self._delta_keys:
+                self._delta_keys.discard(key)
+                self._rebuild_delta()
+
+    def _rebuild_delta(self) -> None:
+        docs = [(k, self._docs[k]) for k in sorted(self._delta_keys)]
+        if sum(len(d) for _, d in docs) > DELTA_MAX_TOKENS:
+            self._base = Segment(list(self._docs.items()), self.vocab_size)
+            self._base_keys, self._stale, self._delta_keys = set(self._docs), set(), set()
+            docs = []
+        self._delta = Segment(docs, self.vocab_size)
+
+    # ----- queries
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._docs
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self._docs)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(d) for d in self._docs.values())
+
+    @property
+    def nbytes(self) -> int:
+        return self._base.nbytes + self._delta.nbytes
+
+    def lookup(self, query: Sequence[int], exclude: str = "") -> Match:
+        """Longest suffix of `query` in the workspace (outside the document `exclude`)."""
+        with self._lock:
+            base, delta, stale = self._base, self._delta, list(self._stale)
+        if not query:
+            return NO_MATCH
+        return merge(
+            [base.longest(query, [*stale, exclude]), delta.longest(query, [exclude])]
+        )

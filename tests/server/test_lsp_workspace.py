@@ -1,0 +1,129 @@
+"""Workspace retrieval end to end: the real server over stdio (pytest-lsp) on a real folder.
+
+A helper defined in one file of the workspace must show up in a completion in another file,
+an edit to that file must be seen by the next completion, and `workspaceIndex off` must stop it.
+The trained tiny model has never seen the helper's name, so only the index can supply it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsp_wire import REPO, server_command, server_env
+from lsprotocol import types
+from pytest_lsp import client_capabilities, make_test_lsp_client
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+HELPER = (
+    "export function zorbleQuantifyWidgets(widgets, factor) {\n"
+    "  return widgets.map((w) => w * factor);\n"
+    "}\n\n"
+    "export const result = zorbleQuantifyWidgets(readWidgetsFromDisk(config), 3);\n"
+)
+CALLER = "import { zorbleQuantifyWidgets } from './helper.js';\n\nexport const total = zorble"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def workspace(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("ws")
+    (root / "helper.js").write_text(HELPER)
+    (root / "node_modules" / "dep").mkdir(parents=True)
+    (root / "node_modules" / "dep" / "index.js").write_text("export const NODEMODULESONLY = 1;\n")
+    lsp = make_test_lsp_client()
+    await lsp.start_io(*server_command(trained_dir, "--max-new-tokens", "24"), cwd=REPO, env=server_env())
+    params = types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        root_uri=root.as_uri(),
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
+    )
+    await lsp.initialize_session(params)
+    yield lsp, root
+    await lsp.shutdown_session()
+    await lsp.stop()
+
+
+def open_doc(client: Any, uri: str, text: str) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="javascript", version=1, text=text)
+        )
+    )
+
+
+async def complete(client: Any, uri: str, text: str) -> str:
+    lines = text.split("\n")
+    pos = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else result or []
+    return str(items[0].insert_text) if items else ""
+
+
+async def complete_when_indexed(client: Any, uri: str, text: str, want: str) -> str:
+    """The index builds in the background after the model loads: ask until it answers (≤ 20 s)."""
+    got = ""
+    for _ in range(40):
+        got = await complete(client, uri, text)
+        if want in got:
+            return got
+        await asyncio.sleep(0.5)
+    return got
+
+
+async def test_completion_copies_a_helper_from_another_file(workspace: Any) -> None:
+    client, root = workspace
+    uri = (root / "caller.js").as_uri()
+    open_doc(client, uri, CALLER)
+    got = await complete_when_indexed(client, uri, CALLER, "QuantifyWidgets(")
+    assert got.startswith("QuantifyWidgets("), got
+
+
+async def test_an_edit_to_the_other_file_is_seen_next(workspace: Any) -> None:
+    client, root = workspace
+    helper_uri = (root / "helper.js").as_uri()
+    edited = HELPER.replace("zorbleQuantifyWidgets", "zorbleRenormalizeGadgets")
+    open_doc(client, helper_uri, edited)
+    uri = (root / "caller2.js").as_uri()
+    text = "export const total = zorble"
+    open_doc(client, uri, text)
+    got = await complete(client, uri, text)
+    assert got.startswith("RenormalizeGadgets("), got
+
+
+async def test_node_modules_are_not_indexed(workspace: Any) -> None:
+    client, root = workspace
+    uri = (root / "caller3.js").as_uri()
+    text = "export const value = NODEMODULES"
+    open_doc(client, uri, text)
+    assert "ONLY" not in await complete(client, uri, text)
+
+
+async def test_workspace_index_off_stops_copying(workspace: Any) -> None:
+    client, root = workspace
+    open_doc(client, (root / "things.js").as_uri(), "export function zarqleFrobnicateThings(x) {\n  return x;\n}\n")
+    uri = (root / "caller4.js").as_uri()
+    text = "export const things = zarqle"
+    open_doc(client, uri, text)
+    assert (await complete(client, uri, text)).startswith("FrobnicateThings("), "copied while on"
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codeparrot": {"workspaceIndex": "off"}})
+    )
+    try:
+        # A new document (the cache keeps what was shown in the old one): the model alone.
+        fresh = (root / "caller5.js").as_uri()
+        open_doc(client, fresh, text)
+        assert "FrobnicateThings" not in await complete(client, fresh, text)
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codeparrot": {"workspaceIndex": "on"}})
+        )

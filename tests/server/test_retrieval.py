@@ -1,0 +1,122 @@
+"""The workspace index: suffix-array longest matches, updates, exclusion, and which files get in."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from server.retrieval.files import scan_workspace
+from server.retrieval.index import WorkspaceIndex
+from server.retrieval.mixing import MixParams, NgramGuide, weight
+from server.retrieval.segment import Match, Segment
+
+
+def brute_longest(docs: list[list[int]], query: list[int]) -> tuple[int, dict[int, int]]:
+    """Reference: scan every position of every doc."""
+    for length in range(min(len(query), 64), 0, -1):
+        tail = query[-length:]
+        counts: dict[int, int] = {}
+        for doc in docs:
+            for i in range(len(doc) - length):
+                if doc[i : i + length] == tail:
+                    counts[doc[i + length]] = counts.get(doc[i + length], 0) + 1
+        if counts:
+            return length, counts
+    return 0, {}
+
+
+@pytest.mark.parametrize("vocab", [50, 70_000])
+def test_longest_match_agrees_with_a_brute_force_scan(vocab: int) -> None:
+    rng = np.random.default_rng(0)
+    docs = [list(map(int, rng.integers(0, 6, size=int(rng.integers(5, 60))))) for _ in range(12)]
+    seg = Segment([(f"d{i}", d) for i, d in enumerate(docs)], vocab)
+    for _ in range(200):
+        query = list(map(int, rng.integers(0, 6, size=int(rng.integers(1, 12)))))
+        match = seg.longest(query)
+        length, counts = brute_longest(docs, query)
+        assert (match.length, match.counts) == (length, counts), query
+
+
+def test_a_match_never_crosses_documents_and_excluded_docs_are_skipped() -> None:
+    seg = Segment([("a", [7, 1, 2]), ("b", [4, 5, 1, 2, 9])], 100)
+    assert seg.longest([1, 2]).counts == {9: 1}  # "1 2" ends document a: no next token there
+    assert seg.longest([4, 5, 1, 2], exclude=["b"]).length == 0
+
+
+def encode(texts: list[str]) -> list[list[int]]:
+    return [[ord(c) for c in t] for t in texts]  # one token per character
+
+
+def test_updates_replace_and_removals_drop_a_file() -> None:
+    index = WorkspaceIndex(encode, 256)
+    index.build([("a.js", "const helperOne = 1;"), ("b.js", "let x = 2;")])
+    assert index.lookup(encode(["const helperO"])[0]).counts == {ord("n"): 1}
+    index.update("a.js", "const helperTwo = 1;")
+    assert index.lookup(encode(["const helperT"])[0]).counts == {ord("w"): 1}
+    assert index.lookup(encode(["const helperO"])[0]).length < len("const helperO")
+    index.remove("a.js")
+    assert "a.js" not in index
+    assert index.lookup(encode(["const helperT"])[0]).length < len("const helperT")
+    assert index.lookup(encode(["let x "])[0]).counts == {ord("="): 1}
+
+
+def test_the_current_document_is_excluded() -> None:
+    index = WorkspaceIndex(encode, 256)
+    index.build([("a.js", "foo(bar);"), ("b.js", "foo(baz);")])
+    assert index.lookup(encode(["foo(ba"])[0], exclude="a.js").counts == {ord("z"): 1}
+
+
+def test_guide_mixes_more_for_longer_matches() -> None:
+    params = MixParams()
+    assert weight(Match(1, {5: 3}, 3), params) == 0.0
+    assert 0 < weight(Match(4, {5: 3}, 3), params) < weight(Match(12, {5: 3}, 3), params) <= params.max_weight
+    seg = Segment([("a", [1, 2, 3, 4, 5, 6, 7])], 10)
+    guide = NgramGuide([seg.longest], [1, 2, 3, 4])
+    logits = torch.zeros(10)
+    logits[9] = 1.0  # the model prefers 9
+    assert int(guide([], logits).argmax()) == 5  # a 4-token match says 5
+    assert int(guide([9], logits).argmax()) == 9  # no match after 9: the model alone
+
+
+def test_scan_skips_ignored_minified_huge_binary_and_symlink_loops(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / ".gitignore").write_text("ignored/\n*.gen.js\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ok.js").write_text("export const ok = 1;\n")
+    (tmp_path / "src" / "types.ts").write_text("export type T = number;\n")
+    (tmp_path / "src" / "x.gen.js").write_text("export const gen = 1;\n")
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "a.js").write_text("export const a = 1;\n")
+    for skipped in ("node_modules", "dist", "build"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "a.js").write_text("export const a = 1;\n")
+    (tmp_path / "src" / "app.min.js").write_text("var a=1;\n")
+    (tmp_path / "src" / "long.js").write_text("var a = [" + "1," * 5000 + "];\n")
+    (tmp_path / "src" / "bundle.js").write_text("function __webpack_require__(id) {}\n")
+    (tmp_path / "src" / "huge.js").write_text("// x\n" * 300_000)
+    (tmp_path / "src" / "bin.js").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "src" / "latin1.js").write_bytes(b"var s = '\xe9';\n")
+    (tmp_path / "src" / "loop").symlink_to(tmp_path / "src")
+    os.symlink(tmp_path / "src" / "self.js", tmp_path / "src" / "self.js")  # a link to itself
+    (tmp_path / "src" / "dangling.js").symlink_to(tmp_path / "nowhere.js")
+    with caplog.at_level(logging.INFO, logger="server.retrieval.files"):
+        found = sorted(p.relative_to(tmp_path).as_posix() for p, _ in scan_workspace(tmp_path))
+    assert found == ["src/ok.js", "src/types.ts"]
+    logged = caplog.text
+    for name in ("huge.js", "bin.js", "latin1.js", "app.min.js", "long.js", "bundle.js", "self.js", "dangling.js", "loop"):
+        assert name in logged, name
+
+
+def test_scan_stops_at_the_total_cap(tmp_path: Path) -> None:
+    for i in range(10):
+        (tmp_path / f"f{i}.js").write_text(f"export const v{i} = 'x';\n" * 50)
+    found = list(scan_workspace(tmp_path, max_total_bytes=3 * 1150 + 10))
+    assert len(found) == 3
+
+
+def test_scan_of_a_missing_folder_yields_nothing(tmp_path: Path) -> None:
+    assert list(scan_workspace(tmp_path / "missing")) == []
