@@ -1,0 +1,69 @@
+"""Workspace index figures: build time, one-file update, lookup latency, bytes per token.
+
+    python benchmarks/workspace_index.py --dir corpus-data/devnpm [--model server/models/default] [--mb 20]
+
+Indexes the JavaScript under `--dir` with the server's own scanner and tokenizer (repeating the
+files under new names until `--mb` MB when the folder is smaller), then times the three
+operations the server does. Prints figures; nothing is asserted (the machines are noisy).
+Targets from issue 12: build <= 10 s for 20 MB, update <= 50 ms, lookup <= 2 ms, <= 10 B/token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from server.retrieval.files import scan_workspace
+from server.workspace import Workspace
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--model", default="server/models/default")
+    ap.add_argument("--mb", type=float, default=20.0)
+    args = ap.parse_args()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    workspace = Workspace()
+    index = workspace.attach(tokenizer)
+    workspace.ready.wait()
+    files = [(str(p), t) for p, t in scan_workspace(args.dir)]
+    texts, size, copy = [], 0, 0
+    while files and size < args.mb * 1e6:
+        for path, text in files:
+            texts.append((f"{path}#{copy}", text))
+            size += len(text)
+            if size >= args.mb * 1e6:
+                break
+        copy += 1
+    start = time.perf_counter()
+    index.build(texts)
+    build_s = time.perf_counter() - start
+    key, text = texts[len(texts) // 2]
+    updates = []
+    for i in range(5):
+        start = time.perf_counter()
+        index.update(key, text + f"\n// edit {i}\n")
+        updates.append((time.perf_counter() - start) * 1000)
+    encoded = index.encode([t for _, t in texts[:200]])
+    lookups = []
+    for ids in encoded:
+        for cut in range(40, len(ids), max(1, len(ids) // 10)):
+            start = time.perf_counter()
+            index.lookup(ids[cut - 40 : cut], exclude=key)
+            lookups.append((time.perf_counter() - start) * 1000)
+    tokens = index.tokens
+    print(f"files {len(texts)}, {size / 1e6:.1f} MB, {tokens / 1e6:.2f} M tokens")
+    print(f"build {build_s:.2f} s ({size / 1e6 / build_s:.1f} MB/s)")
+    print(f"update one file ({len(text) / 1e3:.0f} KB): median {statistics.median(updates):.1f} ms")
+    lookups.sort()
+    print(f"lookup (40-token query): p50 {lookups[len(lookups) // 2]:.2f} ms, p95 {lookups[int(len(lookups) * 0.95)]:.2f} ms over {len(lookups)}")
+    print(f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
