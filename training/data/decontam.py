@@ -40,6 +40,25 @@ def is_reserved(name: str) -> bool:
     return package_name(name).lower() in reserved_packages()
 
 
+DERIVED_SEPARATORS = ".-_"  # lodash.debounce, express-session, mime_types: copies or forks of the reserved code
+
+
+def is_derived(name: str) -> bool:
+    """Reserved, or named after a reserved package: `lodash.*`, `express-*`, `@types/express`,
+    `@express/x`, `@node-red/runtime-x` (the corpus selection refuses these too, to keep copies
+    of reserved code out)."""
+    name = package_name(name).lower()
+    scope, base = name[1:].split("/", 1) if name.startswith("@") and "/" in name else ("", name)
+    for reserved in reserved_packages():
+        if reserved.startswith("@"):  # scoped: only names in the same scope can derive from it
+            hit = name == reserved or any(name.startswith(reserved + sep) for sep in DERIVED_SEPARATORS)
+        else:
+            hit = reserved in (base, scope) or any(base.startswith(reserved + sep) for sep in DERIVED_SEPARATORS)
+        if hit:
+            return True
+    return False
+
+
 def repo_is_reserved(repo: str) -> bool:
     """github-code: a repo named like a reserved package (`owner/express`) is its source: refuse it."""
     return bool(repo) and repo.rsplit("/", 1)[-1].lower() in reserved_packages()
