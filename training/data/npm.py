@@ -8,7 +8,8 @@ reserved evaluation packages are refused; build/vendored/minified files are skip
 
 Fetching (CLI): `python -m training.data.npm fetch --list FILE --dest DIR [--jobs N]` runs
 `npm pack` per line (parallel, cached in DIR/.tarballs, failures logged and skipped, reserved
-packages refused) and unpacks each tarball safely into DIR/<name>@<version>/.
+packages refused, a tqdm bar on stderr, a summary in DIR/fetch-summary.json; a second run
+fetches nothing already unpacked or cached) and unpacks each tarball safely into DIR/<name>@<version>/.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
 
 from training.data.config import DataConfig
 from training.data.decontam import is_reserved, package_name
@@ -34,6 +39,7 @@ from training.data.sources import Drop, Record
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path.home() / ".cache" / "codeparrot-lsp" / "npm"
+SUMMARY_FILE = "fetch-summary.json"  # beside the packages: what the last run fetched and skipped
 NPM_PACK_TIMEOUT_S = 180  # a slow registry answer; beyond it the package is skipped
 
 
@@ -168,17 +174,18 @@ def safe_extract(tarball: Path, dest: Path) -> None:
                 shutil.copyfileobj(src, out)
 
 
-def fetch_one(spec: str, dest: Path) -> Path | None:
-    """`npm pack` one spec (cached) and unpack it; None (logged) when it fails or is refused."""
+def _fetch(spec: str, dest: Path) -> tuple[Path | None, str]:
+    """Fetch one spec; (folder, "cached" | "unpacked" | "fetched") or (None, why it was skipped)."""
     if is_reserved(package_name(spec)):
-        log.warning("refused %s: reserved for evaluation", spec)
-        return None
+        return None, "reserved for evaluation"
     out = dest / folder_name(spec)
     if (out / "package.json").is_file():
-        return out
+        return out, "cached"
     tar_dir = dest / ".tarballs" / folder_name(spec)
     tarballs = sorted(tar_dir.glob("*.tgz")) if tar_dir.is_dir() else []
+    how = "unpacked"
     if not tarballs:
+        how = "fetched"
         tar_dir.mkdir(parents=True, exist_ok=True)
         try:
             proc = subprocess.run(
@@ -186,37 +193,83 @@ def fetch_one(spec: str, dest: Path) -> Path | None:
                 capture_output=True, text=True, timeout=NPM_PACK_TIMEOUT_S, check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("skip %s: npm pack failed (%s)", spec, exc)
-            return None
+            return None, f"npm pack failed ({exc})"
         tarballs = sorted(tar_dir.glob("*.tgz"))
         if proc.returncode != 0 or not tarballs:
-            log.warning("skip %s: npm pack exit %s: %s", spec, proc.returncode, proc.stderr.strip()[-300:])
-            return None
+            return None, f"npm pack exit {proc.returncode}: {proc.stderr.strip()[-300:]}"
     tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".unpack-"))
     try:
         safe_extract(tarballs[0], tmp)
         if not (tmp / "package.json").is_file():
-            log.warning("skip %s: tarball has no package.json", spec)
-            return None
+            return None, "tarball has no package.json"
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
-        return out
-    except (tarfile.TarError, OSError) as exc:
-        log.warning("skip %s: bad tarball (%s)", spec, exc)
-        return None
+        return out, how
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return None, f"bad tarball ({exc})"
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch_packages(specs: list[str], dest: Path, jobs: int = 4) -> list[Path | None]:
-    """Fetch all specs in parallel; the result is aligned with `specs` (None = skipped)."""
+def fetch_one(spec: str, dest: Path) -> Path | None:
+    """`npm pack` one spec (cached) and unpack it; None (logged) when it fails or is refused."""
+    out, how = _fetch(spec, dest)
+    if out is None:
+        log.warning("skip %s: %s", spec, how)
+    return out
+
+
+@dataclass
+class FetchSummary:
+    """What one fetch run did: counts per outcome and every skipped spec with its reason."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        data = {"counts": dict(sorted(self.counts.items())), "skipped": dict(sorted(self.skipped.items()))}
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def fetch_packages(
+    specs: list[str], dest: Path, jobs: int = 4, summary: FetchSummary | None = None, progress: bool = False
+) -> list[Path | None]:
+    """Fetch all specs in parallel; the result is aligned with `specs` (None = skipped).
+
+    Resumable: an unpacked folder or a cached tarball is never fetched again, so a second run
+    calls npm only for what failed before. A failing spec (vanished, network, bad tarball,
+    unexpected error) is logged, skipped and listed in `summary`.
+    """
     if shutil.which("npm") is None:
         raise RuntimeError("npm is not on PATH: install Node.js/npm to fetch packages, or pass data.dir")
     dest.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda s: fetch_one(s, dest), specs))
+    summary = summary if summary is not None else FetchSummary()
+    results: list[Path | None] = [None] * len(specs)
+
+    def safe(spec: str) -> tuple[Path | None, str]:
+        try:
+            return _fetch(spec, dest)
+        except Exception as exc:
+            return None, f"unexpected error ({type(exc).__name__}: {exc})"
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(
+        total=len(specs), desc="npm fetch", unit="pkg", file=sys.stderr, disable=not progress
+    ) as bar:
+        futures = {pool.submit(safe, spec): i for i, spec in enumerate(specs)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            out, how = fut.result()
+            results[i] = out
+            if out is None:
+                log.warning("skip %s: %s", specs[i], how)
+                summary.counts["skipped"] += 1
+                summary.skipped[specs[i]] = how
+            else:
+                summary.counts[how] += 1
+            bar.update(1)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,12 +279,18 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--list", required=True, type=Path, help="file of name@version lines (# comments)")
     fetch.add_argument("--dest", required=True, type=Path, help="directory receiving one folder per package")
     fetch.add_argument("--jobs", type=int, default=4, help="parallel npm pack processes")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     specs = read_package_list(args.list)
-    results = fetch_packages(specs, args.dest, args.jobs)
+    summary = FetchSummary()
+    results = fetch_packages(specs, args.dest, args.jobs, summary, progress=not args.no_progress)
+    summary.write(args.dest / SUMMARY_FILE)
     ok = sum(r is not None for r in results)
-    print(f"fetched {ok}/{len(specs)} packages into {args.dest}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    print(f"fetched {ok}/{len(specs)} packages into {args.dest} ({counts}); summary: {args.dest / SUMMARY_FILE}")
+    for spec, why in sorted(summary.skipped.items()):
+        print(f"  skipped {spec}: {why}", file=sys.stderr)
     return 0 if ok or not specs else 1
 
 
