@@ -1,0 +1,173 @@
+"""Tokenise a corpus once into a flat memory-mapped token file that training reads directly.
+
+    python -m training.data.tokens pack --tokenizer DIR --data-dir corpus-data/npm-v2 --out corpus-data/tokens-v2
+    python -m training.data.tokens info corpus-data/tokens-v2
+
+`pack` writes `OUT.bin` (every document's ids back to back, uint16 when the vocabulary fits in
+65,536 ids, else uint32; no separators: the boundaries are in the sidecar) and `OUT.json`
+(tokenizer hash, vocab size, dtype, document offsets, manifest sha). `open_tokens` maps the
+`.bin` with `np.memmap`, so a resumed or continued run costs no tokenisation, and
+`TokenFile.check` refuses a file made with another tokenizer or from other data. The sidecar
+is written last (and the `.bin` renamed into place first): a file with a sidecar is complete.
+
+Written by hand because `datasets`' Arrow cache keys on the map function's fingerprint, not
+the tokenizer's content, and stores ragged lists rather than one flat array np.memmap can read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = 1  # bump when the layout of .bin/.json changes
+BATCH = 256  # documents per tokenizer call: fast-tokenizer parallelism, bounded memory
+
+
+class TokenFileError(RuntimeError):
+    """The token file does not match the tokenizer or data it is used with."""
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """sha256 of what decides the ids: the fast tokenizer's JSON, else its sorted vocabulary."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def dtype_for(vocab_size: int) -> np.dtype[Any]:
+    return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
+
+
+def paths(out: Path) -> tuple[Path, Path]:
+    """(`.bin`, `.json`) for an output stem (a given suffix is replaced)."""
+    stem = out.with_suffix("") if out.suffix in (".bin", ".json") else out
+    return stem.with_name(stem.name + ".bin"), stem.with_name(stem.name + ".json")
+
+
+@dataclass
+class TokenFile:
+    """A packed token file: `ids` is the memmap, document i is ids[offsets[i]:offsets[i + 1]]."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def document(self, i: int) -> np.ndarray:
+        return self.ids[int(self.offsets[i]) : int(self.offsets[i + 1])]
+
+    def check(self, tokenizer: Any, manifest_sha: str | None = None) -> None:
+        """Raise TokenFileError unless the file was made by this tokenizer (and from this data)."""
+        if self.meta["tokenizer_sha256"] != tokenizer_hash(tokenizer):
+            raise TokenFileError("token file was made with another tokenizer: re-run `pack`")
+        if manifest_sha is not None and self.meta["manifest_sha256"] != manifest_sha:
+            raise TokenFileError("token file was made from other data (manifest sha differs): re-run `pack`")
+
+
+def pack(
+    texts: Iterable[str], tokenizer: Any, out: Path, *, manifest_sha: str = "", batch: int = BATCH
+) -> TokenFile:
+    """Tokenise `texts` (no special tokens added) into OUT.bin + OUT.json and open the result."""
+    bin_path, meta_path = paths(out)
+    bin_path.parent.mkdir(parents=True, exist_ok=True)
+    vocab_size = len(tokenizer)
+    dtype = dtype_for(vocab_size)
+    offsets = [0]
+    tmp = bin_path.with_name(bin_path.name + ".tmp")
+
+    def flush(f: Any, docs: list[str]) -> None:
+        for ids in tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]:
+            arr = np.asarray(ids, dtype=np.int64)
+            if arr.size and int(arr.max()) >= 1 << (8 * dtype.itemsize):
+                raise ValueError(f"token id {int(arr.max())} does not fit {dtype}")
+            f.write(arr.astype(dtype).tobytes())
+            offsets.append(offsets[-1] + int(arr.size))
+
+    meta_path.unlink(missing_ok=True)  # an old sidecar must not describe a half-written file
+    with open(tmp, "wb") as f:
+        docs: list[str] = []
+        for text in texts:
+            docs.append(text)
+            if len(docs) >= batch:
+                flush(f, docs)
+                docs = []
+        if docs:
+            flush(f, docs)
+    os.replace(tmp, bin_path)
+    meta = {
+        "format": FORMAT,
+        "tokenizer_sha256": tokenizer_hash(tokenizer),
+        "vocab_size": vocab_size,
+        "dtype": dtype.name,
+        "n_tokens": offsets[-1],
+        "n_documents": len(offsets) - 1,
+        "manifest_sha256": manifest_sha,
+        "offsets": offsets,
+    }
+    meta_path.write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    return open_tokens(out)
+
+
+def open_tokens(out: Path) -> TokenFile:
+    """Map a packed token file read-only (no copy of the ids is made)."""
+    bin_path, meta_path = paths(out)
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} missing: the token file was never finished (run `pack`)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise TokenFileError(f"{meta_path}: format {meta.get('format')}, expected {FORMAT}")
+    n = int(meta["n_tokens"])
+    dtype = np.dtype(meta["dtype"])
+    if bin_path.stat().st_size != n * dtype.itemsize:
+        raise TokenFileError(f"{bin_path}: size does not match {n} {dtype} tokens")
+    ids = np.memmap(bin_path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype=dtype)
+    return TokenFile(ids, np.asarray(meta["offsets"], dtype=np.int64), meta)
+
+
+def manifest_sha(shas: Iterable[str]) -> str:
+    """One digest for an ordered list of document sha256s (the data the token file holds)."""
+    h = hashlib.sha256()
+    for s in shas:
+        h.update(s.encode("ascii") + b"\n")
+    return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.data.tokens", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="tokenise the filtered, deduplicated corpus of data.dir once")
+    p.add_argument("--tokenizer", required=True, help="tokenizer dir (or a model dir holding one)")
+    p.add_argument("--data-dir", required=True, type=Path, help="unpacked npm packages (data.dir)")
+    p.add_argument("--out", required=True, type=Path, help="output stem: writes OUT.bin and OUT.json")
+    i = sub.add_parser("info", help="print a token file's sidecar (without the offsets)")
+    i.add_argument("path", type=Path)
+    args = ap.parse_args(argv)
+    if args.cmd == "info":
+        tf = open_tokens(args.path)
+        print(json.dumps({k: v for k, v in tf.meta.items() if k != "offsets"}, indent=1))
+        return 0
+    from training.data.build import iter_texts  # heavy imports only for `pack`
+    from training.data.config import DataConfig
+    from training.modeling import load_tokenizer
+
+    records = list(iter_texts(DataConfig(source="npm", dir=str(args.data_dir))))
+    tf = pack((r.text for r in records), load_tokenizer(args.tokenizer), args.out,
+              manifest_sha=manifest_sha(r.sha256 for r in records))
+    print(f"{len(tf)} documents, {tf.meta['n_tokens']} tokens ({tf.meta['dtype']}) -> {paths(args.out)[0]}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
