@@ -6,23 +6,30 @@ A candidate is kept when the training pipeline's own npm reader accepts it (lice
 package.json is exactly MIT, ISC or Apache-2.0; not reserved for evaluation) and, after the
 pipeline's path and quality filters, it still has at least `--min-bytes` of hand-written
 JavaScript that is not compiled TypeScript. Each line is `name@version  # LICENSE  (N KB)`.
-This is how the shipped list was made; rebuilding the corpus needs only the list itself.
+Names reserved for evaluation, derived from one, or held out in the dev set are refused
+(`corpus.rank_candidates.refusal`) even when they were fetched. A JSON report (`--report`)
+records the totals: raw JavaScript bytes in the packages, bytes kept, per license.
+This is how the shipped lists were made; rebuilding the corpus needs only the list itself.
+
+    python -m corpus.select_packages --pkgs corpus-data/npm-v2 --out corpus/packages-v2.txt \
+        --report corpus/packages-v2-report.json --title "Training corpus v2 (issue 13)"
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from corpus.rank_candidates import devset_names, refusal
 from training.data.config import DataConfig
+from training.data.decontam import package_name
 from training.data.filters import quality_reason
-from training.data.npm import iter_npm_records
+from training.data.npm import iter_npm_records, package_dirs
 
 MIN_BYTES = 2000  # below this a package adds nothing but a line to the attribution list
-# TypeScript's CommonJS output without source maps: `exports.a = exports.b = void 0;`
 # Checked by hand: their JavaScript is TypeScript/Babel output that passes the file-level markers.
 EXCLUDED = {
     "date-fns": "TypeScript output (.js + .cjs per function)",
@@ -31,7 +38,6 @@ EXCLUDED = {
 }
 # `.ts` files here are type tests or typings, not the source the JavaScript was compiled from.
 NOT_SOURCE_DIRS = frozenset({"node_modules", "test", "tests", "types", "typings", "type-tests"})
-TSC_EXPORTS = re.compile(r"^exports\.\w+ = (exports\.\w+ = )*void 0;", re.M)
 
 
 def has_typescript_sources(pkg_dir: Path) -> bool:
@@ -44,50 +50,77 @@ def has_typescript_sources(pkg_dir: Path) -> bool:
     return False
 
 
+def folder_package(folder: str) -> str:
+    """`@scope+name@1.2.3` (a fetch folder) -> `@scope/name`."""
+    return package_name(folder.replace("+", "/", 1))
+
+
+def raw_js_bytes(pkg_dirs: list[Path], extensions: list[str]) -> int:
+    """Every JavaScript file in the packages, before any filter (dist, minified, vendored included)."""
+    ext = tuple(extensions)
+    return sum(p.stat().st_size for d in pkg_dirs for p in d.rglob("*") if p.name.endswith(ext) and p.is_file())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pkgs", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--min-bytes", type=int, default=MIN_BYTES)
+    ap.add_argument("--report", type=Path, help="write the totals (bytes before/after filters, licenses) here")
     ap.add_argument(
         "--title", default="Training corpus of the shipped default model", help="first header line"
     )
     args = ap.parse_args(argv)
     cfg = DataConfig(source="npm", dir=str(args.pkgs))
     size: dict[tuple[str, str, str], int] = defaultdict(int)
-    tsc: dict[str, int] = defaultdict(int)
+    dropped: dict[str, int] = defaultdict(int)
+    devset = devset_names()
+    refused: dict[str, str] = {}
     for rec in iter_npm_records(cfg, lambda reason: None):
-        if quality_reason(rec.text, cfg):
+        why = refusal(rec.package_or_repo, devset)
+        if why:
+            refused[rec.package_or_repo] = why
             continue
-        if TSC_EXPORTS.search(rec.text):
-            tsc[rec.package_or_repo] += 1
+        reason = quality_reason(rec.text, cfg)  # includes the TypeScript `exports.x = void 0;` marker
+        if reason:
+            dropped[reason] += 1
             continue
         size[(rec.package_or_repo, rec.version, rec.license)] += len(rec.text.encode("utf-8"))
-    ts_pkgs = {
-        meta_dir.name
-        for meta_dir in sorted(args.pkgs.iterdir())
-        if meta_dir.is_dir() and has_typescript_sources(meta_dir)
-    }
+    dirs = package_dirs(args.pkgs)
+    ts_pkgs = {folder_package(d.name) for d in dirs if has_typescript_sources(d)}
     lines: list[str] = []
     total = 0
+    by_license: dict[str, int] = defaultdict(int)
     for (name, version, lic), n in sorted(size.items()):
         if (
             n < args.min_bytes
             or name in EXCLUDED
-            or name.replace("/", "__") in ts_pkgs
-            or name.replace("/", "+") in ts_pkgs
+            or name in ts_pkgs
         ):
             continue
         lines.append(f"{name}@{version}  # {lic}  ({n // 1000} KB)")
         total += n
+        by_license[lic] += 1
     header = (
         f"# {args.title}: npm packages of hand-written JavaScript whose\n"
         "# own package.json license is exactly MIT, ISC or Apache-2.0 (none reserved for evaluation).\n"
         "# Rebuild: see corpus/README.md. Size = JavaScript kept after the pipeline's filters.\n"
     )
     args.out.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    if args.report:
+        report = {
+            "package_dirs": len(dirs),
+            "packages_kept": len(lines),
+            "raw_js_bytes": raw_js_bytes(dirs, cfg.extensions),
+            "kept_js_bytes_before_dedup": total,
+            "by_license": dict(sorted(by_license.items())),
+            "files_dropped_by_quality_filters": dict(sorted(dropped.items())),
+            "typescript_source_packages_skipped": len(ts_pkgs),
+            "refused": dict(sorted(refused.items())),
+        }
+        args.report.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(
-        f"{len(lines)} packages, {total / 1e6:.1f} MB of JavaScript; tsc-output files skipped: {sum(tsc.values())}",
+        f"{len(lines)} packages, {total / 1e6:.1f} MB of JavaScript; tsc-output files skipped: {dropped.get('tsc_output', 0)}",
         file=sys.stderr,
     )
     return 0

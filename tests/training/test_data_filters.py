@@ -16,6 +16,7 @@ from training.data.filters import (
     mean_line_length,
     path_reason,
     quality_reason,
+    tsc_output,
 )
 
 CFG = DataConfig()
@@ -91,3 +92,26 @@ def test_chars_per_token_with_a_real_tokenizer(tiny_model_dir) -> None:
     counts = count_tokens(tok, [blob, code])
     assert counts[0] > 0 and counts[1] > 0
     assert chars_per_token_reasons([blob, code], counts, CFG) == ["chars_per_token", None]
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("test/lib/chai.js", "vendored_test_lib"), ("tests/lib/mocha/mocha.js", "vendored_test_lib"),
+    ("packages/x/Test/Lib/qunit.js", "vendored_test_lib"),
+    ("test/index.js", None), ("lib/test/helpers.js", None), ("test/fixtures/lib/a.js", None), ("lib/x.js", None),
+])
+def test_vendored_test_libraries(path: str, reason: str | None) -> None:
+    assert path_reason(path, EXT) == reason
+
+
+@pytest.mark.parametrize(("head", "reason"), [
+    ("exports.foo = void 0;\n", "tsc_output"),
+    ('"use strict";\nObject.x = 1;\nexports.foo = exports.bar = exports.$baz = void 0;\n', "tsc_output"),
+    ("  exports.a = exports.b = void 0;\n", "tsc_output"),
+    ("exports.foo = undefined;\n", None),  # hand-written: not TypeScript's header
+    ("const x = exports.foo = void 0;\n", None),
+    ("// exports.foo = void 0; in a comment mid-line\n", None),
+])
+def test_tsc_void_exports(head: str, reason: str | None) -> None:
+    text = head + js_source(7)
+    assert tsc_output(text, CFG) == reason
+    assert quality_reason(text, CFG) == reason
