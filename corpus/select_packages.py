@@ -26,6 +26,7 @@ from pathlib import Path
 from corpus.rank_candidates import devset_names, refusal
 from training.data.config import DataConfig
 from training.data.decontam import package_name
+from training.data.dedup import ExactDedup, NearDedup
 from training.data.filters import quality_reason
 from training.data.npm import iter_npm_records, package_dirs
 
@@ -55,10 +56,10 @@ def folder_package(folder: str) -> str:
     return package_name(folder.replace("+", "/", 1))
 
 
-def raw_js_bytes(pkg_dirs: list[Path], extensions: list[str]) -> int:
-    """Every JavaScript file in the packages, before any filter (dist, minified, vendored included)."""
+def raw_js_bytes(pkg_dir: Path, extensions: list[str]) -> int:
+    """Every JavaScript file in the package, before any filter (dist, minified, vendored included)."""
     ext = tuple(extensions)
-    return sum(p.stat().st_size for d in pkg_dirs for p in d.rglob("*") if p.name.endswith(ext) and p.is_file())
+    return sum(p.stat().st_size for p in pkg_dir.rglob("*") if p.name.endswith(ext) and p.is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,12 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--min-bytes", type=int, default=MIN_BYTES)
     ap.add_argument("--report", type=Path, help="write the totals (bytes before/after filters, licenses) here")
+    ap.add_argument("--dedup", action="store_true", help="also measure the bytes left after exact + near dedup")
     ap.add_argument(
         "--title", default="Training corpus of the shipped default model", help="first header line"
     )
     args = ap.parse_args(argv)
     cfg = DataConfig(source="npm", dir=str(args.pkgs))
+    dirs = package_dirs(args.pkgs)
+    ts_pkgs = {folder_package(d.name) for d in dirs if has_typescript_sources(d)}
+    exact, near = (ExactDedup(), NearDedup(cfg.near_dedup_threshold, cfg.near_dedup_num_perm)) if args.dedup else (
+        None, None)
     size: dict[tuple[str, str, str], int] = defaultdict(int)
+    unique: dict[str, int] = defaultdict(int)
     dropped: dict[str, int] = defaultdict(int)
     devset = devset_names()
     refused: dict[str, str] = {}
@@ -85,21 +92,23 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             dropped[reason] += 1
             continue
-        size[(rec.package_or_repo, rec.version, rec.license)] += len(rec.text.encode("utf-8"))
-    dirs = package_dirs(args.pkgs)
-    ts_pkgs = {folder_package(d.name) for d in dirs if has_typescript_sources(d)}
+        n = len(rec.text.encode("utf-8"))
+        size[(rec.package_or_repo, rec.version, rec.license)] += n
+        if exact is None or near is None or rec.package_or_repo in ts_pkgs or rec.package_or_repo in EXCLUDED:
+            continue
+        if not exact.is_duplicate(rec.text) and not near.is_duplicate(rec.text):
+            unique[f"{rec.package_or_repo}@{rec.version}"] += n
     lines: list[str] = []
-    total = 0
+    total = after_dedup = 0
     by_license: dict[str, int] = defaultdict(int)
+    kept_specs: set[str] = set()
     for (name, version, lic), n in sorted(size.items()):
-        if (
-            n < args.min_bytes
-            or name in EXCLUDED
-            or name in ts_pkgs
-        ):
+        if n < args.min_bytes or name in EXCLUDED or name in ts_pkgs:
             continue
         lines.append(f"{name}@{version}  # {lic}  ({n // 1000} KB)")
+        kept_specs.add(f"{name}@{version}")
         total += n
+        after_dedup += unique[f"{name}@{version}"]
         by_license[lic] += 1
     header = (
         f"# {args.title}: npm packages of hand-written JavaScript whose\n"
@@ -108,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     if args.report:
+        raw = {d.name.replace("+", "/", 1): raw_js_bytes(d, cfg.extensions) for d in dirs}
         report = {
             "package_dirs": len(dirs),
             "packages_kept": len(lines),
-            "raw_js_bytes": raw_js_bytes(dirs, cfg.extensions),
+            "raw_js_bytes_all_fetched": sum(raw.values()),
+            "raw_js_bytes_kept_packages": sum(v for k, v in raw.items() if k in kept_specs),
             "kept_js_bytes_before_dedup": total,
+            "kept_js_bytes_after_dedup": after_dedup if args.dedup else None,
             "by_license": dict(sorted(by_license.items())),
             "files_dropped_by_quality_filters": dict(sorted(dropped.items())),
             "typescript_source_packages_skipped": len(ts_pkgs),

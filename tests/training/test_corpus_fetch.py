@@ -153,14 +153,16 @@ def test_selection_refuses_reserved_derived_and_devset_names(tmp_path: Path) -> 
     pkgs = tmp_path / "pkgs"
     for i, name in enumerate(["popular-ok", f"{reserved}.helper", dev]):
         write_package(pkgs, f"{name}@1.0.0", {"name": name, "version": "1.0.0", "license": "MIT"},
-                      {"lib/a.js": js_source(300 + i), "lib/b.js": js_source(400 + i)})
+                      {"lib/a.js": js_source(300 + i), "lib/b.js": js_source(400 + i), "lib/copy.js": js_source(300 + i)})
     out, report = tmp_path / "packages.txt", tmp_path / "report.json"
     assert select_packages.main(["--pkgs", str(pkgs), "--out", str(out), "--report", str(report),
-                                 "--min-bytes", "100"]) == 0
+                                 "--min-bytes", "100", "--dedup"]) == 0
     assert [s.split("@")[0] for s in read_package_list(out)] == ["popular-ok"]
     data = json.loads(report.read_text())
     assert set(data["refused"]) == {f"{reserved}.helper", dev} and data["packages_kept"] == 1
-    assert data["raw_js_bytes"] >= data["kept_js_bytes_before_dedup"] > 0
+    assert data["raw_js_bytes_all_fetched"] >= data["raw_js_bytes_kept_packages"] >= data["kept_js_bytes_before_dedup"] > 0
+    copy = len(js_source(300).encode())
+    assert data["kept_js_bytes_after_dedup"] == data["kept_js_bytes_before_dedup"] - copy  # the copy counts once
 
 
 @pytest.mark.parametrize(("name", "derived"), [
