@@ -115,3 +115,12 @@ def test_tsc_void_exports(head: str, reason: str | None) -> None:
     text = head + js_source(7)
     assert tsc_output(text, CFG) == reason
     assert quality_reason(text, CFG) == reason
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("dist-cjs/index.js", "excluded_dir"), ("dist-es/S3.js", "excluded_dir"), ("pkg/dist_esm/a.js", "excluded_dir"),
+    ("lib-dist/a.js", "excluded_dir"), ("es.dist/a.js", "excluded_dir"),
+    ("distance/a.js", None), ("distribute/a.js", None), ("lib/dist-utils.js", None),
+])
+def test_dist_like_dirs(path: str, reason: str | None) -> None:
+    assert path_reason(path, EXT) == reason

@@ -22,6 +22,8 @@ EXCLUDED_DIRS = frozenset(
         "out", "umd", "bundle", "bundles", "min", "cjs-dist", "esm-dist", ".git", ".next", ".nuxt",
     }
 )
+# `dist-cjs/`, `dist-es/`, `dist_esm/`, `lib-dist/`: build-output dirs named after `dist` (aws-sdk, smithy, …).
+DIST_LIKE_DIR = re.compile(r"^dist[-_.]|[-_.]dist$")
 # File-name suffixes of minified/bundled/map files.
 EXCLUDED_SUFFIXES = (".min.js", "-min.js", ".bundle.js", ".umd.js", ".prod.js", ".map", ".min.mjs", ".min.cjs")
 # Markers codeparrot looks for in the first lines of generated files.
@@ -45,11 +47,17 @@ TEST_DIRS = frozenset({"test", "tests"})
 SPECIAL_TEXT = ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>")
 
 
+def is_excluded_dir(name: str) -> bool:
+    """A directory whose files are never read (build output, dependencies, vendored copies)."""
+    low = name.lower()
+    return low in EXCLUDED_DIRS or DIST_LIKE_DIR.search(low) is not None
+
+
 def path_reason(path: str, extensions: Sequence[str]) -> str | None:
     """Why a file path is skipped before reading it (None = read it)."""
     p = PurePosixPath(path.replace("\\", "/"))
     name = p.name.lower()
-    if any(part.lower() in EXCLUDED_DIRS for part in p.parts[:-1]):
+    if any(is_excluded_dir(part) for part in p.parts[:-1]):
         return "excluded_dir"
     dirs = [part.lower() for part in p.parts[:-1]]
     if any(d in TEST_DIRS and nxt == "lib" for d, nxt in itertools.pairwise(dirs)):

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from training.data.config import DataConfig
 from training.data.decontam import is_reserved, package_name
-from training.data.filters import EXCLUDED_DIRS, path_reason
+from training.data.filters import is_excluded_dir, path_reason
 from training.data.licenses import package_license_allowed
 from training.data.sources import Drop, Record
 
@@ -66,9 +66,9 @@ def _package_files(pkg_dir: Path, drop: Drop) -> Iterator[str]:
     `excluded_dir` drop per directory, its files are never listed)."""
     for here, dirs, files in os.walk(pkg_dir):
         for d in dirs:
-            if d.lower() in EXCLUDED_DIRS:
+            if is_excluded_dir(d):
                 drop("excluded_dir")
-        dirs[:] = sorted(d for d in dirs if d.lower() not in EXCLUDED_DIRS)
+        dirs[:] = sorted(d for d in dirs if not is_excluded_dir(d))
         for name in sorted(files):
             full = Path(here) / name
             if full.is_symlink() or not full.is_file():
