@@ -119,7 +119,8 @@ def test_tsc_void_exports(head: str, reason: str | None) -> None:
 
 @pytest.mark.parametrize(("path", "reason"), [
     ("dist-cjs/index.js", "excluded_dir"), ("dist-es/S3.js", "excluded_dir"), ("pkg/dist_esm/a.js", "excluded_dir"),
-    ("lib-dist/a.js", "excluded_dir"), ("es.dist/a.js", "excluded_dir"),
+    ("lib-dist/a.js", "excluded_dir"), ("es.dist/a.js", "excluded_dir"), ("locale-data/en.js", "excluded_dir"),
+    ("contrib/externs/maps.js", "excluded_dir"),
     ("distance/a.js", None), ("distribute/a.js", None), ("lib/dist-utils.js", None),
 ])
 def test_dist_like_dirs(path: str, reason: str | None) -> None:

@@ -20,6 +20,7 @@ EXCLUDED_DIRS = frozenset(
     {
         "node_modules", "dist", "build", "vendor", "vendors", "coverage", "bower_components",
         "out", "umd", "bundle", "bundles", "min", "cjs-dist", "esm-dist", ".git", ".next", ".nuxt",
+        "locale-data", "externs",  # generated CLDR tables (@formatjs), Closure API declarations
     }
 )
 # `dist-cjs/`, `dist-es/`, `dist_esm/`, `lib-dist/`: build-output dirs named after `dist` (aws-sdk, smithy, …).
