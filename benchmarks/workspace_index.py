@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from server.retrieval.files import scan_workspace
-from server.workspace import Workspace
+from server.workspace import new_index
 
 
 def main() -> None:
@@ -28,9 +28,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=20.0)
     args = ap.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    workspace = Workspace()
-    index = workspace.attach(tokenizer)
-    workspace.ready.wait()
+    index = new_index(tokenizer)
     files = [(str(p), t) for p, t in scan_workspace(args.dir)]
     texts, size, copy = [], 0, 0
     while files and size < args.mb * 1e6:

@@ -158,7 +158,6 @@ class Completer:
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
 
-
     def _guide(self, ids: list[int], fim: bool, key: str, settings: Settings) -> NgramGuide | None:
         """The ∞-gram guide for one request: the file's own prompt text, then the workspace."""
         if settings.workspace_index == "off":

@@ -107,11 +107,9 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
 def repo_index(engine: Any, pkg_dir: Path) -> Any:
     """The server's own workspace index over one package folder (keys: paths inside it)."""
     from server.retrieval.files import scan_workspace
-    from server.workspace import Workspace
+    from server.workspace import new_index
 
-    workspace = Workspace()
-    index = workspace.attach(engine.tokenizer)  # no folders: builds empty at once
-    workspace.ready.wait()
+    index = new_index(engine.tokenizer)
     index.build((path.relative_to(pkg_dir).as_posix(), text) for path, text in scan_workspace(pkg_dir))
     return index
 

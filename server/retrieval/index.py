@@ -99,10 +99,6 @@ class WorkspaceIndex:
         return key in self._docs
 
     @property
-    def keys(self) -> list[str]:
-        return sorted(self._docs)
-
-    @property
     def tokens(self) -> int:
         return sum(len(d) for d in self._docs.values())
 

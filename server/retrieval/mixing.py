@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from server.retrieval.segment import Match, merge
+from server.retrieval.segment import MAX_QUERY, Match, merge
 
 Lookup = Callable[[Sequence[int]], Match]
 
@@ -38,17 +38,15 @@ class NgramGuide:
 
     def __init__(self, lookups: Sequence[Lookup], context: Sequence[int], params: MixParams | None = None) -> None:
         self.lookups = list(lookups)
-        self.context = list(context)
+        self.context = list(context[-MAX_QUERY:])  # a lookup never reads further back
         self.params = params or MixParams()
-        self.last: Match | None = None
 
     def match(self, generated: Sequence[int]) -> Match:
-        query = (self.context + list(generated))[-64:]
+        query = (self.context + list(generated[-MAX_QUERY:]))[-MAX_QUERY:]
         return merge([lookup(query) for lookup in self.lookups])
 
     def __call__(self, generated: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
         match = self.match(generated)
-        self.last = match
         lam = weight(match, self.params)
         if lam <= 0.0:
             return logits

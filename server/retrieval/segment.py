@@ -31,7 +31,6 @@ class Match:
     length: int
     counts: dict[int, int]  # next token id -> occurrences
     occurrences: int  # occurrences of the matched suffix (before sampling)
-    continuation: tuple[int, ...] = ()  # the tokens after one occurrence (for drafts)
 
     @property
     def total(self) -> int:
@@ -48,13 +47,13 @@ class Segment:
         self.wide = vocab_size >= 0xFFFF
         dtype = np.dtype(">u4") if self.wide else np.dtype(">u2")
         self.sep = 0x7FFFFFFF if self.wide else 0xFFFF  # sorts last both as int32 and as big-endian bytes
-        self.keys: list[str] = []
+        self._slot: dict[str, int] = {}  # key -> index into starts: excluded docs are asked per token
         starts: list[int] = []
         parts: list[np.ndarray] = []
         pos = 0
         for key, ids in docs:
             arr = np.asarray(ids, dtype=np.int64)
-            self.keys.append(key)
+            self._slot[key] = len(starts)
             starts.append(pos)
             parts.append(arr)
             parts.append(np.array([self.sep], dtype=np.int64))
@@ -74,9 +73,8 @@ class Segment:
         return len(self.data) + self.sa.nbytes + self.starts.nbytes
 
     def doc_range(self, key: str) -> tuple[int, int] | None:
-        try:
-            i = self.keys.index(key)
-        except ValueError:
+        i = self._slot.get(key)
+        if i is None:
             return None
         return int(self.starts[i]), int(self.starts[i + 1])
 
@@ -138,15 +136,7 @@ class Segment:
         positions = positions[self._valid(positions, best, excluded)]
         nexts = self.tokens[positions + best]
         counts = Counter(int(t) for t in nexts)
-        return Match(best, dict(counts), hi - lo, self.continuation(int(positions[0]) + best) if len(positions) else ())
-
-    def continuation(self, pos: int, limit: int = 32) -> tuple[int, ...]:
-        out: list[int] = []
-        for t in self.tokens[pos : pos + limit]:
-            if int(t) == self.sep:
-                break
-            out.append(int(t))
-        return tuple(out)
+        return Match(best, dict(counts), hi - lo)
 
 
 def merge(matches: Sequence[Match]) -> Match:
@@ -156,10 +146,8 @@ def merge(matches: Sequence[Match]) -> Match:
         return NO_MATCH
     counts: Counter[int] = Counter()
     occurrences = 0
-    continuation: tuple[int, ...] = ()
     for m in matches:
         if m.length == best:
             counts.update(m.counts)
             occurrences += m.occurrences
-            continuation = continuation or m.continuation
-    return Match(best, dict(counts), occurrences, continuation)
+    return Match(best, dict(counts), occurrences)
