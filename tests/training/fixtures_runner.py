@@ -107,3 +107,13 @@ def write_github_parquet(root: Path, n_repos: int = 16) -> Path:
     cols = ("content", "repo_name", "path", "copies", "size", "license")
     pq.write_table(pa.table({c: [r[c] for r in rows] for c in cols}), root / "train-00000-of-00001.parquet")
     return root
+
+
+def one_error_line(main: Any, capfd: Any, args: list[str]) -> str:
+    """Run a CLI `main(args)` that must fail with exit 2 and exactly one `error: ...` line on stderr."""
+    assert main(args) == 2
+    captured = capfd.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert captured.out == ""
+    return lines[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_runner import SMALL, build_tiny_roberta
+from fixtures_runner import SMALL, build_tiny_roberta, one_error_line
 
 from training.fill_mask import main
 from training.finetune import main as finetune
@@ -52,12 +52,7 @@ def _run_json(capfd: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
 
 
 def _error_line(capfd: pytest.CaptureFixture[str], args: list[str]) -> str:
-    assert main(args) == 2
-    captured = capfd.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert captured.out == ""
-    return lines[0]
+    return one_error_line(main, capfd, args)
 
 
 def test_top_k_scored_candidates_match_the_model(mlm_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_runner import SMALL, build_tiny_roberta, write_github_parquet, write_repetitive_packages
+from fixtures_runner import (
+    SMALL,
+    build_tiny_roberta,
+    one_error_line,
+    write_github_parquet,
+    write_repetitive_packages,
+)
 
 from training.finetune import main as finetune
 from training.generate import main
@@ -60,12 +66,7 @@ def _run_json(capfd: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
 
 
 def _error_line(capfd: pytest.CaptureFixture[str], args: list[str]) -> str:
-    assert main(args) == 2
-    captured = capfd.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
-    assert captured.out == ""
-    return lines[0]
+    return one_error_line(main, capfd, args)
 
 
 @pytest.mark.parametrize("recipe", ["eli5-clm", "scratch-js", "codeparrot-js", "codeparrot-js-lora",
