@@ -26,6 +26,7 @@ def test_lsp_keys_are_the_documented_camel_case_names() -> None:
         "multiline",
         "enable",
         "maxPromptTokens",
+        "workspaceIndex",
     }
 
 
