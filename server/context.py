@@ -369,6 +369,35 @@ def _heal(prefix: str, ids: list[int], starts: list[int], keep: int) -> int:
     return count
 
 
+def _heal_whitespace(
+    prefix: str, ids: list[int], starts: list[int], tokenize: Tokenize
+) -> tuple[list[int], str] | None:
+    """Prompt ids and heal text for a prefix that ends in spaces or tabs (a cursor after the
+    indentation, or after `a, `), or None when it does not.
+
+    Byte-level BPE splits `\n    let` as `\n   ` + ` let`: the last space belongs to the next
+    word. A prompt that ends `\n    ` holds a token the model only ever saw before more
+    whitespace, so healing that token (the output must start with it) leads to a longer run or a
+    comment line. Instead the run is tokenized as if a word followed (a probe character): the
+    tokens before the probe's go in the prompt, and the whitespace that the probe's token took
+    (` `, or none after a tab) is what the completion must start with.
+    """
+    if not prefix.endswith((" ", "\t")):
+        return None  # at a line start the model may still choose the indentation (`_heal`)
+    ws_start = max(len(prefix.rstrip()), starts[0] if starts else len(prefix))
+    if not prefix[ws_start:].isascii():
+        return None
+    keep = bisect.bisect_left(starts, ws_start)
+    if keep == len(starts) or starts[keep] != ws_start:
+        return None  # the run does not start a token: leave the prompt as it is
+    run = prefix[ws_start:]
+    probe_ids, probe_starts = tokenize(run + "x")
+    if not probe_ids or probe_starts[-1] > len(run):
+        return None
+    kept = ids[: len(ids) - (len(starts) - keep)]
+    return [*kept, *probe_ids[:-1]], run[probe_starts[-1] :]
+
+
 def build_prompt(
     tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int, *, heal: bool = False
 ) -> Prompt:
@@ -381,16 +410,24 @@ def build_prompt(
     fim = fim_ids(tokenizer)
     if fim is None:
         ids, cut, starts = _window_start(prefix, max_prompt_tokens, tokenize)
-        drop = _heal(prefix, ids, starts, keep=1) if heal else 0
-        tail = prefix[starts[-drop] :] if drop else ""
-        ids = ids[: len(ids) - drop]
+        healed = _heal_whitespace(prefix, ids, starts, tokenize) if heal else None
+        if healed is not None and healed[0]:
+            ids, tail = healed
+        else:
+            drop = _heal(prefix, ids, starts, keep=1) if heal else 0
+            tail = prefix[starts[-drop] :] if drop else ""
+            ids = ids[: len(ids) - drop]
         return Prompt(ids, len(ids), False, prefix[cut:], "", tail)
     fim_prefix, fim_middle, fim_suffix = fim
     budget = max(2, max_prompt_tokens - 3)
     suffix_ids, suffix_end = _suffix_head(suffix, int(budget * SUFFIX_SHARE), tokenize)
     prefix_ids, cut, starts = _window_start(prefix, budget - len(suffix_ids), tokenize)
-    drop = _heal(prefix, prefix_ids, starts, keep=0) if heal else 0
-    tail = prefix[starts[-drop] :] if drop else ""
-    prefix_ids = prefix_ids[: len(prefix_ids) - drop]
+    healed = _heal_whitespace(prefix, prefix_ids, starts, tokenize) if heal else None
+    if healed is not None:
+        prefix_ids, tail = healed
+    else:
+        drop = _heal(prefix, prefix_ids, starts, keep=0) if heal else 0
+        tail = prefix[starts[-drop] :] if drop else ""
+        prefix_ids = prefix_ids[: len(prefix_ids) - drop]
     ids = [fim_suffix, *suffix_ids, fim_prefix, *prefix_ids, fim_middle]
     return Prompt(ids, len(ids), True, prefix[cut:], suffix[:suffix_end], tail)

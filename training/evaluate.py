@@ -67,7 +67,54 @@ def baseline_prediction(prefix: str) -> str:
     return ""
 
 
-def score(rows: list[dict[str, Any]], predictions: dict[str, str]) -> dict[str, Any]:
+COPY_MAX_TAIL = 400  # chars of the prefix's tail the copy baseline tries to find elsewhere
+
+
+def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
+    """Copy-only baseline (no model): the longest tail of `prefix` that occurs in `others` (the
+    package's other files) or in the file itself (earlier in the prefix, or in the suffix), and
+    the rest of the line after that occurrence; ties go to the most common continuation.
+
+    Occurrence is monotone in the tail length (a tail that occurs contains every shorter tail),
+    so the length is binary-searched; each probe is a plain `str.find` per source.
+    """
+    tail_max = min(len(prefix), COPY_MAX_TAIL)
+    # The file itself without the cursor position: the prefix before its own last char (so the
+    # tail cannot match itself), and the suffix after the rest of the cursor line.
+    line_end = suffix.find("\n")
+    sources = [*others, prefix[:-1], suffix[line_end + 1 :] if line_end >= 0 else ""]
+
+    def occurrences(n: int) -> list[str]:
+        tail = prefix[len(prefix) - n :]
+        found = []
+        for text in sources:
+            start = text.find(tail)
+            while start >= 0 and len(found) < 64:
+                rest = text[start + n :]
+                found.append(rest[: rest.find("\n")] if "\n" in rest else rest)
+                start = text.find(tail, start + 1)
+        return found
+
+    best: list[str] = []
+    lo, hi = 1, tail_max
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        found = occurrences(mid)
+        if found:
+            best, lo = found, mid + 1
+        else:
+            hi = mid - 1
+    if not best:
+        return ""
+    counts: dict[str, int] = {}
+    for rest in best:
+        counts[rest] = counts.get(rest, 0) + 1
+    return max(counts, key=lambda r: (counts[r], -best.index(r)))
+
+
+def score(
+    rows: list[dict[str, Any]], predictions: dict[str, str], copies: dict[str, str] | None = None
+) -> dict[str, Any]:
     scored = [r for r in rows if "target" in r and str(r["id"]) in predictions]
     if not scored:
         return {"scored": 0}
@@ -84,6 +131,7 @@ def score(rows: list[dict[str, Any]], predictions: dict[str, str]) -> dict[str, 
         "scored": n,
         "model": summary(lambda r: predictions[str(r["id"])]),
         "baseline_previous_line": summary(lambda r: baseline_prediction(str(r["prefix"]))),
+        **({"baseline_copy": summary(lambda r: copies.get(str(r["id"]), ""))} if copies is not None else {}),
     }
 
 
@@ -146,6 +194,27 @@ def predict_lines(
         yield str(row["id"]), outcome.text
 
 
+def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, str]:
+    """The copy-only baseline per row: from the row's package (`repos`) and its own file, or from
+    its own file alone when there are no repos."""
+    from server.retrieval.files import scan_workspace
+    from training.data.npm import folder_name
+
+    texts: dict[str, dict[str, str]] = {}
+    copies = {}
+    for row in rows:
+        others: list[str] = []
+        if repos is not None and row.get("package"):
+            spec = f"{row['package']}@{row.get('version', '')}"
+            if spec not in texts:
+                texts.clear()
+                pkg = repos / folder_name(spec)
+                texts[spec] = {p.relative_to(pkg).as_posix(): t for p, t in scan_workspace(pkg)}
+            others = [t for k, t in texts[spec].items() if k != str(row.get("path", ""))]
+        copies[str(row["id"])] = copy_prediction(str(row["prefix"]), str(row.get("suffix", "")), others)
+    return copies
+
+
 def cmd_lines(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
@@ -179,9 +248,10 @@ def cmd_lines(args: argparse.Namespace) -> int:
             fh.write(json.dumps({"id": row_id, "prediction": prediction}) + "\n")
             if i % 50 == 0:
                 log.info("%d/%d rows", i, len(rows))
+    copies = copy_predictions(rows, Path(args.repos) if args.workspace == "repo" else None)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace,
-               **score(rows, predictions)}
+               **score(rows, predictions, copies)}
     _emit(summary, args.summary)
     return 0
 

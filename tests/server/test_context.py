@@ -394,3 +394,16 @@ def test_heal_skips_tails_longer_than_a_word(fim_tokenizer: Any, monkeypatch: py
     tail = build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal
     monkeypatch.setattr(context, "MAX_HEAL_CHARS", len(tail) - 1)
     assert build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal == ""
+
+
+@pytest.mark.parametrize("prefix", ["function f() {\n    ", "if (a) {\n\t\t", "foo(a, ", "x = [1,  "])
+def test_a_cursor_after_whitespace_is_prompted_as_if_a_word_followed(fim_tokenizer: Any, prefix: str) -> None:
+    # Byte-level BPE gives `\n   ` + ` return`: the prompt must end with the tokens a word would
+    # follow, not with the run's own last token (one the model never saw before a word).
+    healed = build_prompt(fim_tokenizer, prefix, SUFFIX, 256, heal=True)
+    pre = healed.input_ids.index(fim_ids(fim_tokenizer)[0])  # type: ignore[index]
+    prompt_prefix = healed.input_ids[pre + 1 : -1]
+    as_if_a_word = fim_tokenizer(prefix + "x", add_special_tokens=False)["input_ids"]
+    assert prompt_prefix == as_if_a_word[:-1]
+    assert fim_tokenizer.decode(prompt_prefix) + healed.heal == prefix
+    assert healed.heal in {"", " "}

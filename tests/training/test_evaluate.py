@@ -101,3 +101,17 @@ def test_lines_bad_input_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) 
     src.write_text(json.dumps({"prefix": "x"}) + "\n")
     rc = evaluate.main(["lines", "--model", str(tiny_model_dir), "--input", str(src), "--output", str(tmp_path / "p.jsonl")])
     assert rc == 2
+
+
+def test_copy_baseline_copies_the_rest_of_the_line_after_the_longest_match() -> None:
+    from training.evaluate import copy_prediction
+
+    other = "const a = 1;\nfunction area(r) {\n  return Math.PI * r * r;\n}\n"
+    # The longest tail found is "\n  return " (in `other`): the rest of that line is copied.
+    assert copy_prediction("function size(r) {\n  return ", "\n}\n", [other]) == "Math.PI * r * r;"
+    # Most common continuation wins over the first one.
+    others = ["x.on('a', f);\n", "x.on('b', g);\n", "x.on('b', g);\n"]
+    assert copy_prediction("x.on(", "", others) == "'b', g);"
+    # The file's own earlier lines count; the cursor position itself does not.
+    assert copy_prediction("let t = now();\nlet u = 2;\nlet t = ", "", []) == "now();"
+    assert copy_prediction("zzz", "", ["abc"]) == ""
