@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.cache import CompletionCache
-from server.context import build_prompt, fim_ids, should_complete
+from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.engine import Engine, GenerationResult
 from server.postprocess import PostContext, apply_filters, stop_reached
 from server.retrieval.index import WorkspaceIndex
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Text around the cursor handed to the filters: they look at the cursor line and the few lines
 # after it, and the stop check runs after every token, so a 5 MB file must not reach them whole.
 FILTER_CONTEXT_CHARS = 4000
+# Text before the cursor tokenized for the ∞-gram query: more than MAX_QUERY tokens of code.
+GUIDE_CONTEXT_CHARS = 400
 
 
 @dataclass
@@ -130,7 +132,7 @@ class Completer:
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
         with stats.timer("retrieval"):
-            guide = self._guide(prompt.input_ids, prompt.fim, key, settings)
+            guide = self._guide(prompt, key, settings)
         with stats.timer("generate"):
             result = self.engine.generate(
                 prompt.input_ids,
@@ -158,18 +160,13 @@ class Completer:
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
 
-    def _guide(self, ids: list[int], fim: bool, key: str, settings: Settings) -> NgramGuide | None:
+    def _guide(self, prompt: Prompt, key: str, settings: Settings) -> NgramGuide | None:
         """The ∞-gram guide for one request: the file's own prompt text, then the workspace."""
         if settings.workspace_index == "off":
             return None  # the model alone, exactly as without retrieval
         workspace = self.workspace
-        prefix_ids, suffix_ids = ids, []
-        markers = fim_ids(self.engine.tokenizer) if fim else None
-        if markers is not None and markers[0] in ids:
-            split = ids.index(markers[0])
-            suffix_ids, prefix_ids = ids[1:split], ids[split + 1 : -1]
-        vocab = len(self.engine.tokenizer)
-        own = Segment([("prefix", prefix_ids), ("suffix", suffix_ids)], vocab)
+        tokenizer = self.engine.tokenizer
+        own = Segment([("prefix", prompt.prefix_ids), ("suffix", prompt.suffix_ids)], len(tokenizer))
         lookups: list[Lookup] = [own.longest]
         if workspace is not None:
 
@@ -177,4 +174,7 @@ class Completer:
                 return workspace.lookup(query, exclude=key)
 
             lookups.append(in_workspace)
-        return NgramGuide(lookups, prefix_ids, self.mix)
+        # The query is the text before the completion (the healed part is generated), split as
+        # the indexed files are, not as the prompt is.
+        context = natural_tail_ids(tokenizer, prompt.prefix, prompt.heal, GUIDE_CONTEXT_CHARS)
+        return NgramGuide(lookups, context, self.mix)

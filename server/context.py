@@ -31,7 +31,7 @@ import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tree_sitter import Node, Tree
@@ -78,6 +78,8 @@ class Prompt:
     prefix: str  # the part of the prefix that the prompt covers (`heal` included)
     suffix: str  # the part of the suffix that is in the prompt ("" without FIM)
     heal: str = ""  # the tail of `prefix` left out of input_ids: the completion must start with it
+    prefix_ids: list[int] = field(default_factory=list)  # the prefix's ids inside input_ids
+    suffix_ids: list[int] = field(default_factory=list)  # the suffix's ids inside input_ids (FIM)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ def build_prompt(
             drop = _heal(prefix, ids, starts, keep=1) if heal else 0
             tail = prefix[starts[-drop] :] if drop else ""
             ids = ids[: len(ids) - drop]
-        return Prompt(ids, len(ids), False, prefix[cut:], "", tail)
+        return Prompt(ids, len(ids), False, prefix[cut:], "", tail, prefix_ids=ids)
     fim_prefix, fim_middle, fim_suffix = fim
     budget = max(2, max_prompt_tokens - 3)
     suffix_ids, suffix_end = _suffix_head(suffix, int(budget * SUFFIX_SHARE), tokenize)
@@ -430,4 +432,27 @@ def build_prompt(
         tail = prefix[starts[-drop] :] if drop else ""
         prefix_ids = prefix_ids[: len(prefix_ids) - drop]
     ids = [fim_suffix, *suffix_ids, fim_prefix, *prefix_ids, fim_middle]
-    return Prompt(ids, len(ids), True, prefix[cut:], suffix[:suffix_end], tail)
+    return Prompt(
+        ids, len(ids), True, prefix[cut:], suffix[:suffix_end], tail, prefix_ids=prefix_ids, suffix_ids=suffix_ids
+    )
+
+
+def natural_tail_ids(tokenizer: Any, prefix: str, heal: str, chars: int) -> list[int]:
+    """The ids of the last `chars` of `prefix`, up to where `heal` starts, as the tokenizer
+    splits them inside running text.
+
+    A prompt's own ids differ from that at its seams (the window start, the cursor line's break,
+    a trailing space run: see `_heal_whitespace`), and a lookup over files tokenized whole only
+    matches the text's natural split. The text is tokenized as if a word followed it; the first
+    token (maybe cut by `chars`) is dropped, and so is a token that straddles the heal's start.
+    """
+    tail = prefix[-chars:] if chars < len(prefix) else prefix
+    end = len(tail) - len(heal)
+    if end <= 0:
+        return []
+    ids, starts = _tokenizer_fn(tokenizer)(tail + "x" if tail[-1].isspace() else tail)
+    keep = bisect.bisect_left(starts, end)  # tokens starting before `end`
+    if keep and (keep == len(starts) or starts[keep] != end) and (keep < len(starts) or len(tail) != end):
+        keep -= 1  # the last kept token runs past `end`
+    first = 1 if len(tail) < len(prefix) else 0
+    return ids[first:keep]

@@ -16,6 +16,7 @@ from server.context import (
     SUFFIX_SHARE,
     build_prompt,
     fim_ids,
+    natural_tail_ids,
     should_complete,
 )
 from server.documents import TREE_MAX_BYTES, Document
@@ -407,3 +408,19 @@ def test_a_cursor_after_whitespace_is_prompted_as_if_a_word_followed(fim_tokeniz
     assert prompt_prefix == as_if_a_word[:-1]
     assert fim_tokenizer.decode(prompt_prefix) + healed.heal == prefix
     assert healed.heal in {"", " "}
+
+
+@pytest.mark.parametrize(
+    "prefix", ["a});\n\n        ", "foo(a, ", "x;\n\t", "x = 1;\n", "let radio = c", "const v = items.fo", "if (a) {\n  "]
+)
+def test_natural_tail_ids_split_the_text_as_running_text_does(fim_tokenizer: Any, prefix: str) -> None:
+    # What the ∞-gram query is made of: the text before the completion, split as the indexed files
+    # (tokenized whole) split it, so that a lookup can match across the prompt's seams.
+    heal = build_prompt(fim_tokenizer, prefix, "", 256, heal=True).heal
+    ids = natural_tail_ids(fim_tokenizer, prefix, heal, 10_000)
+    running = fim_tokenizer(prefix + "x", add_special_tokens=False)["input_ids"]
+    assert ids == running[: len(ids)]
+    assert fim_tokenizer.decode(ids) == prefix[: len(prefix) - len(heal)]
+    short = natural_tail_ids(fim_tokenizer, prefix, heal, 8)
+    assert fim_tokenizer.decode(ids).endswith(fim_tokenizer.decode(short))
+    assert len(fim_tokenizer.decode(short)) < 8 or len(prefix) <= 8

@@ -132,8 +132,9 @@ def slow_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         server_command(model, "--max-new-tokens", "8"),
         env=server_env(CODEPARROT_TEST_FAULTS="generate-slow:20"),
     )
-    # The model alone: with the file's own ∞-gram mixing on, this burst answered all 1,000 requests
-    # with results and none cancelled (found 2026-12-03, not yet understood; see issue 12's note).
+    # The model alone: with the file's own ∞-gram mixing on, the burst answers and cancels just the
+    # same (rechecked; an earlier run with none cancelled did not reproduce), but the trained tiny
+    # model's completion in ADD's empty body is then empty, and `assert_alive` needs a completion.
     srv.initialize({"codeparrot": {"workspaceIndex": "off"}})
     yield srv
     assert srv.close() == 0
