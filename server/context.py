@@ -152,7 +152,10 @@ def _where_tree(root: Node, byte: int) -> tuple[str, str] | None:
     # Nodes that end right at the cursor: a // comment runs to the end of its line. Inside an
     # ERROR (an unterminated string or /* comment, say) the tree can't tell: the caller guesses.
     touching = _descend(root, byte, touching=True)
-    if any(node.type == "ERROR" for node in touching):
+    # Only an ERROR at the cursor's own level counts: one high up (tree-sitter failing on some
+    # construct elsewhere in the file) wraps well-parsed blocks the cursor is in.
+    deepest_block = max((i for i, node in enumerate(touching) if node.type in BLOCK_TYPES), default=-1)
+    if any(node.type == "ERROR" for node in touching[deepest_block + 1 :]):
         return None
     last = touching[-1]
     if last.type == "comment" and (last.text or b"").startswith(b"//"):
@@ -171,6 +174,8 @@ def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
     window = text[max(0, offset - HEURISTIC_LOOKBACK) : offset]
     line_start = max(window.rfind("\n"), window.rfind("\r")) + 1
     opened = window.rfind("/*")
+    while opened > 0 and "//" in window[window.rfind("\n", 0, opened) + 1 : opened]:
+        opened = window.rfind("/*", 0, opened)  # `// ... /*` opens nothing
     if opened > window.rfind("*/") and opened < line_start:
         return ("comment", "")
     line = window[line_start:]

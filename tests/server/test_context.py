@@ -19,7 +19,7 @@ from server.context import (
     natural_tail_ids,
     should_complete,
 )
-from server.documents import TREE_MAX_BYTES, Document
+from server.documents import TREE_MAX_BYTES, Document, new_parser
 
 
 def at(marked: str) -> tuple[str, int]:
@@ -424,3 +424,20 @@ def test_natural_tail_ids_split_the_text_as_running_text_does(fim_tokenizer: Any
     short = natural_tail_ids(fim_tokenizer, prefix, heal, 8)
     assert fim_tokenizer.decode(ids).endswith(fim_tokenizer.decode(short))
     assert len(fim_tokenizer.decode(short)) < 8 or len(prefix) <= 8
+
+
+def test_an_error_high_up_does_not_hide_a_well_parsed_block() -> None:
+    # tree-sitter wraps everything after `x = (` in an ERROR, but the cursor's own blocks parse;
+    # the line heuristic would take the '/*' in the string for an open comment.
+    text, offset = at("x = (\nvar s = '/*';\nfunction b() {\n  while (x) {\n    |\n  }\n}\n")
+    tree = new_parser().parse(text.encode())
+    assert should_complete(text, offset, tree, "auto").complete
+
+
+def test_the_heuristic_ignores_a_block_comment_opener_inside_a_line_comment() -> None:
+    from server.context import _where_heuristic
+
+    text, offset = at("// see /* below\nfoo();\n|")
+    assert _where_heuristic(text, offset) == ("code", "")
+    text, offset = at("/* open\nfoo();\n|")
+    assert _where_heuristic(text, offset) == ("comment", "")
