@@ -86,7 +86,7 @@ def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
 
     def occurrences(n: int) -> list[str]:
         tail = prefix[len(prefix) - n :]
-        found = []
+        found: list[str] = []
         for text in sources:
             start = text.find(tail)
             while start >= 0 and len(found) < 64:
