@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.engine import Engine, GenerationResult
@@ -167,11 +169,15 @@ class Completer:
         workspace = self.workspace
         tokenizer = self.engine.tokenizer
         own = Segment([("prefix", prompt.prefix_ids), ("suffix", prompt.suffix_ids)], len(tokenizer))
-        lookups: list[Lookup] = [own.longest]
+
+        def in_file(query: Sequence[int], allowed: np.ndarray | None) -> Match:
+            return own.longest(query, allowed=allowed)
+
+        lookups: list[Lookup] = [in_file]
         if workspace is not None:
 
-            def in_workspace(query: Sequence[int]) -> Match:
-                return workspace.lookup(query, exclude=key)
+            def in_workspace(query: Sequence[int], allowed: np.ndarray | None) -> Match:
+                return workspace.lookup(query, exclude=key, allowed=allowed)
 
             lookups.append(in_workspace)
         # The query is the text before the completion (the healed part is generated), split as

@@ -30,7 +30,8 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int | None], None]
-Guide = Callable[[list[int], torch.Tensor], torch.Tensor]  # (generated ids, logits) -> scores
+# (generated ids, logits, the ids token healing allows at this step or None) -> scores
+Guide = Callable[[list[int], torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 # Cached (tokens, KV) sequences kept at once: one per open document being typed in; each
 # costs 2 x layers x tokens x width floats (~75 MB for a 12x768 model at 1k tokens).
@@ -257,8 +258,9 @@ class Engine:
 
         With `heal` (the text of the tokens the prompt stopped short of), the output must start
         with it, and `GenerationResult.text` is what follows it; tokens that lie wholly inside
-        `heal` do not count against `max_new_tokens`. `guide(generated_ids, logits)` may reshape
-        each step's scores (workspace ∞-gram mixing, `server.retrieval.mixing`) before the argmax.
+        `heal` do not count against `max_new_tokens`. `guide(generated_ids, logits, allowed)` may
+        reshape each step's scores (workspace ∞-gram mixing, `server.retrieval.mixing`) before the
+        argmax; `allowed` is the ids healing still permits (None once `heal` is spelled).
         """
         self.load()
         if not input_ids:
@@ -340,10 +342,10 @@ class Engine:
                 cache = out.past_key_values
                 seq.extend(feed)
                 logits = out.logits[0, -1]
+                allowed = index.starting_with(pending) if pending and index is not None else None
                 if guide is not None:
-                    logits = guide(generated, logits)
-                if pending and index is not None:
-                    allowed = index.starting_with(pending)
+                    logits = guide(generated, logits, allowed)
+                if allowed is not None and index is not None:
                     if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)
                         break
                     next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])

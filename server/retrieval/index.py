@@ -106,12 +106,13 @@ class WorkspaceIndex:
     def nbytes(self) -> int:
         return self._base.nbytes + self._delta.nbytes
 
-    def lookup(self, query: Sequence[int], exclude: str = "") -> Match:
-        """Longest suffix of `query` in the workspace (outside the document `exclude`)."""
+    def lookup(self, query: Sequence[int], exclude: str = "", allowed: np.ndarray | None = None) -> Match:
+        """Longest suffix of `query` in the workspace (outside the document `exclude`), counting
+        only occurrences followed by an `allowed` token when a mask is given."""
         with self._lock:
             base, delta, stale = self._base, self._delta, list(self._stale)
         if not query:
             return NO_MATCH
         return merge(
-            [base.longest(query, [*stale, exclude]), delta.longest(query, [exclude])]
+            [base.longest(query, [*stale, exclude], allowed=allowed), delta.longest(query, [exclude], allowed=allowed)]
         )

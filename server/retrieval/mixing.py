@@ -13,11 +13,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from server.retrieval.segment import MAX_QUERY, Match, merge
 
-Lookup = Callable[[Sequence[int]], Match]
+Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowed next-token mask)
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,21 @@ class NgramGuide:
         self.context = list(context[-MAX_QUERY:])  # a lookup never reads further back
         self.params = params or MixParams()
 
-    def match(self, generated: Sequence[int]) -> Match:
+    def match(self, generated: Sequence[int], allowed: torch.Tensor | None = None) -> Match:
+        """The longest match for the text so far; with `allowed` (the ids token healing permits
+        now), only occurrences continued by one of them."""
         query = (self.context + list(generated[-MAX_QUERY:]))[-MAX_QUERY:]
-        return merge([lookup(query) for lookup in self.lookups])
+        mask = None
+        if allowed is not None:
+            ids = allowed.numpy()
+            mask = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=bool)
+            mask[ids] = True
+        return merge([lookup(query, mask) for lookup in self.lookups])
 
-    def __call__(self, generated: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
-        match = self.match(generated)
+    def __call__(
+        self, generated: Sequence[int], logits: torch.Tensor, allowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        match = self.match(generated, allowed)
         lam = weight(match, self.params)
         if lam <= 0.0:
             return logits

@@ -101,16 +101,32 @@ class Segment:
         hi = self._bound(q, lo, len(self.sa), upper=True)
         return lo, hi
 
-    def _valid(self, positions: np.ndarray, length: int, excluded: list[tuple[int, int]]) -> np.ndarray:
+    def _valid(
+        self, positions: np.ndarray, length: int, excluded: list[tuple[int, int]], allowed: np.ndarray | None = None
+    ) -> np.ndarray:
         nxt = positions + length
         ok = nxt < len(self.tokens)
         ok[ok] &= self.tokens[nxt[ok]] != self.sep
+        if allowed is not None:  # only occurrences whose next token may be chosen count
+            nexts = self.tokens[nxt[ok]].astype(np.int64)
+            ok[ok] &= (nexts < len(allowed)) & allowed[np.minimum(nexts, len(allowed) - 1)]
         for start, end in excluded:
             ok &= (positions < start) | (positions >= end)
         return ok
 
-    def longest(self, query: Sequence[int], exclude: Sequence[str] = (), max_len: int | None = None) -> Match:
-        """The longest suffix of `query` occurring here with a next token, outside `exclude` docs."""
+    def longest(
+        self,
+        query: Sequence[int],
+        exclude: Sequence[str] = (),
+        max_len: int | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> Match:
+        """The longest suffix of `query` occurring here with a next token, outside `exclude` docs.
+
+        `allowed` (a boolean mask over token ids) keeps only occurrences followed by an allowed
+        token: while token healing spells `ke`, what followed `{\n ` elsewhere is only evidence
+        where it starts with `ke`. Occurrence stays monotone in the length under the filter.
+        """
         if not len(self.sa) or not query:
             return NO_MATCH
         excluded = [r for r in (self.doc_range(k) for k in exclude) if r is not None]
@@ -122,7 +138,7 @@ class Segment:
             found = False
             if hi > lo:
                 step = max(1, (hi - lo) // CHECK_SAMPLE)
-                found = bool(self._valid(self.sa[lo:hi:step].astype(np.int64), mid, excluded).any())
+                found = bool(self._valid(self.sa[lo:hi:step].astype(np.int64), mid, excluded, allowed).any())
             if found:
                 best, best_range = mid, (lo, hi)
                 lo_len = mid + 1
@@ -133,7 +149,7 @@ class Segment:
         lo, hi = best_range
         step = max(1, (hi - lo) // COUNT_SAMPLE)
         positions = self.sa[lo:hi:step].astype(np.int64)
-        positions = positions[self._valid(positions, best, excluded)]
+        positions = positions[self._valid(positions, best, excluded, allowed)]
         nexts = self.tokens[positions + best]
         counts = Counter(int(t) for t in nexts)
         return Match(best, dict(counts), hi - lo)

@@ -76,7 +76,7 @@ def test_guide_mixes_more_for_longer_matches() -> None:
     assert weight(Match(1, {5: 3}, 3), params) == 0.0
     assert 0 < weight(Match(4, {5: 3}, 3), params) < weight(Match(12, {5: 3}, 3), params) <= params.max_weight
     seg = Segment([("a", [1, 2, 3, 4, 5, 6, 7])], 10)
-    guide = NgramGuide([seg.longest], [1, 2, 3, 4])
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4])
     logits = torch.zeros(10)
     logits[9] = 1.0  # the model prefers 9
     assert int(guide([], logits).argmax()) == 5  # a 4-token match says 5
@@ -120,3 +120,20 @@ def test_scan_stops_at_the_total_cap(tmp_path: Path) -> None:
 
 def test_scan_of_a_missing_folder_yields_nothing(tmp_path: Path) -> None:
     assert list(scan_workspace(tmp_path / "missing")) == []
+
+
+def test_allowed_mask_keeps_only_occurrences_continued_by_an_allowed_token() -> None:
+    # While healing spells the typed part of a word, only continuations that start with it count:
+    # the longest match may then be a shorter one.
+    seg = Segment([("a", [1, 2, 3, 4, 5]), ("b", [7, 2, 3, 4, 6])], 10)
+    assert seg.longest([1, 2, 3, 4]) == Match(4, {5: 1}, 1)
+    only_6 = np.zeros(10, dtype=bool)
+    only_6[6] = True
+    assert seg.longest([1, 2, 3, 4], allowed=only_6) == Match(3, {6: 1}, 2)
+    nothing = np.zeros(10, dtype=bool)
+    assert seg.longest([1, 2, 3, 4], allowed=nothing).length == 0
+    # The guide passes the engine's healing candidates on as such a mask.
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4])
+    assert guide.match([], torch.tensor([6, 8])).counts == {6: 1}
+    logits = torch.zeros(10)
+    assert int(guide([], logits, torch.tensor([6, 8])).argmax()) == 6
