@@ -19,11 +19,13 @@ from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.engine import Engine, GenerationResult
 from server.postprocess import PostContext, apply_filters, stop_reached
+from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import Lookup, MixParams, NgramGuide
-from server.retrieval.segment import Match, Segment
+from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
+from server.workspace import blank_kinds, encoder
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class Completer:
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
         self.token_healing = token_healing  # see server.context: off only to measure what it buys
+        # Per tokenizer (by id): its blank_kinds and the documents being edited, as segments.
+        self._retrieval: tuple[int, np.ndarray, CurrentDocument] | None = None
 
     def complete(
         self,
@@ -134,7 +138,7 @@ class Completer:
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
         with stats.timer("retrieval"):
-            guide = self._guide(prompt, key, settings)
+            guide = self._guide(prompt, prefix, suffix, key, settings)
         with stats.timer("generate"):
             result = self.engine.generate(
                 prompt.input_ids,
@@ -162,16 +166,20 @@ class Completer:
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
 
-    def _guide(self, prompt: Prompt, key: str, settings: Settings) -> NgramGuide | None:
-        """The ∞-gram guide for one request: the file's own prompt text, then the workspace."""
+    def _guide(self, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings) -> NgramGuide | None:
+        """The ∞-gram guide for one request: the file itself (all of it), then the workspace."""
         if settings.workspace_index == "off":
             return None  # the model alone, exactly as without retrieval
         workspace = self.workspace
         tokenizer = self.engine.tokenizer
-        own = Segment([("prefix", prompt.prefix_ids), ("suffix", prompt.suffix_ids)], len(tokenizer))
+        if self._retrieval is None or self._retrieval[0] != id(tokenizer):
+            kinds = blank_kinds(tokenizer)
+            self._retrieval = (id(tokenizer), kinds, CurrentDocument(encoder(tokenizer), len(tokenizer), kinds > 0))
+        _, blanks, current = self._retrieval
+        own = current.segments(key, prefix, suffix)
 
         def in_file(query: Sequence[int], allowed: np.ndarray | None) -> Match:
-            return own.longest(query, allowed=allowed)
+            return merge([segment.longest(query, allowed=allowed) for segment in own])
 
         lookups: list[Lookup] = [in_file]
         if workspace is not None:
@@ -183,4 +191,4 @@ class Completer:
         # The query is the text before the completion (the healed part is generated), split as
         # the indexed files are, not as the prompt is.
         context = natural_tail_ids(tokenizer, prompt.prefix, prompt.heal, GUIDE_CONTEXT_CHARS)
-        return NgramGuide(lookups, context, self.mix)
+        return NgramGuide(lookups, context, self.mix, blanks)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pygls import uris
 
 from server.retrieval.files import MAX_TOTAL_BYTES, is_candidate, read_text, scan_workspace
@@ -39,9 +40,24 @@ def encoder(tokenizer: Any) -> Encode:
     return encode
 
 
-def new_index(tokenizer: Any) -> WorkspaceIndex:
-    """An empty index over `tokenizer`'s ids."""
-    return WorkspaceIndex(encoder(tokenizer), len(tokenizer))
+def blank_kinds(tokenizer: Any) -> np.ndarray:
+    """Per token id: 0 for a token with anything but spaces, tabs and line breaks in it, 1 for
+    spaces/tabs, 2 for blanks holding a line break. Matching folds runs of blanks
+    (`server.retrieval.segment`); mixing lets the model choose the line break (`mixing`)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+
+    def kind(text: str) -> int:
+        if not text or text.strip(" \t\r\n"):
+            return 0
+        return 2 if "\n" in text or "\r" in text else 1
+
+    return np.array([kind(t) for t in texts], dtype=np.int8)
+
+
+def new_index(tokenizer: Any, blanks: np.ndarray | None = None) -> WorkspaceIndex:
+    """An empty index over `tokenizer`'s ids (`blanks`: its `blank_kinds`, computed if not given)."""
+    kinds = blank_kinds(tokenizer) if blanks is None else blanks
+    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=kinds > 0)
 
 
 class Workspace:

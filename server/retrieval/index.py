@@ -26,15 +26,16 @@ DELTA_MAX_TOKENS = 400_000  # above this, rebuilding the delta on each edit cost
 class WorkspaceIndex:
     """Token-level longest-match index over named texts (file URIs); thread-safe."""
 
-    def __init__(self, encode: Encode, vocab_size: int) -> None:
+    def __init__(self, encode: Encode, vocab_size: int, blank: np.ndarray | None = None) -> None:
         self.encode = encode
         self.vocab_size = vocab_size
+        self.blank = blank  # whitespace-only token ids, folded when matching (see segment.py)
         self._lock = threading.Lock()
         self._docs: dict[str, np.ndarray] = {}
-        self._base = Segment([], vocab_size)
+        self._base = Segment([], vocab_size, blank)
         self._base_keys: set[str] = set()
         self._stale: set[str] = set()  # base copies superseded by the delta or removed
-        self._delta = Segment([], vocab_size)
+        self._delta = Segment([], vocab_size, blank)
         self._delta_keys: set[str] = set()
 
     # ----- building and updating
@@ -56,7 +57,7 @@ class WorkspaceIndex:
                 flush()
         if pending:
             flush()
-        base = Segment(list(docs.items()), self.vocab_size)
+        base = self._segment(list(docs.items()))
         with self._lock:
             # Edits that arrived while building win over the text we read from disk.
             for key in self._delta_keys:
@@ -85,13 +86,16 @@ class WorkspaceIndex:
                 self._delta_keys.discard(key)
                 self._rebuild_delta()
 
+    def _segment(self, docs: list[tuple[str, np.ndarray]]) -> Segment:
+        return Segment(docs, self.vocab_size, self.blank)
+
     def _rebuild_delta(self) -> None:
         docs = [(k, self._docs[k]) for k in sorted(self._delta_keys)]
         if sum(len(d) for _, d in docs) > DELTA_MAX_TOKENS:
-            self._base = Segment(list(self._docs.items()), self.vocab_size)
+            self._base = self._segment(list(self._docs.items()))
             self._base_keys, self._stale, self._delta_keys = set(self._docs), set(), set()
             docs = []
-        self._delta = Segment(docs, self.vocab_size)
+        self._delta = self._segment(docs)
 
     # ----- queries
 

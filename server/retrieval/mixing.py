@@ -5,6 +5,11 @@ At each generated token, the longest suffix of (prefix + generated) that occurs 
 them, p = (1 - λ) p_model + λ p_count, with λ growing with the match length (kNN-LM /
 infini-gram style): a 2-token match is noise, a 20-token match is usually the same code again.
 Greedy decoding then takes the argmax of the mixture.
+
+Blanks are matched folded (`segment.py`: a run of spaces/line breaks is one symbol), so a match
+may come from code indented differently. A line break it predicts goes to the model's own
+favourite line break (which knows this file's indentation), and a blank run the model has
+started is the model's to finish: while it wants more blanks, the counts stay out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import torch
 
 from server.retrieval.segment import MAX_QUERY, Match, merge
 
+LINE_BREAK = 2  # the blank kind of tokens holding a line break (server.workspace.blank_kinds)
 Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowed next-token mask)
 
 
@@ -37,15 +43,24 @@ def weight(match: Match, params: MixParams) -> float:
 class NgramGuide:
     """A logits hook for `Engine.generate`: `guide(generated_ids, logits) -> log-probabilities`."""
 
-    def __init__(self, lookups: Sequence[Lookup], context: Sequence[int], params: MixParams | None = None) -> None:
+    def __init__(
+        self,
+        lookups: Sequence[Lookup],
+        context: Sequence[int],
+        params: MixParams | None = None,
+        blanks: np.ndarray | None = None,
+    ) -> None:
         self.lookups = list(lookups)
-        self.context = list(context[-MAX_QUERY:])  # a lookup never reads further back
+        # A lookup reads MAX_QUERY tokens after folding blank runs: keep room for them.
+        self.context = list(context[-2 * MAX_QUERY :])
         self.params = params or MixParams()
+        self.blanks = blanks  # per token id: 0 not blank, else its kind (server.workspace.blank_kinds)
+        self._breaks: torch.Tensor | None = None  # ids of the line-break blanks, once needed
 
     def match(self, generated: Sequence[int], allowed: torch.Tensor | None = None) -> Match:
         """The longest match for the text so far; with `allowed` (the ids token healing permits
         now), only occurrences continued by one of them."""
-        query = (self.context + list(generated[-MAX_QUERY:]))[-MAX_QUERY:]
+        query = (self.context + list(generated[-2 * MAX_QUERY :]))[-2 * MAX_QUERY :]
         mask = None
         if allowed is not None:
             ids = allowed.numpy()
@@ -56,6 +71,8 @@ class NgramGuide:
     def __call__(
         self, generated: Sequence[int], logits: torch.Tensor, allowed: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if generated and self._blank(generated[-1]) and self._blank(int(logits.argmax())):
+            return logits
         match = self.match(generated, allowed)
         lam = weight(match, self.params)
         if lam <= 0.0:
@@ -64,5 +81,18 @@ class NgramGuide:
         total = match.total
         for token, count in match.counts.items():
             if 0 <= token < probs.shape[-1]:
-                probs[token] += lam * count / total
+                probs[self._as_model_would(token, logits)] += lam * count / total
         return torch.log(probs.clamp_min(1e-30))
+
+    def _blank(self, token: int) -> bool:
+        return self.blanks is not None and 0 <= token < len(self.blanks) and bool(self.blanks[token])
+
+    def _as_model_would(self, token: int, logits: torch.Tensor) -> int:
+        """`token`, or for a line break the model's favourite line break."""
+        if self.blanks is None or token >= len(self.blanks) or self.blanks[token] != LINE_BREAK:
+            return token
+        if self._breaks is None:
+            ids = torch.from_numpy(np.flatnonzero(self.blanks == LINE_BREAK))
+            self._breaks = ids[ids < logits.shape[-1]]
+        ids = self._breaks
+        return int(ids[int(logits[ids].argmax())]) if len(ids) else token

@@ -7,7 +7,14 @@ suffix of this query that occurs here, with what follows it" (the infini-gram en
 only over its own prebuilt on-disk format): the token stream is kept as big-endian bytes, so
 comparing two token sequences is one `bytes` comparison.
 
-Memory: 2 bytes per token (uint16 when the vocabulary allows, else 4) + 4 bytes of suffix array.
+Blank tokens (whitespace only: `\n       `, `  `) are folded before indexing: each run of them
+becomes one canonical id, so the same code under another indentation still matches (the byte-level
+BPE merges a newline with the indentation after it, and `\n       ` + ` object` vs
+`\n         ` + ` object` would otherwise break the match exactly where a line starts). Queries
+are folded the same way; what follows a match is reported as the original token.
+
+Memory: 2 bytes per token (uint16 when the vocabulary allows, else 4) + 4 bytes of suffix array,
++ 6 bytes per blank run (its position and original token).
 """
 
 from __future__ import annotations
@@ -40,10 +47,34 @@ class Match:
 NO_MATCH = Match(0, {}, 0)
 
 
-class Segment:
-    """Suffix array over `docs` (key, token ids); keys name documents for exclusion."""
+def fold_blanks(ids: Sequence[int] | np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """`ids` (int64) with every run of blank tokens cut to its first token (`blank`: a boolean
+    table over token ids; None folds nothing). Values are kept: the caller maps them."""
+    arr = np.asarray(ids, dtype=np.int64)
+    if blank is None or not len(arr):
+        return arr
+    is_blank = blank[np.minimum(arr, len(blank) - 1)] & (arr < len(blank))
+    repeat = is_blank.copy()
+    repeat[1:] &= is_blank[:-1]
+    repeat[0] = False
+    return arr[~repeat]
 
-    def __init__(self, docs: Sequence[tuple[str, Sequence[int] | np.ndarray]], vocab_size: int) -> None:
+
+class Segment:
+    """Suffix array over `docs` (key, token ids); keys name documents for exclusion.
+
+    `blank` (a boolean table over token ids, True for whitespace-only tokens) turns on the
+    folding of blank runs described above; `None` indexes the ids as they are.
+    """
+
+    def __init__(
+        self,
+        docs: Sequence[tuple[str, Sequence[int] | np.ndarray]],
+        vocab_size: int,
+        blank: np.ndarray | None = None,
+    ) -> None:
+        self.blank = blank if blank is not None and blank.any() else None
+        self.canon = int(np.flatnonzero(self.blank)[0]) if self.blank is not None else -1
         self.wide = vocab_size >= 0xFFFF
         dtype = np.dtype(">u4") if self.wide else np.dtype(">u2")
         self.sep = 0x7FFFFFFF if self.wide else 0xFFFF  # sorts last both as int32 and as big-endian bytes
@@ -52,14 +83,21 @@ class Segment:
         parts: list[np.ndarray] = []
         pos = 0
         for key, ids in docs:
-            arr = np.asarray(ids, dtype=np.int64)
+            arr = fold_blanks(ids, self.blank)
             self._slot[key] = len(starts)
             starts.append(pos)
             parts.append(arr)
             parts.append(np.array([self.sep], dtype=np.int64))
             pos += len(arr) + 1
         self.starts = np.array([*starts, pos], dtype=np.int64)
-        native = np.concatenate(parts).astype(np.int32 if self.wide else np.uint16) if parts else np.zeros(0, np.uint16)
+        flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        # Blank runs: their original first token, by position, and the canonical id in the stream.
+        blank_at = self._is_blank(flat)
+        self._blank_pos = np.flatnonzero(blank_at).astype(np.int64)
+        self._blank_ids = flat[blank_at].astype(np.int32)
+        if self.blank is not None:
+            flat = np.where(blank_at, self.canon, flat)
+        native = flat.astype(np.int32 if self.wide else np.uint16)
         self.itemsize = dtype.itemsize
         self.data = native.astype(dtype).tobytes()  # big-endian: bytes order == token-sequence order
         self.tokens = np.frombuffer(self.data, dtype=dtype)
@@ -70,7 +108,26 @@ class Segment:
 
     @property
     def nbytes(self) -> int:
-        return len(self.data) + self.sa.nbytes + self.starts.nbytes
+        return len(self.data) + self.sa.nbytes + self.starts.nbytes + self._blank_pos.nbytes + self._blank_ids.nbytes
+
+    def _is_blank(self, ids: np.ndarray) -> np.ndarray:
+        if self.blank is None:
+            return np.zeros(len(ids), dtype=bool)
+        inside = (ids >= 0) & (ids < len(self.blank))
+        return inside & self.blank[np.where(inside, ids, 0)]
+
+    def fold(self, query: Sequence[int]) -> np.ndarray:
+        """A query as it is indexed: blank runs cut to one canonical token."""
+        arr = fold_blanks(query, self.blank)
+        return np.where(self._is_blank(arr), self.canon, arr) if self.blank is not None else arr
+
+    def original(self, positions: np.ndarray) -> np.ndarray:
+        """The token ids at `positions` as the documents had them (blank runs: their first token)."""
+        toks = self.tokens[positions].astype(np.int64)
+        if self.blank is not None and len(positions):
+            at = toks == self.canon
+            toks[at] = self._blank_ids[np.searchsorted(self._blank_pos, positions[at])]
+        return toks
 
     def doc_range(self, key: str) -> tuple[int, int] | None:
         i = self._slot.get(key)
@@ -78,7 +135,7 @@ class Segment:
             return None
         return int(self.starts[i]), int(self.starts[i + 1])
 
-    def encode(self, ids: Sequence[int]) -> bytes:
+    def encode(self, ids: Sequence[int] | np.ndarray) -> bytes:
         return np.asarray(ids, dtype=self.tokens.dtype).tobytes()
 
     def _bound(self, q: bytes, lo: int, hi: int, upper: bool) -> int:
@@ -95,7 +152,7 @@ class Segment:
                 hi = mid
         return lo
 
-    def _range(self, query: Sequence[int], length: int) -> tuple[int, int]:
+    def _range(self, query: np.ndarray, length: int) -> tuple[int, int]:
         q = self.encode(query[len(query) - length :])
         lo = self._bound(q, 0, len(self.sa), upper=False)
         hi = self._bound(q, lo, len(self.sa), upper=True)
@@ -108,7 +165,7 @@ class Segment:
         ok = nxt < len(self.tokens)
         ok[ok] &= self.tokens[nxt[ok]] != self.sep
         if allowed is not None:  # only occurrences whose next token may be chosen count
-            nexts = self.tokens[nxt[ok]].astype(np.int64)
+            nexts = self.original(nxt[ok])
             ok[ok] &= (nexts < len(allowed)) & allowed[np.minimum(nexts, len(allowed) - 1)]
         for start, end in excluded:
             ok &= (positions < start) | (positions >= end)
@@ -127,14 +184,15 @@ class Segment:
         token: while token healing spells `ke`, what followed `{\n ` elsewhere is only evidence
         where it starts with `ke`. Occurrence stays monotone in the length under the filter.
         """
-        if not len(self.sa) or not query:
+        if not len(self.sa) or not len(query):
             return NO_MATCH
+        folded = self.fold(list(query)[-2 * MAX_QUERY :])  # blank runs fold to one token: room for them
         excluded = [r for r in (self.doc_range(k) for k in exclude) if r is not None]
         best, best_range = 0, (0, 0)
-        lo_len, hi_len = 1, min(len(query), max_len or MAX_QUERY, MAX_QUERY)
+        lo_len, hi_len = 1, min(len(folded), max_len or MAX_QUERY, MAX_QUERY)
         while lo_len <= hi_len:  # occurrence is monotone in the length: binary search it
             mid = (lo_len + hi_len) // 2
-            lo, hi = self._range(query, mid)
+            lo, hi = self._range(folded, mid)
             found = False
             if hi > lo:
                 step = max(1, (hi - lo) // CHECK_SAMPLE)
@@ -150,8 +208,7 @@ class Segment:
         step = max(1, (hi - lo) // COUNT_SAMPLE)
         positions = self.sa[lo:hi:step].astype(np.int64)
         positions = positions[self._valid(positions, best, excluded, allowed)]
-        nexts = self.tokens[positions + best]
-        counts = Counter(int(t) for t in nexts)
+        counts = Counter(int(t) for t in self.original(positions + best))
         return Match(best, dict(counts), hi - lo)
 
 

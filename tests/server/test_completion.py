@@ -223,3 +223,17 @@ def test_string_argument_generation_stops_at_the_closing_quote(tiny_model_dir: P
     assert closed.text == "" and closed.result is not None and closed.result.new_tokens == 1
     unclosed = completer.complete(text, len(text), settings=quoting, key="b")
     assert unclosed.text == "'" and unclosed.result is not None and unclosed.result.new_tokens == 1
+
+
+def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Settings) -> None:
+    # The first definition is thousands of tokens above the cursor, far outside the 256-token
+    # prompt: only the search over the whole current document can supply its body. The steered
+    # model alone would say " items".
+    head = "function zorbleTotals(order) {\n  return order.quantityOrdered * order.unitPriceCents;\n}\n"
+    filler = "".join(f"const value{i} = {i};\n" for i in range(600))
+    text = head + filler + "function zorbleTotals(order) {\n  return order."
+    wide = Settings(**{**settings.__dict__, "max_new_tokens": 40})
+    got = Completer(engine).complete(text, len(text), settings=wide).text
+    assert got.startswith("quantityOrdered * order.unitPriceCents"), got
+    off = Settings(**{**wide.__dict__, "workspace_index": "off"})
+    assert "quantityOrdered" not in Completer(engine).complete(text, len(text), settings=off).text

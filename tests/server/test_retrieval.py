@@ -13,7 +13,7 @@ import torch
 from server.retrieval.files import scan_workspace
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, weight
-from server.retrieval.segment import Match, Segment
+from server.retrieval.segment import Match, Segment, merge
 
 
 def brute_longest(docs: list[list[int]], query: list[int]) -> tuple[int, dict[int, int]]:
@@ -137,3 +137,108 @@ def test_allowed_mask_keeps_only_occurrences_continued_by_an_allowed_token() -> 
     assert guide.match([], torch.tensor([6, 8])).counts == {6: 1}
     logits = torch.zeros(10)
     assert int(guide([], logits, torch.tensor([6, 8])).argmax()) == 6
+
+
+# Token ids for the folding tests: 10, 11, 12 are blanks (say "\n  ", "\n    ", "  "), 1-9 words.
+BLANK = np.zeros(20, dtype=bool)
+BLANK[[10, 11, 12]] = True
+
+
+def test_blank_runs_match_whatever_their_indentation() -> None:
+    # The same code indented differently: "x\n    y" vs a query "x\n  " (one token each) and a
+    # run of two blank tokens ("x\n  " + "  " + "z").
+    seg = Segment([("a", [1, 2, 11, 5]), ("b", [1, 2, 10, 12, 6])], 20, BLANK)
+    match = seg.longest([1, 2, 10])
+    assert (match.length, match.counts) == (3, {5: 1, 6: 1})
+    assert Segment([("a", [1, 2, 11, 5])], 20).longest([1, 2, 10]).length == 0  # unfolded: no match
+    # What follows a match is the token the document had, not the canonical blank.
+    assert seg.longest([1, 2]).counts == {11: 1, 10: 1}
+    # A query's own run of blanks folds too.
+    assert seg.longest([1, 2, 12, 10, 12]).counts == {5: 1, 6: 1}
+    # The healing mask sees the original next token.
+    only_11 = np.zeros(20, dtype=bool)
+    only_11[11] = True
+    assert seg.longest([1, 2], allowed=only_11).counts == {11: 1}
+
+
+def test_folded_longest_match_agrees_with_a_brute_force_scan_of_folded_docs() -> None:
+    rng = np.random.default_rng(1)
+    docs = [list(map(int, rng.integers(0, 14, size=int(rng.integers(5, 60))))) for _ in range(10)]
+    blank = np.zeros(14, dtype=bool)
+    blank[[10, 11, 12, 13]] = True
+    seg = Segment([(f"d{i}", d) for i, d in enumerate(docs)], 14, blank)
+
+    def fold(ids: list[int]) -> list[tuple[int, int]]:  # (class, original) with blank runs cut
+        out: list[tuple[int, int]] = []
+        for t in ids:
+            if blank[t] and out and out[-1][0] == -1:
+                continue
+            out.append((-1 if blank[t] else t, t))
+        return out
+
+    folded = [fold(d) for d in docs]
+    for _ in range(200):
+        query = [c for c, _ in fold(list(map(int, rng.integers(0, 14, size=int(rng.integers(1, 10))))))]
+        best: tuple[int, dict[int, int]] = (0, {})
+        for length in range(len(query), 0, -1):
+            counts: dict[int, int] = {}
+            for doc in folded:
+                for i in range(len(doc) - length):
+                    if [c for c, _ in doc[i : i + length]] == query[-length:]:
+                        counts[doc[i + length][1]] = counts.get(doc[i + length][1], 0) + 1
+            if counts:
+                best = (length, counts)
+                break
+        match = seg.longest([10 if c == -1 else c for c in query])
+        assert (match.length, match.counts) == best, query
+
+
+def test_the_current_document_is_searched_whole_and_its_other_lines_reused() -> None:
+    from server.retrieval.current import CurrentDocument
+
+    builds: list[list[str]] = []
+
+    def counting_encode(texts: list[str]) -> list[list[int]]:
+        builds.append(texts)
+        return encode(texts)
+
+    doc = CurrentDocument(counting_encode, 256)
+    prefix = "const zorble = 1;\n" + "x;\n" * 5000 + "const zo"
+    segments = doc.segments("a.js", prefix, "\nmore();\n")
+    assert ord("r") in merge([s.longest(encode(["const zo"])[0]) for s in segments]).counts  # 5,000 lines up
+    around = segments[0]
+    # Typing on the same line reuses the other lines' segment; only the cursor line is re-encoded.
+    builds.clear()
+    assert doc.segments("a.js", prefix + "r", "\nmore();\n")[0] is around
+    assert builds == [["const zor", ""]]
+    # An edit on another line (or another document) rebuilds it.
+    assert doc.segments("a.js", "y" + prefix, "\nmore();\n")[0] is not around
+    assert doc.segments("b.js", prefix, "\nmore();\n")[0] is not around
+    # The cursor line copies from itself: `a(1), a(2), a(` continues with the pattern.
+    line = doc.segments("c.js", "run a(1), a(2), a", "")
+    found = merge([s.longest(encode(["run a(1), a(2), a"])[0]) for s in line])
+    assert (found.length, found.counts) == (len("), a"), {ord("("): 1})
+
+
+def test_a_predicted_line_break_is_the_models_own_and_so_is_the_end_of_a_blank_run() -> None:
+    kinds = np.zeros(20, dtype=np.int8)
+    kinds[[10, 11]] = 2  # line breaks with indentation
+    kinds[12] = 1  # spaces
+    seg = Segment([("a", [1, 2, 3, 4, 11, 5])], 20, kinds > 0)
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4], blanks=kinds)
+    logits = torch.zeros(20)
+    logits[10] = 2.0  # the model's indentation for this file
+    logits[7] = 3.0  # and its favourite token overall
+    mixed = guide([], logits)
+    assert int(mixed.argmax()) == 10  # the match says "a line break", the model says which one
+    assert mixed[10] > mixed[11]
+    # Spaces inside a line are copied as they are, not re-chosen.
+    seg2 = Segment([("a", [1, 2, 3, 4, 12, 5])], 20, kinds > 0)
+    guide2 = NgramGuide([lambda q, allowed: seg2.longest(q, allowed=allowed)], [1, 2, 3, 4], blanks=kinds)
+    assert int(guide2([], logits).argmax()) == 12
+    # After a blank the model generated, a model that wants more blanks is left alone (the copy
+    # comes from code indented differently); one that is done with them gets the counts.
+    more = torch.zeros(20)
+    more[12] = 5.0
+    assert torch.equal(guide([11], more), more)
+    assert int(guide([11], logits).argmax()) == 5
