@@ -36,6 +36,12 @@ FILTER_CONTEXT_CHARS = 4000
 GUIDE_CONTEXT_CHARS = 400
 
 
+def cache_key(key: str, settings: Settings, multiline: bool) -> str:
+    """The completion cache's key: the same place with different output-shaping settings must
+    not share entries."""
+    return f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{settings.fim}\x00{multiline}"
+
+
 @dataclass
 class Outcome:
     text: str
@@ -104,24 +110,20 @@ class Completer:
             decision = should_complete(text, offset, tree, settings.multiline)
         prefix, suffix = text[:offset], text[offset:]
 
-        def cache_key_for(multiline: bool) -> str:
-            # Same place but different output-shaping settings must not share cache entries.
-            return f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{multiline}"
-
         if not decision.complete:
             # Typing the shown completion keeps showing its rest, even where we would not start
             # one: its first character may open a string (`'fs');`) or be a word character.
             if self.cache is not None:
                 for multiline in (False, True):
-                    hit = self.cache.get(cache_key_for(multiline), prefix, suffix)
+                    hit = self.cache.get(cache_key(key, settings, multiline), prefix, suffix)
                     if hit:
                         stats.incr("cache_hits")
                         return Outcome(hit, multiline, True, None, f"cache hit, typed ahead ({decision.reason})")
             return Outcome("", False, False, None, decision.reason)
-        cache_key = cache_key_for(decision.multiline)
+        entry = cache_key(key, settings, decision.multiline)
         if self.cache is not None:
             with stats.timer("cache"):
-                hit = self.cache.get(cache_key, prefix, suffix)
+                hit = self.cache.get(entry, prefix, suffix)
             if hit is not None:
                 stats.incr("cache_hits")
                 return Outcome(hit, decision.multiline, True, None, f"cache hit ({decision.reason})")
@@ -132,7 +134,12 @@ class Completer:
             # header off and move the window on every keystroke, defeating KV-cache reuse).
             budget = min(settings.max_prompt_tokens, self.engine.max_positions - settings.max_new_tokens)
             prompt = build_prompt(
-                self.engine.tokenizer, prefix, suffix, max(budget, 16), heal=self.token_healing
+                self.engine.tokenizer,
+                prefix,
+                suffix,
+                max(budget, 16),
+                heal=self.token_healing,
+                fim=settings.fim == "auto",
             )
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
@@ -156,7 +163,7 @@ class Completer:
         with stats.timer("postprocess"):
             completion = apply_filters(result.text, ctx)
         if self.cache is not None:
-            self.cache.put(cache_key, prefix, suffix, completion)
+            self.cache.put(entry, prefix, suffix, completion)
         log.debug(
             "completion %r: %d/%d prompt tokens computed, %d new",
             completion,
@@ -176,7 +183,9 @@ class Completer:
             kinds = blank_kinds(tokenizer)
             self._retrieval = (id(tokenizer), kinds, CurrentDocument(encoder(tokenizer), len(tokenizer), kinds > 0))
         _, blanks, current = self._retrieval
-        own = current.segments(key, prefix, suffix)
+        # Up to where the healed part starts: the cursor line holds the query followed by the
+        # typed part of the word, and must not answer the query with itself.
+        own = current.segments(key, prefix[: len(prefix) - len(prompt.heal)], suffix)
 
         def in_file(query: Sequence[int], allowed: np.ndarray | None) -> Match:
             return merge([segment.longest(query, allowed=allowed) for segment in own])

@@ -406,16 +406,18 @@ def _heal_whitespace(
 
 
 def build_prompt(
-    tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int, *, heal: bool = False
+    tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int, *, heal: bool = False, fim: bool = True
 ) -> Prompt:
     """The prompt ids for completing between `prefix` and `suffix` within `max_prompt_tokens`.
 
     With `heal`, the prefix's last token is left out and returned as `Prompt.heal` (see the
-    module docstring); the engine's `generate(..., heal=...)` must then be given it.
+    module docstring); the engine's `generate(..., heal=...)` must then be given it. With `fim`
+    and a tokenizer that has FIM tokens the prompt is fill-in-the-middle (SPM); otherwise it is
+    the prefix alone.
     """
     tokenize = _tokenizer_fn(tokenizer)
-    fim = fim_ids(tokenizer)
-    if fim is None:
+    special = fim_ids(tokenizer) if fim else None
+    if special is None:
         ids, cut, starts = _window_start(prefix, max_prompt_tokens, tokenize)
         healed = _heal_whitespace(prefix, ids, starts, tokenize) if heal else None
         if healed is not None and healed[0]:
@@ -425,7 +427,7 @@ def build_prompt(
             tail = prefix[starts[-drop] :] if drop else ""
             ids = ids[: len(ids) - drop]
         return Prompt(ids, len(ids), False, prefix[cut:], "", tail, prefix_ids=ids)
-    fim_prefix, fim_middle, fim_suffix = fim
+    fim_prefix, fim_middle, fim_suffix = special
     budget = max(2, max_prompt_tokens - 3)
     suffix_ids, suffix_end = _suffix_head(suffix, int(budget * SUFFIX_SHARE), tokenize)
     prefix_ids, cut, starts = _window_start(prefix, budget - len(suffix_ids), tokenize)

@@ -227,6 +227,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
         device=args.device,
         quantize=args.quantize,
         workspace_index="off" if args.workspace == "off" else "on",
+        fim=args.fim,
     )
     rows = read_jsonl(Path(args.input), args.limit)
     if args.workspace == "repo" and not args.repos:
@@ -250,7 +251,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
                 log.info("%d/%d rows", i, len(rows))
     copies = copy_predictions(rows, Path(args.repos) if args.workspace == "repo" else None)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
-               "token_healing": not args.no_token_healing, "workspace": args.workspace,
+               "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                **score(rows, predictions, copies)}
     _emit(summary, args.summary)
     return 0
@@ -374,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="off: the model alone; file: + copying from the row's own file (workspaceIndex on, "
                        "the server's default); repo: + the row's package as the workspace (needs --repos)")
     lines.add_argument("--repos", help="folder of the rows' unpacked packages (name@version each)")
+    lines.add_argument("--fim", choices=("auto", "off"), default="off",
+                       help="fill-in-the-middle prompts when the model has FIM tokens (the server's codeparrot.fim)")
     return parser
 
 

@@ -18,6 +18,7 @@ export type Device = "auto" | "cpu" | "cuda";
 export type Quantize = "none" | "int8" | "bf16";
 export type Multiline = "auto" | "never" | "always";
 export type OnOff = "on" | "off";
+export type Fim = "auto" | "off";
 
 /** The server's settings, with the server's own (camelCase) key names. */
 export interface ServerSettings {
@@ -30,6 +31,7 @@ export interface ServerSettings {
   multiline: Multiline;
   enable: boolean;
   workspaceIndex: OnOff;
+  fim: Fim;
 }
 
 /** Keys sent to the server; identical to package.json `codeparrot.<key>` and server/settings.py. */
@@ -43,6 +45,7 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "multiline",
   "enable",
   "workspaceIndex",
+  "fim",
 ];
 
 /** Extension-only keys: they change how the server process is started, so they need a restart. */
@@ -53,6 +56,7 @@ const ENUMS = {
   quantize: ["none", "int8", "bf16"],
   multiline: ["auto", "never", "always"],
   workspaceIndex: ["on", "off"],
+  fim: ["auto", "off"],
 } as const;
 
 export interface ReadResult {
@@ -100,7 +104,8 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
       case "device":
       case "quantize":
       case "multiline":
-      case "workspaceIndex": {
+      case "workspaceIndex":
+      case "fim": {
         const allowed: readonly string[] = ENUMS[key];
         if (typeof value === "string" && allowed.includes(value)) {
           (settings as Record<string, unknown>)[key] = value;

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from server.cache import CompletionCache
-from server.completion import Completer
+from server.completion import Completer, cache_key
 from server.engine import Engine
 from server.postprocess import postprocess
 from server.settings import Settings
@@ -192,8 +192,7 @@ def test_typing_a_shown_completion_that_opens_a_string_keeps_its_rest(
     where no new completion starts, but the rest of the shown one is still what the user types."""
     assert completer.cache is not None
     text = "const name = "
-    # as the Completer stores a single-line completion: uri, maxNewTokens, maxPromptTokens, multiline
-    stored = f"file:///q.js\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00False"
+    stored = cache_key("file:///q.js", settings, multiline=False)  # as the Completer stores it
     completer.cache.put(stored, text, "", "'fs';")
     typed = text + "'"
     outcome = completer.complete(typed, len(typed), settings=settings, key="file:///q.js")
@@ -237,3 +236,31 @@ def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Setti
     assert got.startswith("quantityOrdered * order.unitPriceCents"), got
     off = Settings(**{**wide.__dict__, "workspace_index": "off"})
     assert "quantityOrdered" not in Completer(engine).complete(text, len(text), settings=off).text
+
+
+def test_fim_setting_chooses_the_prompt(engine: Engine, settings: Settings) -> None:
+    text = "const a = [1, 2];\nconst b = a.map((x) => x * 2);\n"
+    cursor = text.index(" = a.map")
+    results = {}
+    for fim in ("auto", "off"):
+        engine.reset_cache()
+        chosen = Settings(**{**settings.__dict__, "fim": fim})
+        outcome = Completer(engine, cache=CompletionCache(8)).complete(text, cursor, settings=chosen)
+        assert outcome.result is not None
+        results[fim] = outcome.result.prompt_tokens
+    tokenizer = engine.tokenizer
+    prefix_only = len(tokenizer(text[:cursor])["input_ids"])
+    assert results["off"] <= prefix_only < results["auto"]  # "auto": the suffix and FIM tokens too
+
+
+def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engine: Engine, settings: Settings) -> None:
+    # Healing leaves `bet` out of the prompt and the ∞-gram query; the cursor line holds the query
+    # followed by `bet`, and must not count as an occurrence (it would force `bet` token by token
+    # instead of a longer token that starts with it).
+    from server.context import build_prompt
+
+    text = "const zz = 1;\nqqFrob(alphaValue, bet"
+    prompt = build_prompt(engine.tokenizer, text, "", 256, heal=True)
+    assert prompt.heal and text.endswith(prompt.heal)
+    guide = Completer(engine)._guide(prompt, text, "", "file:///self.js", settings)
+    assert guide is not None and guide.match([]).length == 0

@@ -268,6 +268,13 @@ def test_prefix_only_without_fim_tokens(plain_tokenizer: Any) -> None:
     assert plain_tokenizer.decode(p.input_ids) == "const x = "
 
 
+def test_fim_off_prompts_with_the_prefix_alone_even_with_fim_tokens(fim_tokenizer: Any) -> None:
+    p = build_prompt(fim_tokenizer, "const x = ", " + 1;", 256, fim=False)
+    assert not p.fim and p.suffix == "" and not p.suffix_ids
+    assert not set(p.input_ids) & set(fim_ids(fim_tokenizer) or ())
+    assert fim_tokenizer.decode(p.input_ids) == "const x = "
+
+
 def test_special_token_text_in_the_file_stays_text(fim_tokenizer: Any) -> None:
     prefix = "const s = '<|endoftext|><fim_middle>'; "
     p = build_prompt(fim_tokenizer, prefix, "", 256)

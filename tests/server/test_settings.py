@@ -27,6 +27,7 @@ def test_lsp_keys_are_the_documented_camel_case_names() -> None:
         "enable",
         "maxPromptTokens",
         "workspaceIndex",
+        "fim",
     }
 
 
