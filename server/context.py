@@ -5,8 +5,8 @@ scan) whether the cursor is in code: no completion inside comments, regex and te
 or right before identifier text (template literal substitutions `${...}` are code, so they do
 complete). Plain string literals complete only where the text is predictable from the code around
 it: a call's argument (`require('./li|')`, `test('parses |')`, `el.on('cl|')`) or an import/export
-source; there the completion is single-line and ends at the string's closing quote
-(`Decision.quote`, used by post-processing). Other strings (`const s = 'a|'`) do not complete.
+source; there the completion is single-line and ends before the string's closing quote when the
+editor auto-closed it (`Decision.quote`, used by post-processing), else at the line's end. Other strings (`const s = 'a|'`) do not complete.
 It also decides single- vs multi-line: multi-line when the cursor is on the blank line of an
 empty block body (`{` newline cursor, then `}` or end of file).
 

@@ -142,13 +142,13 @@ def cut_at_stop(text: str, ctx: PostContext) -> str:
 
 
 def close_string(text: str, ctx: PostContext) -> str:
-    """Inside a string literal, the completion ends where the string does: before the closing
-    quote when the text right of the cursor already has it (`require('./li|')` + `b/x')` ->
-    `b/x`), else with the quote (`require('./li|` + `b/x');` -> `b/x'`)."""
-    end = _string_end(text, ctx.quote)
-    if end is None:
-        return text
-    return text[:end] if ctx.suffix.startswith(ctx.quote) else text[: end + 1]
+    """Inside a string literal whose closing quote the editor already put right of the cursor,
+    the completion ends before that quote (`require('./li|')` + `b/x')` -> `b/x`). Without it,
+    the string's end is not the completion's: the line goes on past the quote like code
+    (`require('./li|` + `b/x');` -> `b/x');`; dev set mid-line EM +2.0, ES +2.4 over stopping
+    at the quote)."""
+    end = _string_end(text, ctx.quote) if ctx.suffix.startswith(ctx.quote) else None
+    return text if end is None else text[:end]
 
 
 def drop_repetition(text: str, ctx: PostContext) -> str:
@@ -253,9 +253,9 @@ def apply_filters(text: str, ctx: PostContext) -> str:
 
 def stop_reached(text: str, ctx: PostContext) -> bool:
     """True once generating more can't change the result: the stop of `cut_at_stop` is reached,
-    the string being completed is closed, or the text is looping."""
+    the string being completed reaches the quote the editor auto-closed, or the text is looping."""
     return (
         cut_at_stop(text, ctx) != text
-        or _string_end(text, ctx.quote) is not None
+        or (ctx.suffix.startswith(ctx.quote) and _string_end(text, ctx.quote) is not None)
         or drop_repetition(text, ctx) != text
     )

@@ -209,7 +209,7 @@ def test_string_argument_completes(engine: Engine, settings: Settings) -> None:
     assert outcome.text == " items items items items"  # the steered model's text, inside the string
 
 
-def test_string_argument_generation_stops_at_the_closing_quote(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_string_argument_generation_stops_at_an_auto_closed_quote_only(tiny_model_dir: Path, tmp_path: Path) -> None:
     quoting = Settings(
         model=str(steer(tiny_model_dir, tmp_path / "quote", "'")), device="cpu", max_new_tokens=8,
         max_prompt_tokens=256,
@@ -221,7 +221,8 @@ def test_string_argument_generation_stops_at_the_closing_quote(tiny_model_dir: P
     closed = completer.complete(text + "');", len(text), settings=quoting, key="a")
     assert closed.text == "" and closed.result is not None and closed.result.new_tokens == 1
     unclosed = completer.complete(text, len(text), settings=quoting, key="b")
-    assert unclosed.text == "'" and unclosed.result is not None and unclosed.result.new_tokens == 1
+    # Not auto-closed: the string's end is not the completion's, the line goes on after it.
+    assert unclosed.text.startswith("'") and unclosed.result is not None and unclosed.result.new_tokens > 1
 
 
 def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Settings) -> None:

@@ -95,7 +95,7 @@ def test_unmatched_closers_ignore_strings_and_comments() -> None:
     ("text", "suffix", "quote", "expected"),
     [
         ("b/x');", "')", "'", "b/x"),  # the editor auto-closed the string: stop before its quote
-        ("b/x');", "", "'", "b/x'"),  # not closed yet: close it, and no code after it
+        ("b/x');", "", "'", "b/x');"),  # not closed yet: on past the quote to the line's end, as code
         ('b/x");', '");', '"', "b/x"),
         ("it\\'s fine', t => {", "', () => {})", "'", "it\\'s fine"),  # an escaped quote is text
         ("a \"b\" c'", "')", "'", 'a "b" c'),  # other quotes are text
@@ -118,7 +118,7 @@ def test_generation_stops_at_the_closing_quote() -> None:
     assert not stop_reached("./lib/", c)
     assert not stop_reached("it\\'", c)  # escaped
     assert stop_reached("./lib/x'", c)
-    assert stop_reached("./lib/x')", ctx(suffix="", quote="'"))
+    assert not stop_reached("./lib/x')", ctx(suffix="", quote="'"))  # not auto-closed: the line goes on
 
 
 # -- drop_repetition ----------------------------------------------------------------------------
