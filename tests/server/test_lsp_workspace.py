@@ -35,6 +35,13 @@ async def workspace(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     (root / "node_modules" / "dep").mkdir(parents=True)
     (root / "node_modules" / "dep" / "index.js").write_text("export const NODEMODULESONLY = 1;\n")
     lsp = make_test_lsp_client()
+    registrations: list[types.Registration] = []
+
+    @lsp.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def on_register(params: types.RegistrationParams) -> None:
+        registrations.extend(params.registrations)
+
+    lsp.registrations = registrations  # type: ignore[attr-defined]
     await lsp.start_io(*server_command(trained_dir, "--max-new-tokens", "24"), cwd=REPO, env=server_env())
     params = types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
@@ -127,3 +134,29 @@ async def test_workspace_index_off_stops_copying(workspace: Any) -> None:
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"codeparrot": {"workspaceIndex": "on"}})
         )
+
+
+async def test_the_file_watcher_is_registered_and_a_deleted_file_leaves_the_index(workspace: Any) -> None:
+    client, root = workspace
+    methods = [r.method for r in client.registrations]
+    assert types.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods
+    # A file created on disk (not opened in the editor) is indexed when the watcher reports it...
+    created = root / "created.js"
+    created.write_text("export function zibbleMeasureSprockets(s) {\n  return s.length;\n}\n")
+
+    def report(kind: types.FileChangeType) -> None:
+        client.workspace_did_change_watched_files(
+            types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=created.as_uri(), type=kind)])
+        )
+
+    report(types.FileChangeType.Created)
+    text = "export const sprockets = zibble"
+    uri = (root / "caller6.js").as_uri()
+    open_doc(client, uri, text)
+    assert (await complete_when_indexed(client, uri, text, "MeasureSprockets(")).startswith("MeasureSprockets(")
+    # ... and leaves it when deleted there.
+    created.unlink()
+    report(types.FileChangeType.Deleted)
+    fresh = (root / "caller7.js").as_uri()  # a new document: the typed-ahead cache is per document
+    open_doc(client, fresh, text)
+    assert "MeasureSprockets" not in await complete(client, fresh, text)
