@@ -92,7 +92,7 @@ class ModelLoader:
         key = settings.model_key()
         engine = Engine(settings)
         loop = asyncio.get_running_loop()
-        token = await self._begin_progress(describe(settings))
+        token = await self.begin_progress("codeparrot: loading model", describe(settings))
 
         def report(message: str, percentage: int | None) -> None:  # runs in the load thread
             if token is not None:
@@ -123,21 +123,21 @@ class ModelLoader:
         self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
         logger.info("model ready: %s", describe(settings))
 
-    async def _begin_progress(self, what: str) -> str | None:
+    async def begin_progress(self, title: str, what: str) -> str | None:
         """Create a work-done progress token if the client supports it, and send `begin`."""
         caps = getattr(self._server.protocol, "client_capabilities", None)
         window = caps.window if caps is not None else None
         if window is None or not window.work_done_progress:
             return None
-        token = f"codeparrot-load-{uuid.uuid4()}"
+        token = f"codeparrot-{uuid.uuid4()}"
         try:
             await asyncio.wait_for(
                 self._server.work_done_progress.create_async(token), PROGRESS_CREATE_TIMEOUT_S
             )
         except Exception as exc:
-            logger.warning("client did not accept a progress token (%s); loading without progress", exc)
+            logger.warning("client did not accept a progress token (%s); going on without progress", exc)
             return None
-        begin = types.WorkDoneProgressBegin(title="codeparrot: loading model", message=what, percentage=0)
+        begin = types.WorkDoneProgressBegin(title=title, message=what, percentage=0)
         self._server.work_done_progress.begin(token, begin)
         return token
 

@@ -76,6 +76,7 @@ class CompletionServer(LanguageServer):
         self.documents = DocumentStore()
         self.stats = Stats()
         self.loader = ModelLoader(self, self.stats)
+        self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
         self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
         self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
@@ -129,6 +130,27 @@ class CompletionServer(LanguageServer):
                 await self.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
             except Exception as exc:  # the index still follows open documents
                 logger.warning("file watcher registration refused: %s", exc)
+
+    async def _attach_index(self, tokenizer: Any) -> Any:
+        """The workspace index for this tokenizer; the first call starts building it in the
+        background, with `$/progress` when the client supports it (completions go on meanwhile)."""
+        async with self._index_lock:
+            if self.repo.attached(tokenizer):
+                return self.repo.index
+            token = await self.loader.begin_progress("codeparrot: indexing workspace", "scanning files")
+            loop = asyncio.get_running_loop()
+            progress = self.work_done_progress
+
+            def report(message: str, percentage: int | None) -> None:  # runs in the index thread
+                if token is None:
+                    return
+                if percentage == 100:
+                    loop.call_soon_threadsafe(progress.end, token, types.WorkDoneProgressEnd(message=message))
+                else:
+                    value = types.WorkDoneProgressReport(message=message, percentage=percentage)
+                    loop.call_soon_threadsafe(progress.report, token, value)
+
+            return self.repo.attach(tokenizer, report)
 
     def on_workspace_did_change_watched_files(self, params: types.DidChangeWatchedFilesParams) -> None:
         for change in params.changes:
@@ -294,7 +316,7 @@ class CompletionServer(LanguageServer):
             return None
         indexing = settings.workspace_index == "on" and bool(self.repo.folders or len(self.documents) > 1)
         if indexing:
-            completer.workspace = self.repo.attach(completer.engine.tokenizer)
+            completer.workspace = await self._attach_index(completer.engine.tokenizer)
         request_id = next(self._ids)
         cancel = threading.Event()
         if (previous := self._inflight.get(uri)) is not None:

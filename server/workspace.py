@@ -83,6 +83,10 @@ class Workspace:
 
     # ----- building
 
+    def attached(self, tokenizer: Any) -> bool:
+        """Whether the index for this tokenizer exists (built or building)."""
+        return self.index is not None and self._tokenizer_id == id(tokenizer)
+
     def attach(self, tokenizer: Any, progress: Progress | None = None) -> WorkspaceIndex:
         """The index for this tokenizer; starts its build in the background the first time."""
         with self._lock:
@@ -108,9 +112,10 @@ class Workspace:
                     remaining -= len(text.encode("utf-8", "surrogatepass"))
             report(f"Indexing {len(texts)} files", 30)
             index.build(texts)
-            report("Workspace indexed", 100)
+            report(f"Workspace indexed: {len(texts)} files", 100)
         except Exception:  # a bad file must never take the server down
             log.exception("workspace indexing failed")
+            report("Workspace indexing failed (see the server log); completing without it", 100)
         finally:
             self.ready.set()
 

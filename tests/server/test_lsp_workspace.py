@@ -160,3 +160,15 @@ async def test_the_file_watcher_is_registered_and_a_deleted_file_leaves_the_inde
     fresh = (root / "caller7.js").as_uri()  # a new document: the typed-ahead cache is per document
     open_doc(client, fresh, text)
     assert "MeasureSprockets" not in await complete(client, fresh, text)
+
+
+async def test_indexing_reports_progress_from_begin_to_end(workspace: Any) -> None:
+    client, _ = workspace
+    indexing = [
+        reports
+        for reports in client.progress_reports.values()
+        if reports and isinstance(reports[0], types.WorkDoneProgressBegin) and "indexing" in reports[0].title
+    ]
+    assert len(indexing) == 1, client.progress_reports  # one build, however many completions asked
+    end = indexing[0][-1]
+    assert isinstance(end, types.WorkDoneProgressEnd) and str(end.message).startswith("Workspace indexed: "), end
