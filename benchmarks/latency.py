@@ -10,6 +10,10 @@ baseline is slow) are then timed with the naive approach: the same prompt ids, n
 stop checks, `model.generate(max_new_tokens=N)`. Prints p50/p95 of both and their ratio, the
 server's RSS, and the cold start (process spawn → first completion, model load included).
 `--in-process` drives `server.completion.Completer` directly instead of the stdio server.
+`--workspace DIR` opens DIR as the workspace folder (the replayed file is a new, unsaved file in
+it): the cold start is still to the first completion (the index builds in the background
+meanwhile), then the replay waits for the index to be built (its `$/progress` end, timed from
+the spawn) and types with workspace retrieval on.
 """
 
 from __future__ import annotations
@@ -185,6 +189,7 @@ class StdioClient:
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=REPO
         )
         self._messages: Queue[dict[str, Any]] = Queue()
+        self.notifications: list[dict[str, Any]] = []  # what the server sent unasked, in order
         self._next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -225,6 +230,8 @@ class StdioClient:
                 raise TimeoutError(f"{method}: no answer in {timeout} s") from exc
             if "method" in msg and "id" in msg:  # a server request (progress token, config): accept it
                 self.send({"id": msg["id"], "result": None})
+            elif "method" in msg:
+                self.notifications.append(msg)
             elif msg.get("id") == rid:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
@@ -253,10 +260,20 @@ def run_stdio(args: argparse.Namespace, text: str, steps: list[tuple[str, int]])
     argv += ["--max-new-tokens", str(args.max_new_tokens), "--max-prompt-tokens", str(args.max_prompt_tokens)]
     argv += ["--quantize", args.quantize, "--device", "cpu"]
     uri = "file:///bench/sample.js"
+    init: dict[str, Any] = {"processId": os.getpid(), "rootUri": None, "capabilities": {}}
+    if args.workspace:
+        root = args.workspace.resolve()
+        uri = (root / "__bench__" / "sample.js").as_uri()
+        init.update(
+            rootUri=root.as_uri(),
+            workspaceFolders=[{"uri": root.as_uri(), "name": root.name}],
+            capabilities={"window": {"workDoneProgress": True}},
+        )
     t0 = time.perf_counter()
     client = StdioClient(argv, Path(args.log))
+    indexed = None
     try:
-        client.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
+        client.request("initialize", init)
         client.notify("initialized", {})
         first_text, first_offset = steps[0]
         base = first_text[: first_offset - 1] + first_text[first_offset:]
@@ -274,6 +291,8 @@ def run_stdio(args: argparse.Namespace, text: str, steps: list[tuple[str, int]])
             )
             if client.request("codeparrot/stats", None)["requests"] > 0:
                 cold = time.perf_counter() - t0
+        if args.workspace:
+            indexed = wait_for_index(client, t0)
         latencies: list[float] = []
         shown = 0
         current = base
@@ -305,7 +324,20 @@ def run_stdio(args: argparse.Namespace, text: str, steps: list[tuple[str, int]])
         rss = client.rss_kb()
     finally:
         client.close()
-    return {"latencies": latencies, "cold_s": cold, "rss_kb": rss, "stats": stats, "shown": shown}
+    return {"latencies": latencies, "cold_s": cold, "rss_kb": rss, "stats": stats, "shown": shown, "indexed": indexed}
+
+
+def wait_for_index(client: StdioClient, t0: float, timeout: float = 600.0) -> tuple[float, str]:
+    """(seconds from spawn, message) when the indexing progress ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client.request("codeparrot/stats", None)  # collects what the server sent meanwhile
+        for msg in client.notifications:
+            value = msg.get("params", {}).get("value", {}) if msg.get("method") == "$/progress" else {}
+            if value.get("kind") == "end" and "ndex" in str(value.get("message", "")):
+                return time.perf_counter() - t0, str(value["message"])
+        time.sleep(0.05)
+    raise TimeoutError(f"the workspace index was not built within {timeout} s")
 
 
 def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
@@ -323,6 +355,15 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
     )
     t0 = time.perf_counter()
     completer = Completer(Engine(settings), cache=CompletionCache(256))
+    indexed = None
+    if args.workspace:
+        from server.retrieval.files import scan_workspace
+        from server.workspace import new_index
+
+        completer.engine.load()
+        completer.workspace = new_index(completer.engine.tokenizer)
+        completer.workspace.build((str(path), text) for path, text in scan_workspace(args.workspace))
+        indexed = (time.perf_counter() - t0, f"{len(completer.workspace)} files, {completer.workspace.tokens} tokens")
     first_text, first_offset = steps[0]
     base = first_text[: first_offset - 1] + first_text[first_offset:]
     completer.complete(base, first_offset - 1, settings=settings, key="bench")
@@ -347,6 +388,7 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
         "stats": completer.stats.snapshot(),
         "shown": shown,
         "computed": computed,
+        "indexed": indexed,
     }
 
 
@@ -425,6 +467,9 @@ def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, An
     if server.get("computed"):
         print(f"  prompt tokens computed per generation: {server['computed']}")
     print(f"  cold start to first completion: {server['cold_s']:.2f} s")
+    if server.get("indexed"):
+        seconds, message = server["indexed"]
+        print(f"  workspace {args.workspace}: indexed {seconds:.2f} s after start ({message})")
     print(f"  RSS: {server['rss_kb']} kB")
     print(
         f"naive model.generate: {len(n_lat)} requests, prompt tokens "
@@ -451,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes")
     parser.add_argument("--in-process", action="store_true", help="drive the Completer, not the server")
     parser.add_argument("--no-naive", action="store_true", help="skip the baseline")
+    parser.add_argument("--workspace", type=Path, help="folder opened as the workspace (retrieval on)")
     parser.add_argument("--log", default="/tmp/codeparrot-latency-server.log", help="server stderr")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

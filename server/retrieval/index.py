@@ -102,6 +102,9 @@ class WorkspaceIndex:
     def __contains__(self, key: object) -> bool:
         return key in self._docs
 
+    def __len__(self) -> int:
+        return len(self._docs)
+
     @property
     def tokens(self) -> int:
         return sum(len(d) for d in self._docs.values())
