@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -30,8 +30,19 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int | None], None]
-# (generated ids, logits, the ids token healing allows at this step or None) -> scores
-Guide = Callable[[list[int], torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+class Guide(Protocol):
+    """Reshapes each step's scores, and may propose copied tokens to verify (`NgramGuide`)."""
+
+    def __call__(self, generated: list[int], logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        """(generated ids, logits, the ids token healing allows at this step or None) -> scores."""
+        ...
+
+    def draft(self, generated: list[int], limit: int) -> list[int]:
+        """Up to `limit` tokens likely to follow `generated` ([] for none)."""
+        ...
+
 
 # Cached (tokens, KV) sequences kept at once: one per open document being typed in; each
 # costs 2 x layers x tokens x width floats (~75 MB for a 12x768 model at 1k tokens).
@@ -151,7 +162,7 @@ class Engine:
         self._stop_ids: set[int] = set()
         self.eos_id: int | None = None
         self.max_positions = 1024
-        self._forward_kwargs: dict[str, Any] = {}
+        self._keeps_logits = False
         self._vocab_index: VocabIndex | None = None  # built on the first healed request
 
     @property
@@ -229,7 +240,7 @@ class Engine:
         # Only the last position's logits are used: skipping the LM head for the rest of a long
         # prompt saves vocab x width x prompt_len multiply-adds (~17 GFLOP for 700 tokens here).
         forward_params = inspect.signature(model.forward).parameters
-        self._forward_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
+        self._keeps_logits = "logits_to_keep" in forward_params  # then only the rows needed are computed
         self._tokenizer, self.source, self.device = tokenizer, source, device
         self._model = model  # last: `loaded` flips only once everything is ready
         report("Model ready", 100)
@@ -337,38 +348,58 @@ class Engine:
                 if cancel is not None and cancel.is_set():
                     self._remember(cache_key, _CachedSequence(seq, cache))
                     return GenerationResult("", prompt_tokens, len(seq) - reuse, 0, cancelled=True)
-            while True:
-                out = self._forward(feed, cache)
+            draft: list[int] = []  # copied tokens fed after feed[0], verified by this forward
+            done = False
+            while not done:
+                out = self._forward(feed, cache, rows=len(draft) + 1)
                 cache = out.past_key_values
                 seq.extend(feed)
-                logits = out.logits[0, -1]
-                allowed = index.starting_with(pending) if pending and index is not None else None
-                if guide is not None:
-                    logits = guide(generated, logits, allowed)
-                if allowed is not None and index is not None:
-                    if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)
-                        break
-                    next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
-                    piece = index.texts[next_id]
-                    forced += len(piece) <= len(pending)
-                    pending = pending[len(piece) :] if len(piece) < len(pending) else ""
-                else:
-                    next_id = int(logits.argmax())
-                if next_id in self._stop_ids:
+                rows = out.logits[0, -(len(draft) + 1) :]
+                for j in range(len(draft) + 1):
+                    # Row j holds the scores after feed[j]: what plain decoding would see there.
+                    logits = rows[j]
+                    allowed = index.starting_with(pending) if pending and index is not None else None
+                    if guide is not None:
+                        logits = guide(generated, logits, allowed)
+                    if allowed is not None and index is not None:
+                        if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)
+                            next_id = -1
+                        else:
+                            next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
+                            piece = index.texts[next_id]
+                            forced += len(piece) <= len(pending)
+                            pending = pending[len(piece) :] if len(piece) < len(pending) else ""
+                    else:
+                        next_id = int(logits.argmax())
+                    go_on = next_id >= 0 and next_id not in self._stop_ids
+                    if go_on:
+                        generated.append(next_id)
+                        if not pending:  # `heal` is spelled: from here on the text is the completion
+                            decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
+                            if not decoded.startswith(heal):  # cannot happen for ASCII `heal`: never emit a wrong start
+                                log.debug("healed output %r does not start with %r", decoded, heal)
+                                go_on = False
+                            else:
+                                text = decoded[len(heal) :]
+                                if len(generated) - forced >= max_new_tokens or (stop is not None and stop(text)):
+                                    go_on = False
+                        if go_on and cancel is not None and cancel.is_set():
+                            cancelled, go_on = True, False
+                    accepted = j < len(draft) and next_id == draft[j]
+                    if accepted and go_on:
+                        continue  # draft[j] is in the cache already: check the next row
+                    # The rest of the draft was fed but not chosen: out of the cache it goes.
+                    unused = len(draft) - j - (1 if accepted else 0)
+                    if unused:
+                        cache.crop(-unused)
+                        del seq[-unused:]
+                    if not go_on:
+                        done = True
+                    else:
+                        limit = max_new_tokens - (len(generated) - forced)
+                        draft = guide.draft(generated, limit) if guide is not None and not pending else []
+                        feed = [next_id, *draft]
                     break
-                generated.append(next_id)
-                if not pending:  # `heal` is spelled: from here on the text is the completion
-                    decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
-                    if not decoded.startswith(heal):  # cannot happen for ASCII `heal`: never emit a wrong start
-                        log.debug("healed output %r does not start with %r", decoded, heal)
-                        break
-                    text = decoded[len(heal) :]
-                    if len(generated) - forced >= max_new_tokens or (stop is not None and stop(text)):
-                        break
-                if cancel is not None and cancel.is_set():
-                    cancelled = True
-                    break
-                feed = [next_id]
         self._remember(cache_key, _CachedSequence(seq, cache))
         return GenerationResult(text, prompt_tokens, computed, len(generated), cancelled, generated)
 
@@ -377,9 +408,11 @@ class Engine:
             self._vocab_index = VocabIndex(self.tokenizer, self._stop_ids)
         return self._vocab_index
 
-    def _forward(self, ids: list[int], cache: Any) -> Any:
+    def _forward(self, ids: list[int], cache: Any, rows: int = 1) -> Any:
+        """One forward pass over `ids` after `cache`; the logits of (at least) the last `rows` positions."""
         tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
-        return self.model(input_ids=tensor, past_key_values=cache, use_cache=True, **self._forward_kwargs)
+        keep = {"logits_to_keep": rows} if self._keeps_logits else {}
+        return self.model(input_ids=tensor, past_key_values=cache, use_cache=True, **keep)
 
     def _remember(self, key: str, entry: _CachedSequence) -> None:
         self._sequences[key] = entry

@@ -32,6 +32,7 @@ class MixParams:
     min_length: int = 3  # shorter matches are everywhere in code (`) {`, `const `): no signal
     tau: float = 3.0  # tokens of match length over which λ approaches its maximum
     max_weight: float = 0.95  # never trust the counts fully: the model still breaks ties and ends lines
+    draft_min_length: int = 8  # copy drafts from matches this long (λ ≈ 0.93): shorter ones are mostly rejected
 
 
 def weight(match: Match, params: MixParams) -> float:
@@ -56,6 +57,7 @@ class NgramGuide:
         self.params = params or MixParams()
         self.blanks = blanks  # per token id: 0 not blank, else its kind (server.workspace.blank_kinds)
         self._breaks: torch.Tensor | None = None  # ids of the line-break blanks, once needed
+        self._last: Match | None = None  # the match behind the latest call (for `draft`)
 
     def match(self, generated: Sequence[int], allowed: torch.Tensor | None = None) -> Match:
         """The longest match for the text so far; with `allowed` (the ids token healing permits
@@ -71,9 +73,10 @@ class NgramGuide:
     def __call__(
         self, generated: Sequence[int], logits: torch.Tensor, allowed: torch.Tensor | None = None
     ) -> torch.Tensor:
+        self._last = None
         if generated and self._blank(generated[-1]) and self._blank(int(logits.argmax())):
             return logits
-        match = self.match(generated, allowed)
+        match = self._last = self.match(generated, allowed)
         lam = weight(match, self.params)
         if lam <= 0.0:
             return logits
@@ -83,6 +86,18 @@ class NgramGuide:
             if 0 <= token < probs.shape[-1]:
                 probs[self._as_model_would(token, logits)] += lam * count / total
         return torch.log(probs.clamp_min(1e-30))
+
+    def draft(self, generated: Sequence[int], limit: int) -> list[int]:
+        """Tokens the copy predicts after `generated`, for the engine to verify in one forward
+        pass (prompt-lookup decoding): what followed the latest long, unanimous match, if the
+        token just chosen is the one it predicted. The engine keeps only the tokens that the
+        mixture's argmax would have chosen anyway, so the output is the same, only sooner."""
+        m = self._last
+        if m is None or m.length < self.params.draft_min_length or len(m.counts) != 1 or limit <= 0:
+            return []
+        if not generated or not m.following or generated[-1] != m.following[0]:
+            return []
+        return list(m.following[1 : 1 + limit])
 
     def _blank(self, token: int) -> bool:
         return self.blanks is not None and 0 <= token < len(self.blanks) and bool(self.blanks[token])

@@ -29,6 +29,7 @@ import pydivsufsort
 MAX_QUERY = 64  # tokens of query looked at: longer exact matches add no information
 CHECK_SAMPLE = 64  # occurrences checked for validity (separator / excluded doc) per probe
 COUNT_SAMPLE = 256  # occurrences whose next token is counted (evenly spread over the range)
+FOLLOWING = 16  # tokens kept of what follows one occurrence: a copy draft (mixing.NgramGuide.draft)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Match:
     length: int
     counts: dict[int, int]  # next token id -> occurrences
     occurrences: int  # occurrences of the matched suffix (before sampling)
+    # What followed one occurrence (original ids), up to FOLLOWING tokens, a blank run or the
+    # document's end: the continuation a copy would type.
+    following: tuple[int, ...] = ()
 
     @property
     def total(self) -> int:
@@ -209,7 +213,15 @@ class Segment:
         positions = self.sa[lo:hi:step].astype(np.int64)
         positions = positions[self._valid(positions, best, excluded, allowed)]
         counts = Counter(int(t) for t in self.original(positions + best))
-        return Match(best, dict(counts), hi - lo)
+        return Match(best, dict(counts), hi - lo, self._following(int(positions[0]) + best) if len(positions) else ())
+
+    def _following(self, start: int) -> tuple[int, ...]:
+        toks = self.tokens[start : start + FOLLOWING].astype(np.int64)
+        cut = np.flatnonzero((toks == self.sep) | (toks == self.canon))
+        end = int(cut[0]) if len(cut) else len(toks)
+        if end == 0 and len(toks) and toks[0] == self.canon:
+            end = 1  # a line break that follows directly is still worth its one token
+        return tuple(int(t) for t in self.original(np.arange(start, start + end, dtype=np.int64)))
 
 
 def merge(matches: Sequence[Match]) -> Match:
@@ -219,8 +231,10 @@ def merge(matches: Sequence[Match]) -> Match:
         return NO_MATCH
     counts: Counter[int] = Counter()
     occurrences = 0
+    following: tuple[int, ...] = ()
     for m in matches:
         if m.length == best:
             counts.update(m.counts)
             occurrences += m.occurrences
-    return Match(best, dict(counts), occurrences)
+            following = following or m.following
+    return Match(best, dict(counts), occurrences, following)

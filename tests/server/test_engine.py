@@ -347,3 +347,45 @@ def test_a_heal_no_token_starts_with_is_spelled_in_parts(engine: Engine) -> None
         spelled += piece
         inside += 1
     assert inside >= 2 and result.new_tokens == 3 + inside
+
+
+class DraftingGuide:
+    """A guide that leaves the scores alone and proposes `proposal` (the true greedy continuation
+    or a wrong one) after every token: only the verification decides what is kept."""
+
+    def __init__(self, proposal: list[int]) -> None:
+        self.proposal = proposal
+        self.proposed = 0
+
+    def __call__(self, generated: list[int], logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+        return logits
+
+    def draft(self, generated: list[int], limit: int) -> list[int]:
+        n = len(generated)
+        out = self.proposal[n : n + min(limit, 5)]
+        self.proposed += len(out)
+        return out
+
+
+def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: Engine) -> None:
+    ids = ids_of(engine, BASE)
+    plain = engine.generate(ids, max_new_tokens=16, cache_key="plain")
+    true = DraftingGuide(plain.token_ids)
+    calls, handle = count_forwards(engine)
+    try:
+        drafted = engine.generate(ids, max_new_tokens=16, cache_key="drafted", guide=true)
+    finally:
+        handle.remove()
+    assert drafted.text == plain.text and drafted.token_ids == plain.token_ids
+    assert true.proposed > 0 and calls[0] <= 1 + 16 // 3  # prefill + a forward per 1 + 5 accepted tokens
+    # A wrong draft (every proposed token off by one) is rejected: same output, one token per pass.
+    wrong = DraftingGuide([(t + 1) % len(engine.tokenizer) for t in plain.token_ids])
+    assert engine.generate(ids, max_new_tokens=16, cache_key="wrong", guide=wrong).text == plain.text
+    # The rejected tokens left the KV cache (it holds exactly the tokens the engine remembers),
+    # and continuing from it matches a cold engine.
+    entry = engine._sequences["wrong"]
+    assert entry.cache.get_seq_length() == len(entry.ids)
+    longer = ids + plain.token_ids[:4]
+    warm = engine.generate(longer, max_new_tokens=8, cache_key="wrong")
+    assert warm.prompt_tokens_computed < len(longer)
+    assert warm.text == engine.generate(longer, max_new_tokens=8, cache_key="cold-after-draft").text

@@ -126,10 +126,10 @@ def test_allowed_mask_keeps_only_occurrences_continued_by_an_allowed_token() -> 
     # While healing spells the typed part of a word, only continuations that start with it count:
     # the longest match may then be a shorter one.
     seg = Segment([("a", [1, 2, 3, 4, 5]), ("b", [7, 2, 3, 4, 6])], 10)
-    assert seg.longest([1, 2, 3, 4]) == Match(4, {5: 1}, 1)
+    assert seg.longest([1, 2, 3, 4]) == Match(4, {5: 1}, 1, (5,))
     only_6 = np.zeros(10, dtype=bool)
     only_6[6] = True
-    assert seg.longest([1, 2, 3, 4], allowed=only_6) == Match(3, {6: 1}, 2)
+    assert seg.longest([1, 2, 3, 4], allowed=only_6) == Match(3, {6: 1}, 2, (6,))
     nothing = np.zeros(10, dtype=bool)
     assert seg.longest([1, 2, 3, 4], allowed=nothing).length == 0
     # The guide passes the engine's healing candidates on as such a mask.
@@ -242,3 +242,22 @@ def test_a_predicted_line_break_is_the_models_own_and_so_is_the_end_of_a_blank_r
     more[12] = 5.0
     assert torch.equal(guide([11], more), more)
     assert int(guide([11], logits).argmax()) == 5
+
+
+def test_the_guide_drafts_what_followed_a_long_unanimous_match() -> None:
+    doc = list(range(1, 30))  # 1 2 3 ... 29, every token once
+    seg = Segment([("a", doc)], 40)
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], doc[:10], MixParams(draft_min_length=8))
+    logits = torch.zeros(40)
+    assert int(guide([], logits).argmax()) == 11  # a 10-token match says 11
+    assert guide.draft([11], 4) == [12, 13, 14, 15]  # the model took 11: copy on from there
+    assert guide.draft([7], 4) == []  # it took something else: no draft
+    assert guide.draft([11], 0) == []
+    short = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], doc[7:10], MixParams(draft_min_length=8))
+    short([], logits)
+    assert short.draft([11], 4) == []  # a 3-token match is too weak to be worth a draft
+    # Two different continuations: no draft either.
+    split = Segment([("a", [1, 2, 3, 4, 5, 6, 7, 8, 9, 20]), ("b", [1, 2, 3, 4, 5, 6, 7, 8, 9, 21])], 40)
+    both = NgramGuide([lambda q, allowed: split.longest(q, allowed=allowed)], list(range(1, 10)))
+    both([], logits)
+    assert both.draft([20], 4) == []
