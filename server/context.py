@@ -167,6 +167,24 @@ _ARGUMENT_BEFORE_QUOTE = re.compile(r"[(,]\s*\Z")
 _IMPORT_BEFORE_QUOTE = re.compile(r"\b(?:from|import)\s*\Z")
 
 
+def _opens_comment(text: str, at: int) -> bool:
+    """Whether the `/*` at `at` is code: not inside a string or a `//` comment of its line."""
+    i, quote = text.rfind("\n", 0, at) + 1, ""
+    while i < at:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif text.startswith("//", i):
+            return False
+        i += 1
+    return not quote
+
+
 def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
     """Line-level guess for documents too big to parse (or a cursor in an ERROR): open /*, //, or
     an odd quote. A quote right after `from`/`import`, or after `(` or `,` with a `(` as the
@@ -174,8 +192,8 @@ def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
     window = text[max(0, offset - HEURISTIC_LOOKBACK) : offset]
     line_start = max(window.rfind("\n"), window.rfind("\r")) + 1
     opened = window.rfind("/*")
-    while opened > 0 and "//" in window[window.rfind("\n", 0, opened) + 1 : opened]:
-        opened = window.rfind("/*", 0, opened)  # `// ... /*` opens nothing
+    while opened > 0 and not _opens_comment(window, opened):
+        opened = window.rfind("/*", 0, opened)  # `// ... /*` and `'src/**/*.js'` open nothing
     if opened > window.rfind("*/") and opened < line_start:
         return ("comment", "")
     line = window[line_start:]

@@ -448,3 +448,22 @@ def test_the_heuristic_ignores_a_block_comment_opener_inside_a_line_comment() ->
     assert _where_heuristic(text, offset) == ("code", "")
     text, offset = at("/* open\nfoo();\n|")
     assert _where_heuristic(text, offset) == ("comment", "")
+
+
+def test_the_heuristic_ignores_a_block_comment_opener_inside_a_string() -> None:
+    from server.context import _where_heuristic
+
+    # A glob in a Gruntfile (`/**/*.js`: its last `/*` has no `*/` after it) or a banner string.
+    text, offset = at("files: ['<%=paths.lib%>/**/*.js'],\nbanner: '/*! <%= pkg.title %>',\ngrunt|")
+    assert _where_heuristic(text, offset) == ("code", "")
+    text, offset = at("const a = 'it\\'s /* not';\n|")
+    assert _where_heuristic(text, offset) == ("code", "")
+    text, offset = at("const a = '//'; /* open\nfoo();\n|")  # `//` in a string hides nothing
+    assert _where_heuristic(text, offset) == ("comment", "")
+    # The real editor case: a Gruntfile whose line being typed breaks the parse.
+    text, offset = at(
+        "module.exports = function (grunt) {\n  grunt.initConfig({\n    watch: {\n"
+        "      lib: {\n        files: ['<%=paths.lib%>/**/*.js'],\n      },\n      grunt|\n"
+        "        files: ['Gruntfile.js'],\n      },\n    },\n  });\n};\n"
+    )
+    assert should_complete(text, offset, None, "never").complete
