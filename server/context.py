@@ -167,22 +167,53 @@ _ARGUMENT_BEFORE_QUOTE = re.compile(r"[(,]\s*\Z")
 _IMPORT_BEFORE_QUOTE = re.compile(r"\b(?:from|import)\s*\Z")
 
 
-def _opens_comment(text: str, at: int) -> bool:
-    """Whether the `/*` at `at` is code: not inside a string or a `//` comment of its line."""
-    i, quote = text.rfind("\n", 0, at) + 1, ""
-    while i < at:
-        ch = text[i]
-        if quote:
+@dataclass
+class _LineEnd:
+    """Where the end of a scanned line is: in a comment, in a string opened by `quote` at
+    `opened_at`, or in code, with the brackets left open on the line."""
+
+    comment: bool = False
+    quote: str = ""
+    opened_at: int = 0
+    brackets: list[str] = field(default_factory=list)
+
+
+def _scan_line(line: str) -> _LineEnd:
+    """A tokenizer-less look at one line of JavaScript: strings, comments and brackets."""
+    end = _LineEnd()
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if end.quote:
             if ch == "\\":
                 i += 1
-            elif ch == quote:
-                quote = ""
+            elif ch == end.quote:
+                end.quote = ""
+            elif end.quote == "`" and line.startswith("${", i):
+                end.quote = ""  # template substitution: code again (nesting is not tracked)
         elif ch in "'\"`":
-            quote = ch
-        elif text.startswith("//", i):
-            return False
+            end.quote, end.opened_at = ch, i
+        elif ch in "([{":
+            end.brackets.append(ch)
+        elif ch in ")]}" and end.brackets:
+            end.brackets.pop()
+        elif line.startswith("//", i):
+            end.comment = True
+            return end
+        elif line.startswith("/*", i):
+            close = line.find("*/", i + 2)
+            if close == -1:
+                end.comment = True
+                return end
+            i = close + 1
         i += 1
-    return not quote
+    return end
+
+
+def _opens_comment(text: str, at: int) -> bool:
+    """Whether the `/*` at `at` is code: not inside a string or a comment on its line."""
+    before = _scan_line(text[text.rfind("\n", 0, at) + 1 : at])
+    return not before.comment and not before.quote
 
 
 def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
@@ -197,35 +228,12 @@ def _where_heuristic(text: str, offset: int) -> tuple[str, str]:
     if opened > window.rfind("*/") and opened < line_start:
         return ("comment", "")
     line = window[line_start:]
-    quote = ""
-    opened_at = 0
-    brackets: list[str] = []  # open on the line, outside strings and comments
-    i = 0
-    while i < len(line):
-        ch = line[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-            elif quote == "`" and line.startswith("${", i):
-                quote = ""  # template substitution: code again (nesting is not tracked)
-        elif ch in "'\"`":
-            quote, opened_at = ch, i
-        elif ch in "([{":
-            brackets.append(ch)
-        elif ch in ")]}" and brackets:
-            brackets.pop()
-        elif line.startswith("//", i):
-            return ("comment", "")
-        elif line.startswith("/*", i):
-            close = line.find("*/", i + 2)
-            if close == -1:
-                return ("comment", "")
-            i = close + 1
-        i += 1
-    if not quote:
+    end = _scan_line(line)
+    if end.comment:
+        return ("comment", "")
+    if not end.quote:
         return ("code", "")
+    quote, opened_at, brackets = end.quote, end.opened_at, end.brackets
     before = line[:opened_at]
     in_call = bool(brackets) and brackets[-1] == "(" and _ARGUMENT_BEFORE_QUOTE.search(before) is not None
     if quote != "`" and (in_call or _IMPORT_BEFORE_QUOTE.search(before)):
