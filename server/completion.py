@@ -188,7 +188,8 @@ class Completer:
         own = current.segments(key, prefix[: len(prefix) - len(prompt.heal)], suffix)
 
         def in_file(query: Sequence[int], allowed: np.ndarray | None) -> Match:
-            return merge([segment.longest(query, allowed=allowed) for segment in own])
+            found = merge([segment.longest(query, allowed=allowed) for segment in own])
+            return found.scaled(self.mix.own_file_weight)
 
         lookups: list[Lookup] = [in_file]
         if workspace is not None:

@@ -18,6 +18,7 @@ from server.cache import CompletionCache
 from server.completion import Completer, cache_key
 from server.engine import Engine
 from server.postprocess import postprocess
+from server.retrieval.mixing import MixParams
 from server.settings import Settings
 from server.stats import Stats
 
@@ -265,3 +266,17 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     assert prompt.heal and text.endswith(prompt.heal)
     guide = Completer(engine)._guide(prompt, text, "", "file:///self.js", settings)
     assert guide is not None and guide.match([]).length == 0
+
+
+def test_the_file_being_edited_outweighs_the_workspace_at_equal_match_length(engine: Engine, settings: Settings) -> None:
+    from server.workspace import new_index
+
+    call = "const total = computeZorbleSum("
+    index = new_index(engine.tokenizer)
+    index.build([(f"other{i}.js", f"{call}widgets, 3);\n") for i in range(3)])  # three times elsewhere
+    text = f"{call}gadgets, 5);\n{call}"  # once in this file, after the same text
+    wide = Settings(**{**settings.__dict__, "max_new_tokens": 24})
+    completer = Completer(engine, workspace=index)
+    assert completer.complete(text, len(text), settings=wide, key="this.js").text.startswith("gadgets, 5)")
+    alone = Completer(engine, workspace=index, mix=MixParams(own_file_weight=1))
+    assert alone.complete(text, len(text), settings=wide, key="this.js").text.startswith("widgets, 3)")
