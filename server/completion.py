@@ -157,6 +157,9 @@ class Completer:
                 guide=guide,
             )
         stats.set_last(result.prompt_tokens, result.prompt_tokens_computed, result.new_tokens)
+        if result.drafted:
+            stats.incr("draft_tokens", result.drafted)
+            stats.incr("draft_tokens_accepted", result.draft_accepted)
         if result.cancelled:
             stats.incr("cancelled")
             return Outcome("", decision.multiline, False, result, "cancelled")

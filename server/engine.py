@@ -63,6 +63,8 @@ class GenerationResult:
     new_tokens: int
     cancelled: bool
     token_ids: list[int] = field(default_factory=list)  # the generated ids (healed start included)
+    drafted: int = 0  # copied tokens proposed by the guide and verified (see `Guide.draft`)
+    draft_accepted: int = 0  # of those, the ones kept: tokens that cost no forward pass of their own
 
 
 @dataclass
@@ -349,6 +351,7 @@ class Engine:
                     self._remember(cache_key, _CachedSequence(seq, cache))
                     return GenerationResult("", prompt_tokens, len(seq) - reuse, 0, cancelled=True)
             draft: list[int] = []  # copied tokens fed after feed[0], verified by this forward
+            drafted = accepted_drafts = 0
             done = False
             while not done:
                 out = self._forward(feed, cache, rows=len(draft) + 1)
@@ -386,6 +389,7 @@ class Engine:
                         if go_on and cancel is not None and cancel.is_set():
                             cancelled, go_on = True, False
                     accepted = j < len(draft) and next_id == draft[j]
+                    accepted_drafts += accepted
                     if accepted and go_on:
                         continue  # draft[j] is in the cache already: check the next row
                     # The rest of the draft was fed but not chosen: out of the cache it goes.
@@ -398,10 +402,13 @@ class Engine:
                     else:
                         limit = max_new_tokens - (len(generated) - forced)
                         draft = guide.draft(generated, limit) if guide is not None and not pending else []
+                        drafted += len(draft)
                         feed = [next_id, *draft]
                     break
         self._remember(cache_key, _CachedSequence(seq, cache))
-        return GenerationResult(text, prompt_tokens, computed, len(generated), cancelled, generated)
+        return GenerationResult(
+            text, prompt_tokens, computed, len(generated), cancelled, generated, drafted, accepted_drafts
+        )
 
     def _healing_index(self) -> VocabIndex:
         if self._vocab_index is None:

@@ -234,8 +234,11 @@ def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Setti
     filler = "".join(f"const value{i} = {i};\n" for i in range(600))
     text = head + filler + "function zorbleTotals(order) {\n  return order."
     wide = Settings(**{**settings.__dict__, "max_new_tokens": 40})
-    got = Completer(engine).complete(text, len(text), settings=wide).text
+    copier = Completer(engine)
+    got = copier.complete(text, len(text), settings=wide).text
     assert got.startswith("quantityOrdered * order.unitPriceCents"), got
+    snap = copier.stats.snapshot()  # the long copy went through drafts, and they were kept
+    assert 0 < snap["draft_tokens_accepted"] <= snap["draft_tokens"]
     off = Settings(**{**wide.__dict__, "workspace_index": "off"})
     assert "quantityOrdered" not in Completer(engine).complete(text, len(text), settings=off).text
 

@@ -378,9 +378,11 @@ def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: Engine
         handle.remove()
     assert drafted.text == plain.text and drafted.token_ids == plain.token_ids
     assert true.proposed > 0 and calls[0] <= 1 + 16 // 3  # prefill + a forward per 1 + 5 accepted tokens
+    assert drafted.drafted == drafted.draft_accepted == true.proposed
     # A wrong draft (every proposed token off by one) is rejected: same output, one token per pass.
     wrong = DraftingGuide([(t + 1) % len(engine.tokenizer) for t in plain.token_ids])
-    assert engine.generate(ids, max_new_tokens=16, cache_key="wrong", guide=wrong).text == plain.text
+    rejected = engine.generate(ids, max_new_tokens=16, cache_key="wrong", guide=wrong)
+    assert rejected.text == plain.text and rejected.drafted > 0 and rejected.draft_accepted == 0
     # The rejected tokens left the KV cache (it holds exactly the tokens the engine remembers),
     # and continuing from it matches a cold engine.
     entry = engine._sequences["wrong"]
