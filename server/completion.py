@@ -21,7 +21,7 @@ from server.engine import Engine, GenerationResult
 from server.postprocess import PostContext, apply_filters, stop_reached
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
-from server.retrieval.mixing import Lookup, MixParams, NgramGuide
+from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
 from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
@@ -190,18 +190,13 @@ class Completer:
         # typed part of the word, and must not answer the query with itself.
         own = current.segments(key, prefix[: len(prefix) - len(prompt.heal)], suffix)
 
-        def in_file(query: Sequence[int], allowed: np.ndarray | None) -> Match:
+        def lookup(query: Sequence[int], allowed: np.ndarray | None) -> Match:
             found = merge([segment.longest(query, allowed=allowed) for segment in own])
-            return found.scaled(self.mix.own_file_weight)
+            if workspace is None:
+                return found
+            return prefer_local(found, workspace.lookup(query, exclude=key, allowed=allowed), self.mix)
 
-        lookups: list[Lookup] = [in_file]
-        if workspace is not None:
-
-            def in_workspace(query: Sequence[int], allowed: np.ndarray | None) -> Match:
-                return workspace.lookup(query, exclude=key, allowed=allowed)
-
-            lookups.append(in_workspace)
         # The query is the text before the completion (the healed part is generated), split as
         # the indexed files are, not as the prompt is.
         context = natural_tail_ids(tokenizer, prompt.prefix, prompt.heal, GUIDE_CONTEXT_CHARS)
-        return NgramGuide(lookups, context, self.mix, blanks)
+        return NgramGuide([lookup], context, self.mix, blanks)

@@ -47,12 +47,6 @@ class Match:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def scaled(self, weight: int) -> Match:
-        """The same match with each occurrence counted `weight` times (when pooled with others)."""
-        if weight == 1:
-            return self
-        return Match(self.length, {t: c * weight for t, c in self.counts.items()}, self.occurrences, self.following)
-
 
 NO_MATCH = Match(0, {}, 0)
 

@@ -271,7 +271,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     assert guide is not None and guide.match([]).length == 0
 
 
-def test_the_file_being_edited_outweighs_the_workspace_at_equal_match_length(engine: Engine, settings: Settings) -> None:
+def test_the_file_being_edited_wins_over_the_workspace_at_equal_match_length(engine: Engine, settings: Settings) -> None:
     from server.workspace import new_index
 
     call = "const total = computeZorbleSum("
@@ -281,5 +281,5 @@ def test_the_file_being_edited_outweighs_the_workspace_at_equal_match_length(eng
     wide = Settings(**{**settings.__dict__, "max_new_tokens": 24})
     completer = Completer(engine, workspace=index)
     assert completer.complete(text, len(text), settings=wide, key="this.js").text.startswith("gadgets, 5)")
-    alone = Completer(engine, workspace=index, mix=MixParams(own_file_weight=1))
-    assert alone.complete(text, len(text), settings=wide, key="this.js").text.startswith("widgets, 3)")
+    pooled = Completer(engine, workspace=index, mix=MixParams(own_file_slack=-1))  # 3 against 1
+    assert pooled.complete(text, len(text), settings=wide, key="this.js").text.startswith("widgets, 3)")

@@ -261,3 +261,15 @@ def test_the_guide_drafts_what_followed_a_long_unanimous_match() -> None:
     both = NgramGuide([lambda q, allowed: split.longest(q, allowed=allowed)], list(range(1, 10)))
     both([], logits)
     assert both.draft([20], 4) == []
+
+
+def test_the_file_being_edited_is_preferred_within_the_slack() -> None:
+    from server.retrieval.mixing import prefer_local
+
+    params = MixParams(min_length=3, own_file_slack=2)
+    local, longer = Match(5, {1: 1}, 1), Match(7, {2: 9}, 9)
+    assert prefer_local(local, longer, params) is local  # 2 shorter: the file's own idiom
+    assert prefer_local(local, Match(8, {2: 9}, 9), params).counts == {2: 9}  # 3 shorter: the longer
+    assert prefer_local(Match(2, {1: 1}, 1), Match(4, {2: 1}, 1), params).counts == {2: 1}  # too short to win
+    pooled = prefer_local(local, Match(5, {2: 3}, 3), MixParams(own_file_slack=-1))
+    assert pooled.counts == {1: 1, 2: 3}  # -1: equal lengths pool
