@@ -266,7 +266,7 @@ def test_the_guide_drafts_what_followed_a_long_unanimous_match() -> None:
 def test_the_file_being_edited_is_preferred_within_the_slack() -> None:
     from server.retrieval.mixing import prefer_local
 
-    params = MixParams(min_length=3, own_file_slack=2)
+    params = MixParams(min_length=3, own_file_slack=2)  # the default is 0: ties only
     local, longer = Match(5, {1: 1}, 1), Match(7, {2: 9}, 9)
     assert prefer_local(local, longer, params) is local  # 2 shorter: the file's own idiom
     assert prefer_local(local, Match(8, {2: 9}, 9), params).counts == {2: 9}  # 3 shorter: the longer
