@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,19 @@ def encoder(tokenizer: Any) -> Encode:
     return encode
 
 
+# blank_kinds per tokenizer: decoding a whole vocabulary once is enough for the Completer, every
+# index built over it (one per package in `training.evaluate`) and the benchmarks.
+_BLANK_KINDS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+
 def blank_kinds(tokenizer: Any) -> np.ndarray:
     """Per token id: 0 for a token with anything but spaces, tabs and line breaks in it, 1 for
     spaces/tabs, 2 for blanks holding a line break. Matching folds runs of blanks
-    (`server.retrieval.segment`); mixing lets the model choose the line break (`mixing`)."""
+    (`server.retrieval.segment`); mixing lets the model choose the line break (`mixing`).
+    Computed once per tokenizer."""
+    cached = _BLANK_KINDS.get(tokenizer)
+    if cached is not None and len(cached) == len(tokenizer):
+        return cached
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
 
     def kind(text: str) -> int:
@@ -51,13 +61,13 @@ def blank_kinds(tokenizer: Any) -> np.ndarray:
             return 0
         return 2 if "\n" in text or "\r" in text else 1
 
-    return np.array([kind(t) for t in texts], dtype=np.int8)
+    kinds = _BLANK_KINDS[tokenizer] = np.array([kind(t) for t in texts], dtype=np.int8)
+    return kinds
 
 
-def new_index(tokenizer: Any, blanks: np.ndarray | None = None) -> WorkspaceIndex:
-    """An empty index over `tokenizer`'s ids (`blanks`: its `blank_kinds`, computed if not given)."""
-    kinds = blank_kinds(tokenizer) if blanks is None else blanks
-    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=kinds > 0)
+def new_index(tokenizer: Any) -> WorkspaceIndex:
+    """An empty index over `tokenizer`'s ids."""
+    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0)
 
 
 class Workspace:
