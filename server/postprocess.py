@@ -256,6 +256,6 @@ def stop_reached(text: str, ctx: PostContext) -> bool:
     the string being completed reaches the quote the editor auto-closed, or the text is looping."""
     return (
         cut_at_stop(text, ctx) != text
-        or (ctx.suffix.startswith(ctx.quote) and _string_end(text, ctx.quote) is not None)
+        or close_string(text, ctx) != text
         or drop_repetition(text, ctx) != text
     )
