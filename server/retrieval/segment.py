@@ -51,13 +51,22 @@ class Match:
 NO_MATCH = Match(0, {}, 0)
 
 
+def blank_mask(ids: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """Which of `ids` are blank tokens (`blank`: a boolean table over token ids; ids outside it,
+    such as a separator, are not)."""
+    if blank is None:
+        return np.zeros(len(ids), dtype=bool)
+    inside = (ids >= 0) & (ids < len(blank))
+    return inside & blank[np.where(inside, ids, 0)]
+
+
 def fold_blanks(ids: Sequence[int] | np.ndarray, blank: np.ndarray | None) -> np.ndarray:
     """`ids` (int64) with every run of blank tokens cut to its first token (`blank`: a boolean
     table over token ids; None folds nothing). Values are kept: the caller maps them."""
     arr = np.asarray(ids, dtype=np.int64)
     if blank is None or not len(arr):
         return arr
-    is_blank = blank[np.minimum(arr, len(blank) - 1)] & (arr < len(blank))
+    is_blank = blank_mask(arr, blank)
     repeat = is_blank.copy()
     repeat[1:] &= is_blank[:-1]
     repeat[0] = False
@@ -96,7 +105,7 @@ class Segment:
         self.starts = np.array([*starts, pos], dtype=np.int64)
         flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         # Blank runs: their original first token, by position, and the canonical id in the stream.
-        blank_at = self._is_blank(flat)
+        blank_at = blank_mask(flat, self.blank)
         self._blank_pos = np.flatnonzero(blank_at).astype(np.int64)
         self._blank_ids = flat[blank_at].astype(np.int32)
         if self.blank is not None:
@@ -114,16 +123,10 @@ class Segment:
     def nbytes(self) -> int:
         return len(self.data) + self.sa.nbytes + self.starts.nbytes + self._blank_pos.nbytes + self._blank_ids.nbytes
 
-    def _is_blank(self, ids: np.ndarray) -> np.ndarray:
-        if self.blank is None:
-            return np.zeros(len(ids), dtype=bool)
-        inside = (ids >= 0) & (ids < len(self.blank))
-        return inside & self.blank[np.where(inside, ids, 0)]
-
     def fold(self, query: Sequence[int]) -> np.ndarray:
         """A query as it is indexed: blank runs cut to one canonical token."""
         arr = fold_blanks(query, self.blank)
-        return np.where(self._is_blank(arr), self.canon, arr) if self.blank is not None else arr
+        return np.where(blank_mask(arr, self.blank), self.canon, arr) if self.blank is not None else arr
 
     def original(self, positions: np.ndarray) -> np.ndarray:
         """The token ids at `positions` as the documents had them (blank runs: their first token)."""
