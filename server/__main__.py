@@ -30,6 +30,12 @@ FLAG_SETTINGS = {
     "device": "device",
     "quantize": "quantize",
     "multiline": "multiline",
+    "fim": "fim",
+    "backend": "backend",
+    "backend_url": "backendUrl",
+    "backend_model": "backendModel",
+    "backend_api_key_env": "backendApiKeyEnv",
+    "backend_timeout_ms": "backendTimeoutMs",
 }
 
 
@@ -66,6 +72,24 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default)
     group.add_argument("--quantize", choices=("none", "int8", "bf16"), default=default)
     group.add_argument("--multiline", choices=("auto", "never", "always"), default=default)
+    group.add_argument("--fim", choices=("auto", "off"), default=default, help="fill-in-the-middle prompts")
+    group.add_argument(
+        "--backend",
+        choices=("local", "openai"),
+        default=default,
+        help="local: the model in this process; openai: an OpenAI-compatible engine at --backend-url",
+    )
+    group.add_argument(
+        "--backend-url", default=default, metavar="URL", help="https://…, or http://127.0.0.1:PORT"
+    )
+    group.add_argument("--backend-model", default=default, metavar="NAME", help="`model` sent to the engine")
+    group.add_argument(
+        "--backend-api-key-env",
+        default=default,
+        metavar="VAR",
+        help="name of the environment variable holding the engine's API key",
+    )
+    group.add_argument("--backend-timeout-ms", type=int, default=default, metavar="MS")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,9 +192,17 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
         raise CliError(f"cannot read {path}: {exc}") from exc
     offset = offset_of(text, line, col)
     with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints must not mix with the result
-        engine = Engine(settings)
-        engine.load()
-        outcome = Completer(engine).complete(text, offset, settings=settings)
+        if settings.backend == "openai":
+            from server.backends.openai import OpenAIBackend
+
+            completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
+        else:
+            engine = Engine(settings)
+            engine.load()
+            completer = Completer(engine)
+        outcome = completer.complete(text, offset, settings=settings)
+    if outcome.backend is not None and outcome.backend.error is not None:
+        raise CliError(str(outcome.backend.error))
     logger.info("complete %s:%d:%d -> %r (%s)", path, line, col, outcome.text, outcome.reason)
     sys.stdout.write(outcome.text + ("\n" if sys.stdout.isatty() else ""))
     sys.stdout.flush()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.engine import Engine, GenerationResult
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 FILTER_CONTEXT_CHARS = 4000
 # Text before the cursor tokenized for the ∞-gram query: more than MAX_QUERY tokens of code.
 GUIDE_CONTEXT_CHARS = 400
+# A remote engine's tokenizer is not ours: its prompt budget (maxPromptTokens) is counted in
+# characters at this rate, which JavaScript in GPT-2-style BPE vocabularies exceeds (≈ 3-4).
+CHARS_PER_TOKEN = 3
 
 
 def cache_key(key: str, settings: Settings, multiline: bool) -> str:
@@ -49,6 +53,8 @@ class Outcome:
     cache_hit: bool
     result: GenerationResult | None
     reason: str
+    backend: BackendResult | None = None  # set when a remote backend generated (or failed)
+    notice: str = ""  # a message for the user: the first failure of a backend outage, once
 
 
 class Completer:
@@ -56,15 +62,22 @@ class Completer:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         cache: CompletionCache | None = None,
         stats: Stats | None = None,
         *,
         token_healing: bool = True,
         workspace: WorkspaceIndex | None = None,
         mix: MixParams | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        if (engine is None) == (backend is None):
+            raise ValueError("a Completer generates with exactly one of an Engine and a remote Backend")
         self.engine = engine
+        # A remote engine (settings.backend "openai"): text in, text out. Context decisions, the
+        # completion cache, stop checks and filters stay here; token-level parts (healing, KV
+        # reuse, ∞-gram mixing) need the model's logits and are the local engine's only.
+        self.backend = backend
         self.workspace = workspace  # None: only the file itself is copied from (workspaceIndex on)
         self.mix = mix or MixParams()
         self.cache = cache
@@ -128,26 +141,30 @@ class Completer:
                 stats.incr("cache_hits")
                 return Outcome(hit, decision.multiline, True, None, f"cache hit ({decision.reason})")
 
-        self.engine.load()  # no-op once loaded; the tokenizer is needed from here on
+        ctx = PostContext(
+            prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
+        )
+        engine = self.engine
+        if engine is None:
+            assert self.backend is not None  # the constructor guarantees one of the two
+            return self._complete_remote(self.backend, prefix, suffix, ctx, settings, entry, cancel, decision.reason)
+        engine.load()  # no-op once loaded; the tokenizer is needed from here on
         with stats.timer("prompt"):
             # Fit the model: the engine's own left-cut is only a safety net (it would cut the FIM
             # header off and move the window on every keystroke, defeating KV-cache reuse).
-            budget = min(settings.max_prompt_tokens, self.engine.max_positions - settings.max_new_tokens)
+            budget = min(settings.max_prompt_tokens, engine.max_positions - settings.max_new_tokens)
             prompt = build_prompt(
-                self.engine.tokenizer,
+                engine.tokenizer,
                 prefix,
                 suffix,
                 max(budget, 16),
                 heal=self.token_healing,
                 fim=settings.fim == "auto",
             )
-        ctx = PostContext(
-            prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
-        )
         with stats.timer("retrieval"):
-            guide = self._guide(prompt, prefix, suffix, key, settings)
+            guide = self._guide(engine, prompt, prefix, suffix, key, settings)
         with stats.timer("generate"):
-            result = self.engine.generate(
+            result = engine.generate(
                 prompt.input_ids,
                 max_new_tokens=settings.max_new_tokens,
                 stop=lambda generated: stop_reached(generated, ctx),
@@ -176,12 +193,54 @@ class Completer:
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
 
-    def _guide(self, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings) -> NgramGuide | None:
+    def _complete_remote(
+        self,
+        backend: Backend,
+        prefix: str,
+        suffix: str,
+        ctx: PostContext,
+        settings: Settings,
+        entry: str,
+        cancel: threading.Event | None,
+        reason: str,
+    ) -> Outcome:
+        """One request to a remote engine: the same decisions, stop checks, filters and cache."""
+        stats = self.stats
+        chars = settings.max_prompt_tokens * CHARS_PER_TOKEN
+        request = BackendRequest(
+            prompt=_line_aligned_tail(prefix, chars),
+            max_tokens=settings.max_new_tokens,
+            # FIM through the OpenAI `suffix` field; a quarter of the budget, as build_prompt does.
+            suffix=suffix[: chars // 4] if settings.fim == "auto" else None,
+            cancel=cancel,
+            stop_check=lambda generated: stop_reached(generated, ctx),
+        )
+        result = backend.complete(request)
+        if result.finish_reason != "backoff":  # a request that never left is not the engine's time
+            stats.record("backend", result.ms)
+        health = getattr(backend, "health", None)
+        report = health.take_report() if health is not None else None
+        notice = report.user_message if report is not None else ""
+        if result.cancelled:
+            stats.incr("cancelled")
+            return Outcome("", ctx.multiline, False, None, "cancelled", result, notice)
+        if result.error is not None:
+            stats.incr("backend_errors")
+            return Outcome("", ctx.multiline, False, None, f"backend: {result.error}", result, notice)
+        with stats.timer("postprocess"):
+            completion = apply_filters(result.text, ctx)
+        if self.cache is not None:
+            self.cache.put(entry, prefix, suffix, completion)
+        return Outcome(completion, ctx.multiline, False, None, reason, result, notice)
+
+    def _guide(
+        self, engine: Engine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
+    ) -> NgramGuide | None:
         """The ∞-gram guide for one request: the file itself (all of it), then the workspace."""
         if settings.workspace_index == "off":
             return None  # the model alone, exactly as without retrieval
         workspace = self.workspace
-        tokenizer = self.engine.tokenizer
+        tokenizer = engine.tokenizer
         if self._retrieval is None or self._retrieval[0] != id(tokenizer):
             kinds = blank_kinds(tokenizer)
             self._retrieval = (id(tokenizer), kinds, CurrentDocument(encoder(tokenizer), len(tokenizer), kinds > 0))
@@ -200,3 +259,13 @@ class Completer:
         # the indexed files are, not as the prompt is.
         context = natural_tail_ids(tokenizer, prompt.prefix, prompt.heal, GUIDE_CONTEXT_CHARS)
         return NgramGuide([lookup], context, self.mix, blanks)
+
+
+def _line_aligned_tail(text: str, chars: int) -> str:
+    """The last `chars` characters of `text`, starting at a line start when one is in reach (a
+    prompt cut mid-line looks like no code the engine was trained on)."""
+    if len(text) <= chars:
+        return text
+    tail = text[-chars:]
+    newline = tail.find("\n")
+    return tail[newline + 1 :] if 0 <= newline < len(tail) // 2 else tail

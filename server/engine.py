@@ -16,6 +16,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 import torch
 
+from server.backends.base import BackendRequest, BackendResult
 from server.errors import CodeparrotError, GenerationError, ModelLoadError
 from server.models import ModelSource, resolve_model
 from server.settings import Settings
@@ -255,6 +257,39 @@ class Engine:
                 self._sequences.clear()
             else:
                 self._sequences.pop(cache_key, None)
+
+    def complete(self, request: BackendRequest) -> BackendResult:
+        """The `server.backends.Backend` interface, in process: the request a remote engine gets
+        (text before/after the cursor, stop strings, a token limit, a cancel event), with token
+        healing. The `Completer` drives `generate` directly instead, for what only an in-process
+        engine can do (KV reuse per document, workspace mixing, copy drafts)."""
+        from server.context import build_prompt
+
+        start = time.perf_counter()
+        self.load()
+        budget = max(16, self.max_positions - request.max_tokens)
+        prompt = build_prompt(
+            self.tokenizer, request.prompt, request.suffix or "", budget, heal=True, fim=request.suffix is not None
+        )
+        stops = [s for s in request.stop if s]
+
+        def stop(text: str) -> bool:
+            if any(s in text for s in stops):
+                return True
+            return request.stop_check is not None and request.stop_check(text)
+
+        result = self.generate(
+            prompt.input_ids, max_new_tokens=request.max_tokens, stop=stop, cancel=request.cancel, heal=prompt.heal
+        )
+        text = result.text
+        cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            text = text[:cut]  # OpenAI semantics: the stop string is not part of the answer
+        ms = (time.perf_counter() - start) * 1000.0
+        if result.cancelled:
+            return BackendResult("", cancelled=True, ms=ms, finish_reason="cancelled")
+        reason = "length" if cut < 0 and result.new_tokens >= request.max_tokens else "stop"
+        return BackendResult(text, ms=ms, finish_reason=reason)
 
     def generate(
         self,

@@ -20,6 +20,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
+from server.backends.base import BackendError
 from server.cache import CompletionCache
 from server.completion import Completer
 from server.engine import Engine
@@ -41,6 +42,9 @@ FAULT_ENV = "CODEPARROT_TEST_FAULTS"
 
 
 def describe(settings: Settings) -> str:
+    if settings.backend == "openai":
+        model = f" (model {settings.backend_model})" if settings.backend_model else ""
+        return f"the completion server at {settings.backend_url or '(codeparrot.backendUrl not set)'}{model}"
     model = settings.model or "the shipped default model"
     return f"{model} + adapter {settings.adapter}" if settings.adapter else model
 
@@ -89,6 +93,9 @@ class ModelLoader:
         return self._completer
 
     async def _load(self, settings: Settings) -> None:
+        if settings.backend == "openai":
+            self._connect(settings)
+            return
         key = settings.model_key()
         engine = Engine(settings)
         loop = asyncio.get_running_loop()
@@ -122,6 +129,27 @@ class ModelLoader:
         _inject_test_faults(engine)
         self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
         logger.info("model ready: %s", describe(settings))
+
+    def _connect(self, settings: Settings) -> None:
+        """A remote backend: nothing to load, only the settings to check (a bad one is told once)."""
+        from server.backends.openai import OpenAIBackend
+
+        try:
+            backend = OpenAIBackend.from_settings(settings)
+        except BackendError as exc:
+            self.error = exc
+            logger.error("backend not usable: %s", exc.user_message)
+            self._server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=exc.user_message)
+            )
+            return
+        env = settings.backend_api_key_env
+        if env and not os.environ.get(env):
+            message = f"codeparrot.backendApiKeyEnv names {env}, which is not set in the server's environment; sending no key."
+            logger.warning(message)
+            self._server.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+        self._completer = Completer(None, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats, backend=backend)
+        logger.info("completing with %s", describe(settings))
 
     async def begin_progress(self, title: str, what: str) -> str | None:
         """Create a work-done progress token if the client supports it, and send `begin`."""

@@ -235,6 +235,7 @@ class CompletionServer(LanguageServer):
         snapshot = self.stats.snapshot()
         snapshot["model"] = {
             "spec": describe(self.settings),
+            "backend": self.settings.backend,
             "loaded": self.loader.loaded,
             "loading": self.loader.loading,
         }
@@ -314,9 +315,15 @@ class CompletionServer(LanguageServer):
             raise
         if completer is None:
             return None
-        indexing = settings.workspace_index == "on" and bool(self.repo.folders or len(self.documents) > 1)
-        if indexing:
-            completer.workspace = await self._attach_index(completer.engine.tokenizer)
+        # The index is in the local model's tokens and mixes into its logits: not for a remote engine.
+        engine = completer.engine
+        indexing = (
+            engine is not None
+            and settings.workspace_index == "on"
+            and bool(self.repo.folders or len(self.documents) > 1)
+        )
+        if indexing and engine is not None:
+            completer.workspace = await self._attach_index(engine.tokenizer)
         request_id = next(self._ids)
         cancel = threading.Event()
         if (previous := self._inflight.get(uri)) is not None:
@@ -368,7 +375,9 @@ class CompletionServer(LanguageServer):
         finally:
             if self._inflight.get(uri) is cancel:
                 del self._inflight[uri]
-        if outcome is None or (outcome.result is not None and outcome.result.cancelled) or not outcome.text:
+        if outcome is not None and outcome.notice:  # once per backend outage, not per keystroke
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=outcome.notice))
+        if outcome is None or outcome.reason == "cancelled" or not outcome.text:
             logger.debug(
                 "request %d: no completion (%s)", request_id, outcome.reason if outcome else "cancelled"
             )

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from server.backends.base import validate_url
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +23,13 @@ QUANTIZE = ("none", "int8", "bf16")
 MULTILINE = ("auto", "never", "always")
 ON_OFF = ("on", "off")
 FIM = ("auto", "off")
+BACKENDS = ("local", "openai")
 
 # Bounds: beyond these a value is a typo, not a preference.
 MAX_NEW_TOKENS_RANGE = (1, 1024)
 MAX_PROMPT_TOKENS_RANGE = (16, 32768)
+BACKEND_TIMEOUT_MS_RANGE = (50, 60000)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,13 @@ class Settings:
     max_prompt_tokens: int = 768  # 1024-position models keep room for new tokens; longer = slower cold start
     workspace_index: str = "on"  # copying from the user's own files is the strongest signal we have
     fim: str = "off"  # the shipped model completes lines better from the prefix alone (dev set ES +1.3-1.7)
+    # Where tokens come from: "local" (the model in this process) or "openai" (an engine's
+    # /v1/completions at backend_url; see docs/team-server.md).
+    backend: str = "local"
+    backend_url: str = ""  # https://…, or http:// to this machine only
+    backend_model: str = ""  # the `model` field of each request; engines serving one model ignore it
+    backend_api_key_env: str = ""  # the *name* of an environment variable holding the key; never the key
+    backend_timeout_ms: int = 2000  # per read: a completion later than ~2 s is of no use to an editor
 
     def merged(self, raw: Mapping[str, Any]) -> tuple[Settings, list[str]]:
         """Return settings with each valid key of `raw` applied, and errors for invalid ones.
@@ -65,9 +78,12 @@ class Settings:
                 )
         return (dataclasses.replace(self, **changes) if changes else self), errors
 
-    def model_key(self) -> tuple[str, str, str, str]:
-        """The fields whose change requires reloading the model."""
-        return (self.model, self.adapter, self.device, self.quantize)
+    def model_key(self) -> tuple[Any, ...]:
+        """The fields whose change requires reloading the model (or reconnecting the backend)."""
+        if self.backend == "openai":
+            return (self.backend, self.backend_url, self.backend_model, self.backend_api_key_env,
+                    self.backend_timeout_ms)
+        return (self.backend, self.model, self.adapter, self.device, self.quantize)
 
     def to_lsp(self) -> dict[str, Any]:
         """The settings under their camelCase LSP names."""
@@ -106,6 +122,18 @@ def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else "must be true or false"
 
 
+def _url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    return validate_url(value) if value else None  # "" = not configured
+
+
+def _env_name(value: Any) -> str | None:
+    if isinstance(value, str) and (value == "" or _ENV_NAME.match(value)):
+        return None
+    return "must be the name of an environment variable (letters, digits, _), not the key itself"
+
+
 _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "model": _string,
     "adapter": _string,
@@ -117,6 +145,11 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "max_prompt_tokens": _int_in(*MAX_PROMPT_TOKENS_RANGE),
     "workspace_index": _choice(ON_OFF),
     "fim": _choice(FIM),
+    "backend": _choice(BACKENDS),
+    "backend_url": _url,
+    "backend_model": _string,
+    "backend_api_key_env": _env_name,
+    "backend_timeout_ms": _int_in(*BACKEND_TIMEOUT_MS_RANGE),
 }
 _CAMEL: dict[str, str] = {f.name: _camel(f.name) for f in dataclasses.fields(Settings)}
 _FIELD_BY_KEY: dict[str, str] = {**{c: f for f, c in _CAMEL.items()}, **{f: f for f in _CAMEL}}

@@ -19,6 +19,7 @@ export type Quantize = "none" | "int8" | "bf16";
 export type Multiline = "auto" | "never" | "always";
 export type OnOff = "on" | "off";
 export type Fim = "auto" | "off";
+export type BackendKind = "local" | "openai";
 
 /** The server's settings, with the server's own (camelCase) key names. */
 export interface ServerSettings {
@@ -32,6 +33,11 @@ export interface ServerSettings {
   enable: boolean;
   workspaceIndex: OnOff;
   fim: Fim;
+  backend: BackendKind;
+  backendUrl: string;
+  backendModel: string;
+  backendApiKeyEnv: string;
+  backendTimeoutMs: number;
 }
 
 /** Keys sent to the server; identical to package.json `codeparrot.<key>` and server/settings.py. */
@@ -46,6 +52,11 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "enable",
   "workspaceIndex",
   "fim",
+  "backend",
+  "backendUrl",
+  "backendModel",
+  "backendApiKeyEnv",
+  "backendTimeoutMs",
 ];
 
 /** Extension-only keys: they change how the server process is started, so they need a restart. */
@@ -57,6 +68,7 @@ const ENUMS = {
   multiline: ["auto", "never", "always"],
   workspaceIndex: ["on", "off"],
   fim: ["auto", "off"],
+  backend: ["local", "openai"],
 } as const;
 
 export interface ReadResult {
@@ -89,11 +101,15 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
     switch (key) {
       case "model":
       case "adapter":
+      case "backendUrl":
+      case "backendModel":
+      case "backendApiKeyEnv":
         if (typeof value === "string") settings[key] = value.trim();
         else bad(key, value, "a string");
         break;
       case "maxNewTokens":
       case "maxPromptTokens":
+      case "backendTimeoutMs":
         if (isPositiveInt(value)) settings[key] = value;
         else bad(key, value, "a positive integer");
         break;
@@ -105,7 +121,8 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
       case "quantize":
       case "multiline":
       case "workspaceIndex":
-      case "fim": {
+      case "fim":
+      case "backend": {
         const allowed: readonly string[] = ENUMS[key];
         if (typeof value === "string" && allowed.includes(value)) {
           (settings as Record<string, unknown>)[key] = value;

@@ -81,6 +81,22 @@ describe("readServerSettings", () => {
     assert.match(problems.join("\n"), /codeparrot\.model: 7 is not a string/);
   });
 
+  it("passes the team-server backend settings through; the key's variable name, never a key", () => {
+    const values = {
+      backend: "openai",
+      backendUrl: " http://127.0.0.1:8080 ",
+      backendModel: "codeparrot",
+      backendApiKeyEnv: "TEAM_LLM_KEY",
+      backendTimeoutMs: 1500,
+    };
+    const { settings, problems } = readServerSettings(config(values));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(settings, { ...values, backendUrl: "http://127.0.0.1:8080" });
+    const bad = readServerSettings(config({ backend: "vllm", backendTimeoutMs: "2s" }));
+    assert.deepEqual(bad.settings, {});
+    assert.match(bad.problems.join("\n"), /codeparrot\.backend: "vllm" is not one of local, openai/);
+  });
+
   it("rejects a fractional token count", () => {
     const { settings, problems } = readServerSettings(config({ maxPromptTokens: 10.5 }));
     assert.deepEqual(settings, {});

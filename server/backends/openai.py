@@ -6,36 +6,19 @@ import json
 import logging
 import os
 import time
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from server.backends.base import BackendError, BackendRequest, BackendResult, Health
+from server.backends.base import BackendError, BackendRequest, BackendResult, Health, validate_url
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Per-read timeout: a completion is useless to an editor after ~2 s; configurable per backend.
 DEFAULT_TIMEOUT_S = 2.0
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def validate_url(url: str) -> str | None:
-    """None when `url` may be used; else why not. Plain http only to this machine (no key leaks)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"codeparrot.backendUrl {url!r} is not a valid URL ({exc})."
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host in LOCAL_HOSTS:
-        return None
-    return (
-        f"codeparrot.backendUrl {url!r} is not allowed: use https://…, or http://127.0.0.1, "
-        "http://localhost or http://[::1] (any port) for an engine on this machine."
-    )
 
 
 class OpenAIBackend:
@@ -45,7 +28,8 @@ class OpenAIBackend:
                  timeout_s: float = DEFAULT_TIMEOUT_S, health: Health | None = None) -> None:
         problem = validate_url(url)
         if problem:
-            raise BackendError(problem, user_message=problem)
+            message = f"codeparrot.backendUrl {url!r}: {problem}"
+            raise BackendError(message, user_message=message)
         self.url = url.rstrip("/") + "/v1/completions"
         self.model = model
         self.health = health if health is not None else Health()
@@ -54,6 +38,22 @@ class OpenAIBackend:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIBackend:
+        """The backend `settings` name (codeparrot.backend "openai"); BackendError if unusable."""
+        if not settings.backend_url:
+            message = (
+                "codeparrot.backend is 'openai' but codeparrot.backendUrl is empty: set it to the "
+                "engine's address, e.g. http://127.0.0.1:8080"
+            )
+            raise BackendError(message, user_message=message)
+        return cls(
+            settings.backend_url,
+            settings.backend_model,
+            api_key_env=settings.backend_api_key_env,
+            timeout_s=settings.backend_timeout_ms / 1000.0,
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -2,77 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
+from fake_engine import Engine, serve
 
-from server.backends import BackendRequest, Health, OpenAIBackend, validate_url
-
-
-class Engine:
-    """What the fake engine does on the next request: mode + chunks; records request bodies."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.chunks = ["foo", "(", "bar", ");"]
-        self.delay = 0.0
-        self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.sent = 0  # chunks written in the latest request
-
-
-def _handler(engine: Engine) -> type[BaseHTTPRequestHandler]:
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            engine.bodies.append(body)
-            engine.headers.append(dict(self.headers))
-            if engine.mode == "500":
-                self.send_response(500)
-                self.send_header("Content-Length", "4")
-                self.end_headers()
-                self.wfile.write(b"oops")
-                return
-            if engine.mode == "hang":
-                time.sleep(1.0)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            engine.sent = 0
-            try:
-                for chunk in engine.chunks:
-                    event = {"choices": [{"text": chunk, "finish_reason": None}]}
-                    payload = "{not json" if engine.mode == "badjson" else json.dumps(event)
-                    self.wfile.write(f"data: {payload}\n\n".encode())
-                    self.wfile.flush()
-                    engine.sent += 1
-                    time.sleep(engine.delay)
-                if engine.mode != "cut":
-                    self.wfile.write(b"data: [DONE]\n\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    return H
+from server.backends import BackendError, BackendRequest, Health, validate_url
+from server.backends.openai import OpenAIBackend
 
 
 @pytest.fixture
 def engine() -> Iterator[tuple[Engine, str]]:
-    state = Engine()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve() as running:
+        yield running
 
 
 def test_streams_completion_with_openai_body(engine: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,4 +102,6 @@ def test_validate_url_accepts(url: str) -> None:
 @pytest.mark.parametrize("url", ["http://10.0.0.5:8080", "http://example.com", "ftp://localhost", "localhost:8080", "http://[::1]:x"])
 def test_validate_url_rejects(url: str) -> None:
     problem = validate_url(url)
-    assert problem and "codeparrot.backendUrl" in problem
+    assert problem and ("not allowed" in problem or "not a valid URL" in problem)
+    with pytest.raises(BackendError, match=r"codeparrot\.backendUrl"):
+        OpenAIBackend(url)

@@ -267,7 +267,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     text = "const zz = 1;\nqqFrob(alphaValue, bet"
     prompt = build_prompt(engine.tokenizer, text, "", 256, heal=True)
     assert prompt.heal and text.endswith(prompt.heal)
-    guide = Completer(engine)._guide(prompt, text, "", "file:///self.js", settings)
+    guide = Completer(engine)._guide(engine, prompt, text, "", "file:///self.js", settings)
     assert guide is not None and guide.match([]).length == 0
 
 

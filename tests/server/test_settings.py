@@ -28,6 +28,11 @@ def test_lsp_keys_are_the_documented_camel_case_names() -> None:
         "maxPromptTokens",
         "workspaceIndex",
         "fim",
+        "backend",
+        "backendUrl",
+        "backendModel",
+        "backendApiKeyEnv",
+        "backendTimeoutMs",
     }
 
 
@@ -80,6 +85,14 @@ def test_snake_case_keys_are_accepted_too() -> None:
         ("model", 42),
         ("adapter", ["x"]),
         ("maxPromptTokens", 2),
+        ("backend", "vllm"),
+        ("backendUrl", "http://10.0.0.5:8080"),  # plain http off this machine would leak the key
+        ("backendUrl", "ftp://localhost"),
+        ("backendUrl", "localhost:8080"),
+        ("backendUrl", 8080),
+        ("backendApiKeyEnv", "sk-abc123-the-key-itself"),
+        ("backendTimeoutMs", 0),
+        ("backendModel", 3),
     ],
 )
 def test_invalid_value_keeps_previous_and_explains(key: str, value: object) -> None:
@@ -117,3 +130,22 @@ def test_model_key_changes_only_for_reload_fields() -> None:
     )
     for raw in ({"model": "/m"}, {"adapter": "/a"}, {"device": "cpu"}, {"quantize": "int8"}):
         assert base.merged(raw)[0].model_key() != base.model_key()
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://127.0.0.1:8080", "http://localhost:11434/", "http://[::1]:9000", "https://llm.example.com/team"]
+)
+def test_backend_urls_on_this_machine_or_https_are_accepted(url: str) -> None:
+    after, errors = Settings().merged({"backend": "openai", "backendUrl": url, "backendApiKeyEnv": "TEAM_LLM_KEY"})
+    assert errors == []
+    assert (after.backend, after.backend_url, after.backend_api_key_env) == ("openai", url, "TEAM_LLM_KEY")
+
+
+def test_backend_settings_select_what_is_reconnected() -> None:
+    remote = Settings(backend="openai", backend_url="http://127.0.0.1:8080")
+    assert remote.model_key() != Settings().model_key()
+    # The local model's settings do not matter to a remote backend, its own ones do.
+    assert remote.merged({"model": "/m", "quantize": "int8"})[0].model_key() == remote.model_key()
+    for raw in ({"backendUrl": "http://localhost:9"}, {"backendModel": "m"}, {"backendTimeoutMs": 500},
+                {"backendApiKeyEnv": "K"}):
+        assert remote.merged(raw)[0].model_key() != remote.model_key()
