@@ -2,6 +2,7 @@
 
     python benchmarks/latency.py --make-codeparrot-shaped /tmp/cp-shaped --max-new-tokens 16
     python benchmarks/latency.py --model DIR [--quantize int8] [--in-process]
+    python benchmarks/latency.py --model DIR --backend openai --url http://127.0.0.1:8080
 
 A JavaScript file is opened with its first part as context; then the next characters are
 typed one at a time (an incremental `didChange` each), with an inline-completion request after
@@ -14,6 +15,10 @@ server's RSS, and the cold start (process spawn → first completion, model load
 it): the cold start is still to the first completion (the index builds in the background
 meanwhile), then the replay waits for the index to be built (its `$/progress` end, timed from
 the spawn) and types with workspace retrieval on.
+`--backend openai --url URL` replays the same keystrokes twice in one run, through the stdio
+server with the model in process and through the server with `codeparrot.backend: openai` asking
+the engine at URL (e.g. llama.cpp's server with the same model as GGUF), and prints both and their
+ratio instead of the naive baseline.
 """
 
 from __future__ import annotations
@@ -255,10 +260,14 @@ class StdioClient:
         self._stderr.close()
 
 
-def run_stdio(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
+def run_stdio(
+    args: argparse.Namespace, text: str, steps: list[tuple[str, int]], backend_url: str | None = None
+) -> dict[str, Any]:
     argv = [sys.executable, "-m", "server", "--model", str(args.model)]
     argv += ["--max-new-tokens", str(args.max_new_tokens), "--max-prompt-tokens", str(args.max_prompt_tokens)]
     argv += ["--quantize", args.quantize, "--device", "cpu"]
+    if backend_url:
+        argv += ["--backend", "openai", "--backend-url", backend_url, "--backend-model", args.backend_model]
     uri = "file:///bench/sample.js"
     init: dict[str, Any] = {"processId": os.getpid(), "rootUri": None, "capabilities": {}}
     if args.workspace:
@@ -450,19 +459,41 @@ def pct(values: list[float], q: float) -> float:
 def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, Any]) -> None:
     import torch
 
-    s_lat, n_lat = server["latencies"], naive["latencies"]
-    s50, s95, n50, n95 = pct(s_lat, 50), pct(s_lat, 95), pct(n_lat, 50), pct(n_lat, 95)
-    stats = server["stats"]
+    n_lat = naive["latencies"]
+    n50, n95 = pct(n_lat, 50), pct(n_lat, 95)
     mode = "in-process Completer" if args.in_process else "stdio server"
     print(f"model: {args.model}  quantize: {args.quantize}  max_new_tokens: {args.max_new_tokens}")
     print(
         f"torch threads: {torch.get_num_threads()}  cores visible: {len(os.sched_getaffinity(0))}  load avg: {os.getloadavg()}"
     )
+    s50, s95 = report_run(args, mode, server)
+    print(
+        f"naive model.generate: {len(n_lat)} requests, prompt tokens "
+        f"{statistics.fmean(naive['prompt_tokens']):.0f} avg, new tokens "
+        f"{statistics.fmean(naive['new_tokens']):.1f} avg"
+    )
+    print(f"  p50 {n50:8.1f} ms   p95 {n95:8.1f} ms")
+    print(f"ratio naive/server: p50 {n50 / s50:.1f}x   p95 {n95 / s95:.1f}x")
+
+
+def report_backend(args: argparse.Namespace, local: dict[str, Any], remote: dict[str, Any]) -> None:
+    print(f"model: {args.model}  max_new_tokens: {args.max_new_tokens}  load avg: {os.getloadavg()}")
+    l50, l95 = report_run(args, "stdio server, model in process (codeparrot.backend local)", local)
+    r50, r95 = report_run(args, f"stdio server, backend openai at {args.url}", remote)
+    print(f"ratio backend/in-process: p50 {r50 / l50:.2f}x   p95 {r95 / l95:.2f}x")
+
+
+def report_run(args: argparse.Namespace, mode: str, server: dict[str, Any]) -> tuple[float, float]:
+    """Print one replay's figures; returns its (p50, p95) in ms."""
+    s_lat = server["latencies"]
+    s50, s95 = pct(s_lat, 50), pct(s_lat, 95)
+    stats = server["stats"]
     print(f"{mode}: {len(s_lat)} keystrokes, completion shown after {server['shown']}")
     print(f"  p50 {s50:8.1f} ms   p95 {s95:8.1f} ms   mean {statistics.fmean(s_lat):8.1f} ms")
-    gen = stats.get("stages_ms", {}).get("generate", {})
-    if gen:
-        print(f"  generate stage p50 {gen['p50']:.1f} ms  p95 {gen['p95']:.1f} ms  ({gen['count']} calls)")
+    for stage in ("generate", "backend"):
+        timed = stats.get("stages_ms", {}).get(stage, {})
+        if timed:
+            print(f"  {stage} stage p50 {timed['p50']:.1f} ms  p95 {timed['p95']:.1f} ms  ({timed['count']} calls)")
     print(f"  cache hits {stats.get('cache_hits')}  last request tokens {stats.get('last')}")
     if server.get("computed"):
         print(f"  prompt tokens computed per generation: {server['computed']}")
@@ -471,13 +502,7 @@ def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, An
         seconds, message = server["indexed"]
         print(f"  workspace {args.workspace}: indexed {seconds:.2f} s after start ({message})")
     print(f"  RSS: {server['rss_kb']} kB")
-    print(
-        f"naive model.generate: {len(n_lat)} requests, prompt tokens "
-        f"{statistics.fmean(naive['prompt_tokens']):.0f} avg, new tokens "
-        f"{statistics.fmean(naive['new_tokens']):.1f} avg"
-    )
-    print(f"  p50 {n50:8.1f} ms   p95 {n95:8.1f} ms")
-    print(f"ratio naive/server: p50 {n50 / s50:.1f}x   p95 {n95 / s95:.1f}x")
+    return s50, s95
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -497,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-process", action="store_true", help="drive the Completer, not the server")
     parser.add_argument("--no-naive", action="store_true", help="skip the baseline")
     parser.add_argument("--workspace", type=Path, help="folder opened as the workspace (retrieval on)")
+    parser.add_argument("--backend", choices=("local", "openai"), default="local",
+                        help="openai: also replay through an OpenAI-compatible engine at --url")
+    parser.add_argument("--url", help="the engine's base URL (with --backend openai)")
+    parser.add_argument("--backend-model", default="", help="`model` sent to the engine")
     parser.add_argument("--log", default="/tmp/codeparrot-latency-server.log", help="server stderr")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -512,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     marker = args.type_from if args.type_from is not None else (TYPE_FROM if not args.file else None)
     start = text.index(marker) if marker and marker in text else (len(text) * 2) // 3
     steps = keystrokes(text, start, min(args.chars, len(text) - start))[: args.chars]
+    if args.backend == "openai":
+        if not args.url or args.in_process:
+            parser.error("--backend openai needs --url and the stdio server (not --in-process)")
+        report_backend(args, run_stdio(args, text, steps), run_stdio(args, text, steps, backend_url=args.url))
+        return 0
     server = run_in_process(args, text, steps) if args.in_process else run_stdio(args, text, steps)
     naive = (
         {"latencies": [float("nan")], "new_tokens": [0], "prompt_tokens": [0]}

@@ -391,3 +391,28 @@ def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: Engine
     warm = engine.generate(longer, max_new_tokens=8, cache_key="wrong")
     assert warm.prompt_tokens_computed < len(longer)
     assert warm.text == engine.generate(longer, max_new_tokens=8, cache_key="cold-after-draft").text
+
+
+def test_engine_is_a_backend_in_process(engine: Engine) -> None:
+    """`Engine.complete` takes the request a remote engine gets and answers like one."""
+    from server.backends import Backend, BackendRequest
+    from server.context import build_prompt
+
+    backend: Backend = engine  # the Protocol, checked by mypy
+    full = backend.complete(BackendRequest(BASE, 12))
+    prompt = build_prompt(engine.tokenizer, BASE, "", 1000, heal=True, fim=False)
+    direct = engine.generate(prompt.input_ids, max_new_tokens=12, heal=prompt.heal, cache_key="direct")
+    assert full.text == direct.text and full.finish_reason == "length" and full.ms > 0
+
+    stop = full.text[3:5]  # a stop string inside the greedy continuation: cut before it
+    cut = backend.complete(BackendRequest(BASE, 12, stop=[stop]))
+    assert cut.text == full.text[: full.text.index(stop)] and cut.finish_reason == "stop"
+
+    seen: list[str] = []
+    checked = backend.complete(BackendRequest(BASE, 12, stop_check=lambda text: bool(seen.append(text)) or len(text) >= 4))
+    assert full.text.startswith(checked.text) and len(checked.text) >= 4 and len(seen) < 12
+
+    cancel = threading.Event()
+    cancel.set()
+    gone = backend.complete(BackendRequest(BASE, 12, cancel=cancel))
+    assert gone.cancelled and gone.text == "" and gone.finish_reason == "cancelled"
