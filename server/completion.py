@@ -6,6 +6,7 @@ what we measure offline is exactly what an editor gets. Each stage is timed into
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 FILTER_CONTEXT_CHARS = 4000
 # Text before the cursor tokenized for the ∞-gram query: more than MAX_QUERY tokens of code.
 GUIDE_CONTEXT_CHARS = 400
+# Text above the cursor line that picks the similar-code snippet (server.retrieval.snippets).
+SNIPPET_QUERY_CHARS = 600
 # A remote engine's tokenizer is not ours: its prompt budget (maxPromptTokens) is counted in
 # characters at this rate, which JavaScript in GPT-2-style BPE vocabularies exceeds (≈ 3-4).
 CHARS_PER_TOKEN = 3
@@ -70,6 +73,7 @@ class Completer:
         workspace: WorkspaceIndex | None = None,
         mix: MixParams | None = None,
         backend: Backend | None = None,
+        snippet_tokens: int = 0,
     ) -> None:
         if (engine is None) == (backend is None):
             raise ValueError("a Completer generates with exactly one of an Engine and a remote Backend")
@@ -78,6 +82,9 @@ class Completer:
         # completion cache, stop checks and filters stay here; token-level parts (healing, KV
         # reuse, ∞-gram mixing) need the model's logits and are the local engine's only.
         self.backend = backend
+        # Tokens of similar code from another workspace file put before the prompt (0: none).
+        self.snippet_tokens = snippet_tokens
+        self._snippet_memo: tuple[tuple[Any, ...], list[int]] | None = None
         self.workspace = workspace  # None: only the file itself is copied from (workspaceIndex on)
         self.mix = mix or MixParams()
         self.cache = cache
@@ -153,14 +160,18 @@ class Completer:
             # Fit the model: the engine's own left-cut is only a safety net (it would cut the FIM
             # header off and move the window on every keystroke, defeating KV-cache reuse).
             budget = min(settings.max_prompt_tokens, engine.max_positions - settings.max_new_tokens)
+            block = self._snippet_block(engine, prefix, key, settings, budget // 2)
             prompt = build_prompt(
                 engine.tokenizer,
                 prefix,
                 suffix,
-                max(budget, 16),
+                max(budget - len(block), 16),
                 heal=self.token_healing,
                 fim=settings.fim == "auto",
             )
+            if block:
+                ids = block + prompt.input_ids
+                prompt = dataclasses.replace(prompt, input_ids=ids, prompt_tokens=len(ids))
         with stats.timer("retrieval"):
             guide = self._guide(engine, prompt, prefix, suffix, key, settings)
         with stats.timer("generate"):
@@ -233,6 +244,30 @@ class Completer:
             self.cache.put(entry, prefix, suffix, completion)
         return Outcome(completion, ctx.multiline, False, None, reason, result, notice)
 
+    def _snippet_block(self, engine: Engine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
+        """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of
+        whole lines, to go before the prompt; [] when there is none. It depends only on the text
+        above the cursor line, so it stays the same (and the KV cache valid) while typing on it."""
+        workspace = self.workspace
+        limit = min(self.snippet_tokens, most)
+        if workspace is None or limit <= 0 or settings.workspace_index == "off":
+            return []
+        tokenizer = engine.tokenizer
+        above = prefix[: prefix.rfind("\n") + 1][-SNIPPET_QUERY_CHARS:]
+        memo = (id(workspace), key, above, limit)
+        if self._snippet_memo is not None and self._snippet_memo[0] == memo:
+            return self._snippet_memo[1]
+        block = ""
+        for snippet, doc in workspace.similar(natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key):
+            text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
+            first, last = text.find("\n"), text.rfind("\n")
+            if 0 <= first < last:  # whole lines only
+                block += f"// {_short_path(snippet.key)}\n{text[first + 1 : last + 1]}"
+        ids = encoder(tokenizer)([block + "\n"])[0] if block else []
+        ids = ids[:limit] if len(ids) > limit else ids
+        self._snippet_memo = (memo, ids)
+        return ids
+
     def _guide(
         self, engine: Engine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
     ) -> NgramGuide | None:
@@ -269,3 +304,8 @@ def _line_aligned_tail(text: str, chars: int) -> str:
     tail = text[-chars:]
     newline = tail.find("\n")
     return tail[newline + 1 :] if 0 <= newline < len(tail) // 2 else tail
+
+
+def _short_path(key: str) -> str:
+    """The last two parts of a document key (URI or path): enough to say where code comes from."""
+    return "/".join(key.rstrip("/").split("/")[-2:])

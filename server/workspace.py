@@ -65,9 +65,27 @@ def blank_kinds(tokenizer: Any) -> np.ndarray:
     return kinds
 
 
+_WORD_IDS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def word_ids(tokenizer: Any) -> np.ndarray:
+    """Per token id: True when its text has a letter or digit (what similar-code windows compare;
+    `server.retrieval.snippets`). Computed once per tokenizer."""
+    cached = _WORD_IDS.get(tokenizer)
+    if cached is not None and len(cached) == len(tokenizer):
+        return cached
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    words = np.array([i not in special and any(c.isalnum() for c in t) for i, t in enumerate(texts)], dtype=bool)
+    _WORD_IDS[tokenizer] = words
+    return words
+
+
 def new_index(tokenizer: Any) -> WorkspaceIndex:
     """An empty index over `tokenizer`'s ids."""
-    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0)
+    return WorkspaceIndex(
+        encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0, words=word_ids(tokenizer)
+    )
 
 
 class Workspace:

@@ -163,7 +163,12 @@ def repo_index(engine: Any, pkg_dir: Path) -> Any:
 
 
 def predict_lines(
-    rows: list[dict[str, Any]], settings: Any, *, token_healing: bool = True, repos: Path | None = None
+    rows: list[dict[str, Any]],
+    settings: Any,
+    *,
+    token_healing: bool = True,
+    repos: Path | None = None,
+    snippet_tokens: int = 0,
 ) -> Iterator[tuple[str, str]]:
     """(id, prediction) per row, through the server's Completer.
 
@@ -178,7 +183,7 @@ def predict_lines(
     engine = Engine(settings)
     engine.load()
     # No completion cache: each row is scored on its own.
-    completer = Completer(engine, token_healing=token_healing)
+    completer = Completer(engine, token_healing=token_healing, snippet_tokens=snippet_tokens)
     indexes: dict[str, Any] = {}
     for row in rows:
         prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
@@ -243,6 +248,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
             settings,
             token_healing=not args.no_token_healing,
             repos=Path(args.repos) if args.workspace == "repo" else None,
+            snippet_tokens=args.snippet_tokens,
         )
         for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
@@ -252,6 +258,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     copies = copy_predictions(rows, Path(args.repos) if args.workspace == "repo" else None)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
+               "snippet_tokens": args.snippet_tokens,
                **score(rows, predictions, copies)}
     _emit(summary, args.summary)
     return 0
@@ -374,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--workspace", choices=("off", "file", "repo"), default="file",
                        help="off: the model alone; file: + copying from the row's own file (workspaceIndex on, "
                        "the server's default); repo: + the row's package as the workspace (needs --repos)")
+    lines.add_argument("--snippet-tokens", type=int, default=0,
+                       help="tokens of the most similar code from another workspace file put before the prompt "
+                            "(RepoCoder style; 0 = none)")
     lines.add_argument("--repos", help="folder of the rows' unpacked packages (name@version each)")
     lines.add_argument("--fim", choices=("auto", "off"), default="off",
                        help="fill-in-the-middle prompts when the model has FIM tokens (the server's codeparrot.fim)")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from server.retrieval.segment import NO_MATCH, Match, Segment, merge
+from server.retrieval.snippets import Snippet, SnippetIndex
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,14 @@ DELTA_MAX_TOKENS = 400_000  # above this, rebuilding the delta on each edit cost
 class WorkspaceIndex:
     """Token-level longest-match index over named texts (file URIs); thread-safe."""
 
-    def __init__(self, encode: Encode, vocab_size: int, blank: np.ndarray | None = None) -> None:
+    def __init__(
+        self, encode: Encode, vocab_size: int, blank: np.ndarray | None = None, words: np.ndarray | None = None
+    ) -> None:
         self.encode = encode
         self.vocab_size = vocab_size
         self.blank = blank  # whitespace-only token ids, folded when matching (see segment.py)
+        # Windows for similar-code snippets in the prompt, over these word token ids (None: none).
+        self.snippets = SnippetIndex(words) if words is not None else None
         self._lock = threading.Lock()
         self._docs: dict[str, np.ndarray] = {}
         self._base = Segment([], vocab_size, blank)
@@ -58,6 +63,9 @@ class WorkspaceIndex:
         if pending:
             flush()
         base = self._segment(list(docs.items()))
+        if self.snippets is not None:
+            for key, toks in docs.items():
+                self.snippets.set(key, toks)
         with self._lock:
             # Edits that arrived while building win over the text we read from disk.
             for key in self._delta_keys:
@@ -70,6 +78,8 @@ class WorkspaceIndex:
     def update(self, key: str, text: str) -> None:
         """Index `text` as the content of `key` (open document or changed file)."""
         toks = np.asarray(self.encode([text])[0], dtype=np.int32)
+        if self.snippets is not None:
+            self.snippets.set(key, toks)
         with self._lock:
             self._docs[key] = toks
             self._delta_keys.add(key)
@@ -78,6 +88,8 @@ class WorkspaceIndex:
             self._rebuild_delta()
 
     def remove(self, key: str) -> None:
+        if self.snippets is not None:
+            self.snippets.remove(key)
         with self._lock:
             self._docs.pop(key, None)
             if key in self._base_keys:
@@ -112,6 +124,14 @@ class WorkspaceIndex:
     @property
     def nbytes(self) -> int:
         return self._base.nbytes + self._delta.nbytes
+
+    def similar(self, query: Sequence[int], exclude: str = "", k: int = 1) -> list[tuple[Snippet, np.ndarray]]:
+        """The `k` code windows most like `query` outside `exclude`, each with its document's ids."""
+        if self.snippets is None:
+            return []
+        found = self.snippets.best(np.asarray(query, dtype=np.int32), exclude, k)
+        with self._lock:
+            return [(s, self._docs[s.key]) for s in found if s.key in self._docs]
 
     def lookup(self, query: Sequence[int], exclude: str = "", allowed: np.ndarray | None = None) -> Match:
         """Longest suffix of `query` in the workspace (outside the document `exclude`), counting
