@@ -11,6 +11,7 @@ COMMANDS = [
     ("python -m training.evaluate lines", "line completions on JSONL {id,prefix,suffix[,target]} + EM / edit similarity"),
     ("python -m training.generate", "continue a prompt with a causal LM / LoRA adapter (greedy or --do-sample)"),
     ("python -m training.fill_mask", "top-K candidates with scores for each <mask> of a text (masked LM)"),
+    ("python -m training.export_gguf", "a GPT-2 model dir as GGUF for llama.cpp (team server: codeparrot.backend openai)"),
     ("python -m training.data.npm fetch", "fetch npm packages (name@version list) for the npm source"),
 ]
 

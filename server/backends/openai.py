@@ -73,8 +73,11 @@ class OpenAIBackend:
         return BackendResult("" if cancelled else text, cancelled, _ms(start), reason)
 
     def _body(self, r: BackendRequest) -> dict[str, Any]:
+        # Greedy means greedy: llama-cpp-python's server applies a repeat penalty of 1.1 unless
+        # told otherwise (its greedy text then differs from the model's); engines that do not know
+        # the field ignore it (vLLM, Ollama, llama.cpp's own server, whose default is 1.0 already).
         body: dict[str, Any] = {"model": self.model, "prompt": r.prompt, "max_tokens": r.max_tokens,
-                                "temperature": 0, "stream": True}
+                                "temperature": 0, "repeat_penalty": 1.0, "stream": True}
         if r.stop:
             body["stop"] = r.stop
         if r.suffix:

@@ -29,7 +29,7 @@ def test_streams_completion_with_openai_body(engine: tuple[Engine, str], monkeyp
     assert (result.text, result.cancelled, result.finish_reason) == ("foo(bar);", False, "stop")
     assert result.ms > 0
     assert state.bodies[0] == {"model": "m", "prompt": "const x = ", "max_tokens": 16, "temperature": 0,
-                               "stream": True, "stop": ["\n\n"], "suffix": "\n"}
+                               "repeat_penalty": 1.0, "stream": True, "stop": ["\n\n"], "suffix": "\n"}
     assert state.headers[0]["Authorization"] == "Bearer sk-secret-123"
 
 
