@@ -154,7 +154,9 @@ class Completer:
         engine = self.engine
         if engine is None:
             assert self.backend is not None  # the constructor guarantees one of the two
-            return self._complete_remote(self.backend, prefix, suffix, ctx, settings, entry, cancel, decision.reason)
+            return self._complete_remote(
+                self.backend, prefix, suffix, ctx, settings, entry, cancel, decision.reason, key
+            )
         engine.load()  # no-op once loaded; the tokenizer is needed from here on
         with stats.timer("prompt"):
             # Fit the model: the engine's own left-cut is only a safety net (it would cut the FIM
@@ -214,6 +216,7 @@ class Completer:
         entry: str,
         cancel: threading.Event | None,
         reason: str,
+        entry_key: str,
     ) -> Outcome:
         """One request to a remote engine: the same decisions, stop checks, filters and cache."""
         stats = self.stats
@@ -225,6 +228,8 @@ class Completer:
             suffix=suffix[: chars // 4] if settings.fim == "auto" else None,
             cancel=cancel,
             stop_check=lambda generated: stop_reached(generated, ctx),
+            key=entry_key,
+            text_after=suffix[:chars],
         )
         result = backend.complete(request)
         if result.finish_reason != "backoff":  # a request that never left is not the engine's time

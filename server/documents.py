@@ -224,5 +224,11 @@ class DocumentStore:
     def __contains__(self, uri: object) -> bool:
         return uri in self._docs
 
+    def texts(self, exclude: str = "", languages: Iterable[str] | None = None) -> list[str]:
+        """The texts of the open documents but `exclude`, only those in `languages` if given."""
+        wanted = set(languages) if languages is not None else None
+        docs = list(self._docs.values())  # the worker thread reads while the loop may open/close
+        return [d.text for d in docs if d.uri != exclude and (wanted is None or d.language_id in wanted)]
+
     def __len__(self) -> int:
         return len(self._docs)

@@ -37,7 +37,8 @@ PROGRESS_CREATE_TIMEOUT_S = 5.0
 # Tests only: "generate-oom:N" makes the first N model forward passes raise torch.OutOfMemoryError,
 # so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end;
 # "generate-slow:MS" makes each forward pass take MS ms longer, like a large model on a slow CPU,
-# so that cancellation tests do not race a tiny model that finishes in a millisecond.
+# so that cancellation tests do not race a tiny model that finishes in a millisecond;
+# "load-slow:MS" makes each model load take MS ms longer (the copy-while-loading tests).
 FAULT_ENV = "CODEPARROT_TEST_FAULTS"
 
 
@@ -108,7 +109,7 @@ class ModelLoader:
 
         error: CodeparrotError | None = None
         try:
-            await loop.run_in_executor(self._pool, lambda: engine.load(progress=report))
+            await loop.run_in_executor(self._pool, lambda: _slow_load_for_tests() or engine.load(progress=report))
         except CodeparrotError as exc:
             error = exc
         except Exception as exc:
@@ -171,6 +172,12 @@ class ModelLoader:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _slow_load_for_tests() -> None:
+    kind, _, value = os.environ.get(FAULT_ENV, "").partition(":")
+    if kind == "load-slow":
+        time.sleep(int(value) / 1000)
 
 
 def _inject_test_faults(engine: Engine) -> None:

@@ -26,11 +26,13 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from server import __version__
-from server.completion import Outcome
+from server.cache import CompletionCache
+from server.completion import Completer, Outcome
 from server.documents import Document, DocumentStore
 from server.errors import CodeparrotError
 from server.loader import ModelLoader, describe
 from server.protocol import RobustProtocol
+from server.retrieval.copy import CopyBackend
 from server.settings import Settings
 from server.stats import Stats
 from server.workspace import Workspace
@@ -44,6 +46,8 @@ LANGUAGES = frozenset({"javascript", "javascriptreact"})
 # Wait this long for a first model load inside a request: tiny/small models answer their first
 # request, big ones return empty (isIncomplete) instead of freezing the editor for minutes.
 LOAD_WAIT_S = 10.0
+# While the model loads, a request waits this long for it before the copy-only fallback answers.
+COPY_WAIT_S = 0.2
 # Characters after which classic-completion clients (Neovim, Helix) should ask us again.
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", "=", ":", " ", ">", "\n"]
 # Model-related settings a client may send as "" meaning "the server's default" (its --model flag).
@@ -76,6 +80,9 @@ class CompletionServer(LanguageServer):
         self.documents = DocumentStore()
         self.stats = Stats()
         self.loader = ModelLoader(self, self.stats)
+        # Answers while the model loads: copies from the open documents (server.retrieval.copy).
+        # Its own stats: `requests` and the stages stay the model's; `copy_while_loading` counts these.
+        self._copier = Completer(None, cache=CompletionCache(64), backend=CopyBackend(self._open_texts))
         self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
         self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
@@ -233,6 +240,8 @@ class CompletionServer(LanguageServer):
 
     def on_codeparrot_stats(self, params: Any) -> dict[str, Any]:
         snapshot = self.stats.snapshot()
+        copied = self._copier.stats.snapshot()
+        snapshot["copy_while_loading"] = {"requests": copied["requests"], "answered": copied.get("answered", 0)}
         snapshot["model"] = {
             "spec": describe(self.settings),
             "backend": self.settings.backend,
@@ -308,8 +317,21 @@ class CompletionServer(LanguageServer):
         if doc.language_id not in LANGUAGES or not self.settings.enable:
             return None
         settings = self.settings
+        # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
+        text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
+        if selected is not None:  # the text with the selected item in; the Completer parses it
+            text = text[: replace[0]] + selected.text + text[replace[1] :]
+            offset, tree = offset - (replace[1] - replace[0]) + len(selected.text), None
         try:
-            completer = await self.loader.completer(settings, LOAD_WAIT_S)
+            completer = await self.loader.completer(settings, COPY_WAIT_S if settings.backend == "local" else LOAD_WAIT_S)
+            if completer is None and self.loader.loading:
+                # The model is still loading: copy from the open documents meanwhile (no model, no
+                # tokenizer: it answers at once), and wait for the model only if that has nothing.
+                copied = await self._run(self._copier, uri, text, offset, tree, settings, indexing=False)
+                if copied is not None and copied.text:
+                    self._copier.stats.incr("answered")
+                    return Completion(copied, doc, offset, position)
+                completer = await self.loader.completer(settings, LOAD_WAIT_S)
         except asyncio.CancelledError:
             self.count_cancelled_unstarted()  # cancelled while waiting for the model
             raise
@@ -324,17 +346,32 @@ class CompletionServer(LanguageServer):
         )
         if indexing and engine is not None:
             completer.workspace = await self._attach_index(engine.tokenizer)
+        outcome = await self._run(completer, uri, text, offset, tree, settings, indexing=indexing)
+        if outcome is None or outcome.reason == "cancelled" or not outcome.text:
+            return None
+        return Completion(outcome, doc, offset, position)
+
+    def _open_texts(self, key: str) -> list[str]:
+        """The other open JavaScript documents' texts (what the copy fallback copies from)."""
+        return self.documents.texts(exclude=key, languages=LANGUAGES)
+
+    async def _run(
+        self,
+        completer: Completer,
+        uri: str,
+        text: str,
+        offset: int,
+        tree: Any,
+        settings: Settings,
+        *,
+        indexing: bool,
+    ) -> Outcome | None:
+        """One completion in the generation thread, superseding the document's previous request."""
         request_id = next(self._ids)
         cancel = threading.Event()
         if (previous := self._inflight.get(uri)) is not None:
             previous.set()  # a newer request on the same document supersedes the older one
         self._inflight[uri] = cancel
-        # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
-        text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
-        if selected is not None:  # the text with the selected item in; the Completer parses it
-            text = text[: replace[0]] + selected.text + text[replace[1] :]
-            offset, tree = offset - (replace[1] - replace[0]) + len(selected.text), None
-
         # Exactly one of the worker and the cancel path counts a request that never reached the
         # Completer (the Completer counts the ones it interrupts itself).
         claim = threading.Lock()
@@ -377,13 +414,8 @@ class CompletionServer(LanguageServer):
                 del self._inflight[uri]
         if outcome is not None and outcome.notice:  # once per backend outage, not per keystroke
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=outcome.notice))
-        if outcome is None or outcome.reason == "cancelled" or not outcome.text:
-            logger.debug(
-                "request %d: no completion (%s)", request_id, outcome.reason if outcome else "cancelled"
-            )
-            return None
-        logger.debug("request %d: %r (%s)", request_id, outcome.text, outcome.reason)
-        return Completion(outcome, doc, offset, position)
+        logger.debug("request %d: %r (%s)", request_id, outcome.text if outcome else "", outcome.reason if outcome else "cancelled")
+        return outcome
 
     def _cancel_all(self) -> None:
         for event in self._inflight.values():

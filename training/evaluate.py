@@ -67,51 +67,6 @@ def baseline_prediction(prefix: str) -> str:
     return ""
 
 
-COPY_MAX_TAIL = 400  # chars of the prefix's tail the copy baseline tries to find elsewhere
-
-
-def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
-    """Copy-only baseline (no model): the longest tail of `prefix` that occurs in `others` (the
-    package's other files) or in the file itself (earlier in the prefix, or in the suffix), and
-    the rest of the line after that occurrence; ties go to the most common continuation.
-
-    Occurrence is monotone in the tail length (a tail that occurs contains every shorter tail),
-    so the length is binary-searched; each probe is a plain `str.find` per source.
-    """
-    tail_max = min(len(prefix), COPY_MAX_TAIL)
-    # The file itself without the cursor position: the prefix before its own last char (so the
-    # tail cannot match itself), and the suffix after the rest of the cursor line.
-    line_end = suffix.find("\n")
-    sources = [*others, prefix[:-1], suffix[line_end + 1 :] if line_end >= 0 else ""]
-
-    def occurrences(n: int) -> list[str]:
-        tail = prefix[len(prefix) - n :]
-        found: list[str] = []
-        for text in sources:
-            start = text.find(tail)
-            while start >= 0 and len(found) < 64:
-                rest = text[start + n :]
-                found.append(rest[: rest.find("\n")] if "\n" in rest else rest)
-                start = text.find(tail, start + 1)
-        return found
-
-    best: list[str] = []
-    lo, hi = 1, tail_max
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        found = occurrences(mid)
-        if found:
-            best, lo = found, mid + 1
-        else:
-            hi = mid - 1
-    if not best:
-        return ""
-    counts: dict[str, int] = {}
-    for rest in best:
-        counts[rest] = counts.get(rest, 0) + 1
-    return max(counts, key=lambda r: (counts[r], -best.index(r)))
-
-
 def score(
     rows: list[dict[str, Any]], predictions: dict[str, str], copies: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -202,6 +157,7 @@ def predict_lines(
 def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, str]:
     """The copy-only baseline per row: from the row's package (`repos`) and its own file, or from
     its own file alone when there are no repos."""
+    from server.retrieval.copy import copy_prediction
     from server.retrieval.files import scan_workspace
     from training.data.npm import folder_name
 

@@ -51,6 +51,8 @@ class BackendRequest:
     stop: list[str] = field(default_factory=list)
     cancel: threading.Event | None = None
     stop_check: Callable[[str], bool] | None = None  # stop_check(text_so_far) -> True ends the stream
+    key: str = ""  # the document (a URI); not sent to engines
+    text_after: str = ""  # the text after the cursor whether or not FIM sends it (copy reads it)
 
 
 @dataclass

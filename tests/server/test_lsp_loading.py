@@ -152,3 +152,54 @@ def test_tcp_mode(trained_dir: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+HELPER_URI = "file:///load/cart.js"
+HELPER = "function cartTotal(items) {\n  const total = items.reduce((sum, item) => sum + item.price, 0);\n  return total;\n}\n"
+MAIN_URI = "file:///load/order.js"
+MAIN = "function orderTotal(order) {\n  const total = order.items.reduce((sum, \n}\n"
+
+
+@pytest.mark.asyncio
+async def test_while_the_model_loads_completions_copy_from_the_open_documents(trained_dir: Path) -> None:
+    client = make_test_lsp_client()
+    env = server_env(CODEPARROT_TEST_FAULTS="load-slow:1500")  # the model takes 1.5 s more to load
+    await client.start_io(*server_command(trained_dir), cwd=REPO, env=env)
+    try:
+        await client.initialize_session(
+            types.InitializeParams(capabilities=client_capabilities("visual-studio-code"))
+        )
+        for uri, text in ((HELPER_URI, HELPER), (MAIN_URI, MAIN)):
+            client.text_document_did_open(
+                types.DidOpenTextDocumentParams(
+                    text_document=types.TextDocumentItem(uri=uri, language_id="javascript", version=1, text=text)
+                )
+            )
+        cursor = types.Position(line=1, character=MAIN.split("\n")[1].index("(sum, ") + 6)
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=MAIN_URI),
+            position=cursor,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+        start = time.monotonic()
+        result = await client.text_document_inline_completion_async(params)
+        waited = time.monotonic() - start
+        assert [item.insert_text for item in result.items] == ["item) => sum + item.price, 0);"]
+        assert waited < 1.5  # answered from the other open file, not after the load
+        stats = await client.protocol.send_request_async("codeparrot/stats", None)
+        assert stats.model.loading and not stats.model.loaded
+        assert stats.copy_while_loading.answered == 1 and stats.requests == 0  # the model's own count
+
+        # A place the open documents say nothing about waits for the model, as before.
+        nothing = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=MAIN_URI),
+            position=types.Position(line=2, character=1),
+            context=params.context,
+        )
+        await client.text_document_inline_completion_async(nothing)
+        stats = await client.protocol.send_request_async("codeparrot/stats", None)
+        assert stats.model.loaded and stats.requests == 1
+        assert stats.copy_while_loading.requests == 2 and stats.copy_while_loading.answered == 1
+    finally:
+        await client.shutdown_session()
+        await client.stop()
