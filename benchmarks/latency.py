@@ -304,6 +304,8 @@ def run_stdio(
                 first_shown = time.perf_counter() - t0
             if client.request("codeparrot/stats", None)["requests"] > 0:
                 cold = time.perf_counter() - t0
+            else:
+                time.sleep(0.1)  # asking again as a typist would (a request per keystroke), not in a hot loop
         if args.workspace:
             indexed = wait_for_index(client, t0)
         latencies: list[float] = []

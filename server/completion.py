@@ -12,14 +12,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
-from server.engine import Engine, GenerationResult
 from server.postprocess import PostContext, apply_filters, stop_reached
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
@@ -28,6 +27,9 @@ from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
 from server.workspace import blank_kinds, encoder
+
+if TYPE_CHECKING:  # torch loads with the model, not with the server (copy answers meanwhile)
+    from server.engine import Engine, GenerationResult
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -23,10 +23,12 @@ from pygls.lsp.server import LanguageServer
 from server.backends.base import BackendError
 from server.cache import CompletionCache
 from server.completion import Completer
-from server.engine import Engine
 from server.errors import CodeparrotError, ModelLoadError
 from server.settings import Settings
 from server.stats import Stats
+
+if TYPE_CHECKING:
+    from server.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def describe(settings: Settings) -> str:
 
 
 class ModelLoader:
-    """Holds the engine for the current model settings and loads it lazily."""
+    """Holds the engine for the current model settings; loads it in the background from
+    `initialized` (or the first completion), once per model setting."""
 
     def __init__(self, server: LanguageServer, stats: Stats) -> None:
         self._server = server
@@ -80,6 +83,12 @@ class ModelLoader:
         self._key, self._completer, self._task, self.error = key, None, None, None
         return True
 
+    def start(self, settings: Settings) -> None:
+        """Begin loading for `settings` in the background, if not loaded or loading already."""
+        self.forget_if_changed(settings)
+        if self._completer is None and self.error is None and self._task is None:
+            self._task = asyncio.ensure_future(self._load(settings))
+
     async def completer(self, settings: Settings, wait_s: float) -> Completer | None:
         """The ready completer, starting the load if needed and waiting at most `wait_s` for it."""
         self.forget_if_changed(settings)
@@ -98,7 +107,6 @@ class ModelLoader:
             self._connect(settings)
             return
         key = settings.model_key()
-        engine = Engine(settings)
         loop = asyncio.get_running_loop()
         token = await self.begin_progress("codeparrot: loading model", describe(settings))
 
@@ -107,9 +115,18 @@ class ModelLoader:
                 value = types.WorkDoneProgressReport(message=message, percentage=percentage)
                 loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
 
+        def load() -> Engine:  # in the load thread: importing torch + transformers takes seconds
+            from server.engine import Engine
+
+            _slow_load_for_tests()
+            engine = Engine(settings)
+            engine.load(progress=report)
+            return engine
+
         error: CodeparrotError | None = None
+        engine: Engine | None = None
         try:
-            await loop.run_in_executor(self._pool, lambda: _slow_load_for_tests() or engine.load(progress=report))
+            engine = await loop.run_in_executor(self._pool, load)
         except CodeparrotError as exc:
             error = exc
         except Exception as exc:
@@ -120,8 +137,8 @@ class ModelLoader:
             self._server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=end))
         if key != self._key:
             return  # settings changed while loading: this result is stale
-        if error is not None:
-            self.error = error
+        if error is not None or engine is None:
+            self.error = error = error or ModelLoadError("Could not load model.")
             logger.error("model load failed: %s", error.user_message)
             self._server.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Error, message=error.user_message)

@@ -1,6 +1,6 @@
 """CompletionServer: the LSP face of codeparrot-lsp. Handlers stay thin; the work is elsewhere.
 
-Request path: handler -> `documents` (text, offset) -> `loader` (lazy model) -> `Completer`
+Request path: handler -> `documents` (text, offset) -> `loader` (model loading since `initialized`) -> `Completer`
 (context, cache, prompt, generate, postprocess; in one worker thread) -> LSP items.
 Generation never runs on the event loop: each request gets an id and a `threading.Event` that
 `$/cancelRequest` (pygls cancels the handler's task; we catch that) or a newer request on the
@@ -123,7 +123,11 @@ class CompletionServer(LanguageServer):
         self.repo.set_folders(folders)
 
     async def on_initialized(self, params: types.InitializedParams) -> None:
-        logger.info("client initialized; model %s loads on first completion", describe(self.settings))
+        # Load now, not at the first completion: importing torch and transformers alone takes
+        # seconds, which the user spends opening files and starting to type. Until it is ready,
+        # completions copy from the open documents (server.retrieval.copy).
+        logger.info("client initialized; loading %s", describe(self.settings))
+        self.loader.start(self.settings)
         caps = getattr(self.protocol, "client_capabilities", None)
         watched = caps.workspace.did_change_watched_files if caps and caps.workspace else None
         if self.repo.folders and watched is not None and watched.dynamic_registration:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from server.retrieval.segment import MAX_QUERY, Match, merge
+
+if TYPE_CHECKING:  # torch is imported where logits are touched: the server starts without it
+    import torch
 
 LINE_BREAK = 2  # the blank kind of tokens holding a line break (server.workspace.blank_kinds)
 Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowed next-token mask)
@@ -94,6 +97,8 @@ class NgramGuide:
         lam = weight(match, self.params)
         if lam <= 0.0:
             return logits
+        import torch
+
         probs = torch.softmax(logits.float(), dim=-1) * (1.0 - lam)
         total = match.total
         for token, count in match.counts.items():
@@ -121,6 +126,8 @@ class NgramGuide:
         if self.blanks is None or token >= len(self.blanks) or self.blanks[token] != LINE_BREAK:
             return token
         if self._breaks is None:
+            import torch
+
             ids = torch.from_numpy(np.flatnonzero(self.blanks == LINE_BREAK))
             self._breaks = ids[ids < logits.shape[-1]]
         ids = self._breaks

@@ -1,7 +1,9 @@
-"""Model loading end to end: $/progress during the lazy load, load failures, retry, and TCP mode."""
+"""Model loading end to end: $/progress during the load (from `initialized`), load failures, retry,
+copying from open documents while loading, and TCP mode."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
@@ -44,10 +46,16 @@ async def complete(client: Any) -> list[types.InlineCompletionItem]:
 
 
 @pytest.mark.asyncio
-async def test_first_completion_loads_the_model_with_progress(trained_dir: Path) -> None:
+async def test_the_model_loads_from_initialized_with_progress(trained_dir: Path) -> None:
     client = await start(trained_dir)
     try:
-        assert client.progress_reports == {}  # lazy: nothing loads before the first completion
+        # No completion asked yet: the load began at `initialized`, with a progress bar.
+        deadline = time.monotonic() + 120
+        while not any(r and r[-1].kind == "end" for r in client.progress_reports.values()):
+            assert time.monotonic() < deadline, client.progress_reports
+            await asyncio.sleep(0.1)
+        stats = await client.protocol.send_request_async("codeparrot/stats", None)
+        assert stats.model.loaded and stats.requests == 0
         items = await complete(client)
         assert items and "return" in str(items[0].insert_text)
         (reports,) = client.progress_reports.values()
@@ -190,16 +198,16 @@ async def test_while_the_model_loads_completions_copy_from_the_open_documents(tr
         assert stats.model.loading and not stats.model.loaded
         assert stats.copy_while_loading.answered == 1 and stats.requests == 0  # the model's own count
 
-        # A place the open documents say nothing about waits for the model, as before.
-        nothing = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=MAIN_URI),
-            position=types.Position(line=2, character=1),
-            context=params.context,
-        )
-        await client.text_document_inline_completion_async(nothing)
+        # Once the model is there, it answers (and the copy fallback is no longer asked).
+        deadline = time.monotonic() + 120
+        while not stats.model.loaded:
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(0.2)
+            stats = await client.protocol.send_request_async("codeparrot/stats", None)
+        await client.text_document_inline_completion_async(params)
         stats = await client.protocol.send_request_async("codeparrot/stats", None)
-        assert stats.model.loaded and stats.requests == 1
-        assert stats.copy_while_loading.requests == 2 and stats.copy_while_loading.answered == 1
+        assert stats.requests == 1 and stats.stages_ms.generate.count == 1
+        assert stats.copy_while_loading.requests == 1 and stats.copy_while_loading.answered == 1
     finally:
         await client.shutdown_session()
         await client.stop()
