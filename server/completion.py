@@ -20,6 +20,7 @@ from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.postprocess import PostContext, apply_filters, stop_reached
+from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
@@ -153,6 +154,17 @@ class Completer:
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
+        if self.engine is not None and settings.workspace_index == "on" and not decision.multiline:
+            # A long tail of the text that reappears elsewhere, always followed by the same rest
+            # of the line: copy it, character-exact, instead of asking the model.
+            with stats.timer("copy"):
+                verdict = self._copy_verdict(prefix, suffix, key)
+            copied = apply_filters(verdict.text, ctx) if verdict.sure else ""
+            if copied:
+                stats.incr("copied")
+                if self.cache is not None:
+                    self.cache.put(entry, prefix, suffix, copied)
+                return Outcome(copied, False, False, None, f"copied ({decision.reason})")
         engine = self.engine
         if engine is None:
             assert self.backend is not None  # the constructor guarantees one of the two
@@ -250,6 +262,15 @@ class Completer:
         if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)
         return Outcome(completion, ctx.multiline, False, None, reason, result, notice)
+
+    def _copy_verdict(self, prefix: str, suffix: str, key: str) -> CopyVerdict:
+        """How the line went on after the longest tail of `prefix` found in the file itself (away
+        from the cursor) and the workspace's other files."""
+        tail = prefix[-COPY_MAX_TAIL:]
+        sources = own_sources(prefix, suffix)
+        if self.workspace is not None:
+            sources += self.workspace.texts(exclude=key)
+        return copy_verdict(tail, sources, at_least=SURE_MIN_CHARS)
 
     def _snippet_block(self, engine: Engine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of

@@ -1,63 +1,111 @@
 """Copy-only completion (no model): the rest of the line after the longest earlier occurrence of
 the text before the cursor, in other files or in the file itself.
 
-It is the floor the model + workspace hybrid is measured against (`training.evaluate lines`
-reports it as `baseline_copy`), and what the server answers with while the model is still loading
-(`CopyBackend`, from the open documents): on the dev sets it scores about what the model does
-with the file alone, and it needs neither torch nor a tokenizer, so it answers in milliseconds of
-the server's start.
+Three uses, one implementation:
+- the floor the model + workspace hybrid is measured against (`training.evaluate lines` reports
+  it as `baseline_copy`);
+- what the server answers with while the model is still loading (`CopyBackend`, from the open
+  documents): it needs neither torch nor a tokenizer, so it answers within a second of the start;
+- a verdict the `Completer` takes instead of generating, when the match is long and every
+  occurrence goes on the same way (`copy_verdict(...).sure`): characters, unlike the model's
+  tokens, match a half-typed word exactly (`push(ful|` finds `push(fullName)`), and copying costs
+  no forward pass. Measured on the tuning rows: whole-line EM/ES 23.3/47.6 -> 24.0/49.1 %,
+  mid-line 32.0/53.9 -> 38.0/60.3 %.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from server.backends.base import BackendRequest, BackendResult
 
-COPY_MAX_TAIL = 400  # chars of the prefix's tail the copy baseline tries to find elsewhere
+COPY_MAX_TAIL = 400  # chars of the prefix's tail looked for elsewhere
+MAX_OCCURRENCES = 64  # occurrences of the longest tail read (their continuations vote)
+# A verdict is sure when at least this many characters before the cursor matched and every
+# occurrence continues the same way (tuning rows: 8-32 all gain; 8 gains most on mid-line cuts).
+SURE_MIN_CHARS = 8
 
 
-def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
-    """Copy-only baseline (no model): the longest tail of `prefix` that occurs in `others` (the
-    package's other files) or in the file itself (earlier in the prefix, or in the suffix), and
-    the rest of the line after that occurrence; ties go to the most common continuation.
+@dataclass(frozen=True)
+class CopyVerdict:
+    text: str  # the most common rest of the line after the longest matching tail ("" for none)
+    length: int  # characters of the tail that matched
+    votes: int  # occurrences continuing with `text`
+    occurrences: int  # occurrences read (at most MAX_OCCURRENCES)
 
-    Occurrence is monotone in the tail length (a tail that occurs contains every shorter tail),
-    so the length is binary-searched; each probe is a plain `str.find` per source.
-    """
-    tail_max = min(len(prefix), COPY_MAX_TAIL)
-    # The file itself without the cursor position: the prefix before its own last char (so the
-    # tail cannot match itself), and the suffix after the rest of the cursor line.
+    @property
+    def sure(self) -> bool:
+        """Long enough, unanimous, and something to insert."""
+        return bool(self.text) and self.length >= SURE_MIN_CHARS and self.votes == self.occurrences
+
+
+NO_VERDICT = CopyVerdict("", 0, 0, 0)
+
+
+def own_sources(prefix: str, suffix: str) -> list[str]:
+    """The file itself without the cursor: the prefix but its last char (so the tail cannot match
+    itself), and the suffix after the rest of the cursor line."""
     line_end = suffix.find("\n")
-    sources = [*others, prefix[:-1], suffix[line_end + 1 :] if line_end >= 0 else ""]
+    return [prefix[:-1], suffix[line_end + 1 :] if line_end >= 0 else ""]
+
+
+def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> CopyVerdict:
+    """The longest tail of `prefix` found in `sources`, and how the line goes on after it.
+
+    Occurrence is monotone in the tail length (a tail that occurs contains every shorter tail):
+    the length is found by doubling from 8, then halving (most requests end after one probe);
+    each probe is a plain `str.find` per source. Tails shorter than `at_least` are not looked
+    for (NO_VERDICT instead)."""
+    tail_max = min(len(prefix), COPY_MAX_TAIL)
+    if tail_max == 0:
+        return NO_VERDICT
 
     def occurrences(n: int) -> list[str]:
         tail = prefix[len(prefix) - n :]
         found: list[str] = []
         for text in sources:
             start = text.find(tail)
-            while start >= 0 and len(found) < 64:
-                rest = text[start + n :]
-                found.append(rest[: rest.find("\n")] if "\n" in rest else rest)
+            while start >= 0 and len(found) < MAX_OCCURRENCES:
+                end = text.find("\n", start + n)
+                found.append(text[start + n : end if end >= 0 else len(text)])
                 start = text.find(tail, start + 1)
         return found
 
-    best: list[str] = []
-    lo, hi = 1, tail_max
-    while lo <= hi:
+    lo, best = 0, []  # lo: longest length known to occur
+    hi = tail_max + 1  # shortest length known not to occur
+    n = min(SURE_MIN_CHARS, tail_max)
+    while n < hi:  # gallop up
+        found = occurrences(n)
+        if not found:
+            hi = n
+            break
+        lo, best = n, found
+        n = min(2 * n, tail_max) if n < tail_max else hi
+    if hi <= at_least:
+        return NO_VERDICT
+    while hi - lo > 1:  # then bisect
         mid = (lo + hi) // 2
         found = occurrences(mid)
         if found:
-            best, lo = found, mid + 1
+            lo, best = mid, found
         else:
-            hi = mid - 1
+            hi = mid
     if not best:
-        return ""
+        return NO_VERDICT
     counts: dict[str, int] = {}
     for rest in best:
         counts[rest] = counts.get(rest, 0) + 1
-    return max(counts, key=lambda r: (counts[r], -best.index(r)))
+    top = max(counts, key=lambda r: (counts[r], -best.index(r)))
+    return CopyVerdict(top, lo, counts[top], len(best))
+
+
+def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
+    """Copy-only baseline (no model): the longest tail of `prefix` that occurs in `others` (the
+    package's other files) or in the file itself (earlier in the prefix, or in the suffix), and
+    the rest of the line after that occurrence; ties go to the most common continuation."""
+    return copy_verdict(prefix, [*others, *own_sources(prefix, suffix)]).text
 
 
 class CopyBackend:

@@ -37,6 +37,7 @@ class WorkspaceIndex:
         self.snippets = SnippetIndex(words) if words is not None else None
         self._lock = threading.Lock()
         self._docs: dict[str, np.ndarray] = {}
+        self._texts: dict[str, str] = {}  # the same documents as text: character-level copying
         self._base = Segment([], vocab_size, blank)
         self._base_keys: set[str] = set()
         self._stale: set[str] = set()  # base copies superseded by the delta or removed
@@ -56,13 +57,16 @@ class WorkspaceIndex:
                 docs[key] = np.asarray(toks, dtype=np.int32)
             pending.clear()
 
+        texts_seen: list[tuple[str, str]] = []
         for item in texts:
+            texts_seen.append(item)
             pending.append(item)
             if len(pending) >= batch:
                 flush()
         if pending:
             flush()
         base = self._segment(list(docs.items()))
+        text_of = dict(texts_seen)
         if self.snippets is not None:
             for key, toks in docs.items():
                 self.snippets.set(key, toks)
@@ -70,7 +74,8 @@ class WorkspaceIndex:
             # Edits that arrived while building win over the text we read from disk.
             for key in self._delta_keys:
                 docs[key] = self._docs[key]
-            self._docs = docs
+                text_of[key] = self._texts[key]
+            self._docs, self._texts = docs, text_of
             self._base, self._base_keys = base, set(docs) - self._delta_keys
             self._stale = self._delta_keys & set(docs)
         log.info("workspace index: %d files, %d tokens, %.1f MB", len(docs), len(base), base.nbytes / 1e6)
@@ -82,6 +87,7 @@ class WorkspaceIndex:
             self.snippets.set(key, toks)
         with self._lock:
             self._docs[key] = toks
+            self._texts[key] = text
             self._delta_keys.add(key)
             if key in self._base_keys:
                 self._stale.add(key)
@@ -92,6 +98,7 @@ class WorkspaceIndex:
             self.snippets.remove(key)
         with self._lock:
             self._docs.pop(key, None)
+            self._texts.pop(key, None)
             if key in self._base_keys:
                 self._stale.add(key)
             if key in self._delta_keys:
@@ -123,7 +130,14 @@ class WorkspaceIndex:
 
     @property
     def nbytes(self) -> int:
-        return self._base.nbytes + self._delta.nbytes
+        """Suffix arrays and token ids, plus the texts kept for character-level copying (≈ their
+        length: source code is mostly ASCII)."""
+        return self._base.nbytes + self._delta.nbytes + sum(len(t) for t in list(self._texts.values()))
+
+    def texts(self, exclude: str = "") -> list[str]:
+        """The indexed documents' texts but `exclude` (for character-level copying)."""
+        with self._lock:
+            return [t for k, t in self._texts.items() if k != exclude]
 
     def similar(self, query: Sequence[int], exclude: str = "", k: int = 1) -> list[tuple[Snippet, np.ndarray]]:
         """The `k` code windows most like `query` outside `exclude`, each with its document's ids."""

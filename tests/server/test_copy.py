@@ -1,0 +1,89 @@
+"""Character-level copying: the longest earlier tail of the text, and when the Completer trusts it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from server.retrieval.copy import SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
+from server.settings import Settings
+
+
+def brute(prefix: str, sources: list[str]) -> tuple[int, dict[str, int]]:
+    """Reference: try every tail length from the longest down."""
+    for n in range(min(len(prefix), 400), 0, -1):
+        tail = prefix[-n:]
+        rests: dict[str, int] = {}
+        for text in sources:
+            start = text.find(tail)
+            while start >= 0:
+                rest = text[start + n :].split("\n", 1)[0]
+                rests[rest] = rests.get(rest, 0) + 1
+                start = text.find(tail, start + 1)
+        if rests:
+            return n, rests
+    return 0, {}
+
+
+def test_the_galloping_search_finds_what_a_scan_of_every_length_finds() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        sources = ["".join(rng.choice("ab\n") for _ in range(rng.randint(0, 60))) for _ in range(3)]
+        prefix = "".join(rng.choice("ab\n") for _ in range(rng.randint(1, 40)))
+        verdict = copy_verdict(prefix, sources)
+        length, rests = brute(prefix, sources)
+        assert verdict.length == length
+        if length:
+            assert verdict.votes == max(rests.values()) and verdict.text in rests
+            assert verdict.occurrences == min(64, sum(rests.values()))
+
+
+def test_a_sure_verdict_is_long_and_unanimous() -> None:
+    other = "const user = load();\nlist.push(fullName);\nlist.push(fullName);\n"
+    sure = copy_verdict("  list.push(ful", [other])
+    assert (sure.text, sure.sure) == ("lName);", True) and sure.length >= SURE_MIN_CHARS
+    split = copy_verdict("list.push(", [other + "list.push(x);\n"])
+    assert split.text == "fullName);" and split.votes == 2 and split.occurrences == 3 and not split.sure
+    short = copy_verdict("(ful", [other])  # 4 characters: not enough to trust
+    assert short.text == "lName);" and not short.sure
+    assert copy_verdict("zzz", [other], at_least=SURE_MIN_CHARS).occurrences == 0
+
+
+def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
+    prefix = "a.on('x', f);\nb.on('y', g);\nc.on('x"
+    assert copy_prediction(prefix, "')\n", []) == "', f);"  # from line 1, not from the cursor itself
+    assert copy_prediction("only.once(", "", []) == ""
+    assert copy_prediction("x = ", "\nlater: x = 42;\n", []) == "42;"  # below the cursor line too
+    assert own_sources("abc", "d\nrest") == ["ab", "rest"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from server.engine import Engine
+
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng.load()
+    return eng
+
+
+def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine) -> None:  # type: ignore[no-untyped-def]
+    from server.completion import Completer
+    from server.workspace import new_index
+
+    index = new_index(engine.tokenizer)
+    index.build([("lib/people.js", "function names(people, list) {\n  for (const p of people) list.push(p.fullName);\n}\n")])
+    completer = Completer(engine, workspace=index)
+    settings = Settings(model="x", max_new_tokens=8)
+    text = "function render(people, out) {\n  for (const p of people) out.push(p.ful"
+    done = completer.complete(text, len(text), settings=settings, key="main.js")
+    assert (done.text, done.result) == ("lName);", None) and done.reason.startswith("copied")
+    assert completer.stats.snapshot()["copied"] == 1
+    # Off: the model alone, no copying.
+    off = completer.complete(text, len(text), settings=Settings(model="x", max_new_tokens=8, workspace_index="off"), key="main.js")
+    assert off.result is not None and not off.reason.startswith("copied")
+    # Nothing long enough elsewhere: the model answers.
+    fresh = "const zebra = quaggaFactory("
+    asked = completer.complete(fresh, len(fresh), settings=settings, key="main.js")
+    assert asked.result is not None
