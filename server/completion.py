@@ -77,6 +77,7 @@ class Completer:
         mix: MixParams | None = None,
         backend: Backend | None = None,
         snippet_tokens: int = 0,
+        copy_verdicts: bool = True,
     ) -> None:
         if (engine is None) == (backend is None):
             raise ValueError("a Completer generates with exactly one of an Engine and a remote Backend")
@@ -85,6 +86,8 @@ class Completer:
         # completion cache, stop checks and filters stay here; token-level parts (healing, KV
         # reuse, ∞-gram mixing) need the model's logits and are the local engine's only.
         self.backend = backend
+        # Take a sure character-level copy instead of generating (off only to measure what it buys).
+        self.copy_verdicts = copy_verdicts
         # Tokens of similar code from another workspace file put before the prompt (0: none).
         self.snippet_tokens = snippet_tokens
         self._snippet_memo: tuple[tuple[Any, ...], list[int]] | None = None
@@ -154,7 +157,7 @@ class Completer:
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
-        if self.engine is not None and settings.workspace_index == "on" and not decision.multiline:
+        if self.copy_verdicts and self.engine is not None and settings.workspace_index == "on" and not decision.multiline:
             # A long tail of the text that reappears elsewhere, always followed by the same rest
             # of the line: copy it, character-exact, instead of asking the model.
             with stats.timer("copy"):

@@ -44,8 +44,10 @@ STATS_METHOD = "codeparrot/stats"
 SETTINGS_SECTION = "codeparrot"
 LANGUAGES = frozenset({"javascript", "javascriptreact"})
 # Wait this long for a first model load inside a request: tiny/small models answer their first
-# request, big ones return empty (isIncomplete) instead of freezing the editor for minutes.
-LOAD_WAIT_S = 10.0
+# request, big ones return empty (isIncomplete) instead of freezing the editor for minutes. It
+# includes importing torch and transformers (5-10 s on a busy 2-core machine), which the server
+# no longer does at start.
+LOAD_WAIT_S = 20.0
 # While the model loads, a request waits this long for it before the copy-only fallback answers.
 COPY_WAIT_S = 0.2
 # Characters after which classic-completion clients (Neovim, Helix) should ask us again.

@@ -124,6 +124,7 @@ def predict_lines(
     token_healing: bool = True,
     repos: Path | None = None,
     snippet_tokens: int = 0,
+    copy_verdicts: bool = True,
 ) -> Iterator[tuple[str, str]]:
     """(id, prediction) per row, through the server's Completer.
 
@@ -138,7 +139,9 @@ def predict_lines(
     engine = Engine(settings)
     engine.load()
     # No completion cache: each row is scored on its own.
-    completer = Completer(engine, token_healing=token_healing, snippet_tokens=snippet_tokens)
+    completer = Completer(
+        engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts
+    )
     indexes: dict[str, Any] = {}
     for row in rows:
         prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
@@ -205,6 +208,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
             token_healing=not args.no_token_healing,
             repos=Path(args.repos) if args.workspace == "repo" else None,
             snippet_tokens=args.snippet_tokens,
+            copy_verdicts=not args.no_copy_verdicts,
         )
         for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
@@ -214,7 +218,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     copies = copy_predictions(rows, Path(args.repos) if args.workspace == "repo" else None)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
-               "snippet_tokens": args.snippet_tokens,
+               "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
                **score(rows, predictions, copies)}
     _emit(summary, args.summary)
     return 0
@@ -337,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--workspace", choices=("off", "file", "repo"), default="file",
                        help="off: the model alone; file: + copying from the row's own file (workspaceIndex on, "
                        "the server's default); repo: + the row's package as the workspace (needs --repos)")
+    lines.add_argument("--no-copy-verdicts", action="store_true",
+                       help="never take a sure character-level copy instead of generating (to measure what it buys)")
     lines.add_argument("--snippet-tokens", type=int, default=0,
                        help="tokens of the most similar code from another workspace file put before the prompt "
                             "(RepoCoder style; 0 = none)")

@@ -171,7 +171,7 @@ MAIN = "function orderTotal(order) {\n  const total = order.items.reduce((sum, \
 @pytest.mark.asyncio
 async def test_while_the_model_loads_completions_copy_from_the_open_documents(trained_dir: Path) -> None:
     client = make_test_lsp_client()
-    env = server_env(CODEPARROT_TEST_FAULTS="load-slow:1500")  # the model takes 1.5 s more to load
+    env = server_env(CODEPARROT_TEST_FAULTS="load-slow:3000")  # the model takes 3 s more to load
     await client.start_io(*server_command(trained_dir), cwd=REPO, env=env)
     try:
         await client.initialize_session(
@@ -193,7 +193,7 @@ async def test_while_the_model_loads_completions_copy_from_the_open_documents(tr
         result = await client.text_document_inline_completion_async(params)
         waited = time.monotonic() - start
         assert [item.insert_text for item in result.items] == ["item) => sum + item.price, 0);"]
-        assert waited < 1.5  # answered from the other open file, not after the load
+        assert waited < 3  # answered from the other open file, not after the load
         stats = await client.protocol.send_request_async("codeparrot/stats", None)
         assert stats.model.loading and not stats.model.loaded
         assert stats.copy_while_loading.answered == 1 and stats.requests == 0  # the model's own count
@@ -204,9 +204,10 @@ async def test_while_the_model_loads_completions_copy_from_the_open_documents(tr
             assert time.monotonic() < deadline, stats
             await asyncio.sleep(0.2)
             stats = await client.protocol.send_request_async("codeparrot/stats", None)
-        await client.text_document_inline_completion_async(params)
+        again = await client.text_document_inline_completion_async(params)
+        assert [item.insert_text for item in again.items] == ["item) => sum + item.price, 0);"]
         stats = await client.protocol.send_request_async("codeparrot/stats", None)
-        assert stats.requests == 1 and stats.stages_ms.generate.count == 1
+        assert stats.requests == 1  # the model's completer (which copies the same sure line)
         assert stats.copy_while_loading.requests == 1 and stats.copy_while_loading.answered == 1
     finally:
         await client.shutdown_session()

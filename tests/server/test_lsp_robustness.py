@@ -7,6 +7,7 @@ junk bytes or wrongly typed params. Every test also checks that stdout held only
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,14 @@ def inline_params(uri: str, line: int = 0, character: int = 0) -> dict:
         "position": {"line": line, "character": character},
         "context": {"triggerKind": 2},
     }
+
+
+def wait_loaded(server: RawServer, timeout: float = 120.0) -> None:
+    """Until the model (loading since `initialized`) is ready."""
+    deadline = time.monotonic() + timeout
+    while not server.request("codeparrot/stats", None)["result"]["model"]["loaded"]:
+        assert time.monotonic() < deadline, "the model did not load"
+        time.sleep(0.1)
 
 
 def assert_alive(server: RawServer) -> None:
@@ -136,6 +145,7 @@ def slow_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     # same (rechecked; an earlier run with none cancelled did not reproduce), but the trained tiny
     # model's completion in ADD's empty body is then empty, and `assert_alive` needs a completion.
     srv.initialize({"codeparrot": {"workspaceIndex": "off"}})
+    wait_loaded(srv)  # the burst is about cancelling generations, not waiting for a load
     yield srv
     assert srv.close() == 0
     assert srv.reader.junk == []
@@ -178,6 +188,7 @@ def test_out_of_memory_during_generation(
     srv = RawServer(server_command(model), env=server_env(CODEPARROT_TEST_FAULTS="generate-oom:1"))
     try:
         srv.initialize()
+        wait_loaded(srv)
         srv.open("file:///oom.js", ADD)
         first = srv.request("textDocument/inlineCompletion", inline_params("file:///oom.js", 1, 0))
         assert first["result"]["items"] == []
