@@ -81,11 +81,12 @@ def word_ids(tokenizer: Any) -> np.ndarray:
     return words
 
 
-def new_index(tokenizer: Any) -> WorkspaceIndex:
-    """An empty index over `tokenizer`'s ids."""
-    return WorkspaceIndex(
-        encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0, words=word_ids(tokenizer)
-    )
+def new_index(tokenizer: Any, snippets: bool = False) -> WorkspaceIndex:
+    """An empty index over `tokenizer`'s ids; with `snippets`, also the similar-code windows that
+    `Completer(snippet_tokens=N)` puts in the prompt (off by default: no gain measured with the
+    shipped model, and they cost build time and ~1 byte per token)."""
+    words = word_ids(tokenizer) if snippets else None
+    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0, words=words)
 
 
 class Workspace:

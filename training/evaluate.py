@@ -107,12 +107,12 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def repo_index(engine: Any, pkg_dir: Path) -> Any:
+def repo_index(engine: Any, pkg_dir: Path, snippets: bool = False) -> Any:
     """The server's own workspace index over one package folder (keys: paths inside it)."""
     from server.retrieval.files import scan_workspace
     from server.workspace import new_index
 
-    index = new_index(engine.tokenizer)
+    index = new_index(engine.tokenizer, snippets=snippets)
     index.build((path.relative_to(pkg_dir).as_posix(), text) for path, text in scan_workspace(pkg_dir))
     return index
 
@@ -150,7 +150,7 @@ def predict_lines(
             spec = f"{row['package']}@{row.get('version', '')}"
             if spec not in indexes:
                 indexes.clear()  # rows come grouped by package often enough; keep one in memory
-                indexes[spec] = repo_index(engine, repos / folder_name(spec))
+                indexes[spec] = repo_index(engine, repos / folder_name(spec), snippets=snippet_tokens > 0)
             completer.workspace = indexes[spec]
             key = str(row.get("path", "evaluate"))
         outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)

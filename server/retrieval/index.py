@@ -36,6 +36,9 @@ class WorkspaceIndex:
         # Windows for similar-code snippets in the prompt, over these word token ids (None: none).
         self.snippets = SnippetIndex(words) if words is not None else None
         self._lock = threading.Lock()
+        # Each document's ids (for the delta segment, folds and snippets): 2 bytes a token when
+        # the vocabulary fits.
+        self._dtype = np.uint16 if vocab_size <= 65536 else np.int32
         self._docs: dict[str, np.ndarray] = {}
         self._texts: dict[str, str] = {}  # the same documents as text: character-level copying
         self._base = Segment([], vocab_size, blank)
@@ -54,7 +57,7 @@ class WorkspaceIndex:
         def flush() -> None:
             ids = self.encode([t for _, t in pending])
             for (key, _), toks in zip(pending, ids, strict=True):
-                docs[key] = np.asarray(toks, dtype=np.int32)
+                docs[key] = np.asarray(toks, dtype=self._dtype)
             pending.clear()
 
         texts_seen: list[tuple[str, str]] = []
@@ -82,7 +85,7 @@ class WorkspaceIndex:
 
     def update(self, key: str, text: str) -> None:
         """Index `text` as the content of `key` (open document or changed file)."""
-        toks = np.asarray(self.encode([text])[0], dtype=np.int32)
+        toks = np.asarray(self.encode([text])[0], dtype=self._dtype)
         if self.snippets is not None:
             self.snippets.set(key, toks)
         with self._lock:
@@ -130,9 +133,10 @@ class WorkspaceIndex:
 
     @property
     def nbytes(self) -> int:
-        """Suffix arrays and token ids, plus the texts kept for character-level copying (≈ their
-        length: source code is mostly ASCII)."""
-        return self._base.nbytes + self._delta.nbytes + sum(len(t) for t in list(self._texts.values()))
+        """Suffix arrays, each document's ids, and the texts kept for character-level copying
+        (≈ their length: source code is mostly ASCII)."""
+        docs = sum(d.nbytes for d in list(self._docs.values()))
+        return self._base.nbytes + self._delta.nbytes + docs + sum(len(t) for t in list(self._texts.values()))
 
     def texts(self, exclude: str = "") -> list[str]:
         """The indexed documents' texts but `exclude` (for character-level copying)."""

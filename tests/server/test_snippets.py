@@ -75,7 +75,7 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
     from server.completion import Completer
     from server.workspace import new_index
 
-    index: WorkspaceIndex = new_index(engine.tokenizer)
+    index: WorkspaceIndex = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3), ("lib/server.js", OTHER * 3)])
     completer = Completer(engine, workspace=index, snippet_tokens=96)
     settings = Settings(model="x", workspace_index="on")
@@ -96,7 +96,7 @@ def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engin
     from server.completion import Completer
     from server.workspace import new_index
 
-    index = new_index(engine.tokenizer)
+    index = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3)])
     # Copy verdicts off: this line is in the helper, and a sure copy would skip the model.
     completer = Completer(engine, workspace=index, snippet_tokens=96, copy_verdicts=False)
