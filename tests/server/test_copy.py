@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-import pytest
-
+from server.engine import Engine
 from server.retrieval.copy import SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
 from server.settings import Settings
 
@@ -59,16 +57,7 @@ def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
     assert own_sources("abc", "d\nrest") == ["ab", "rest"]
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
-    from server.engine import Engine
-
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
-    eng.load()
-    return eng
-
-
-def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine) -> None:  # type: ignore[no-untyped-def]
+def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: Engine) -> None:
     from server.completion import Completer
     from server.workspace import new_index
 

@@ -17,13 +17,6 @@ BASE = "function add(a, b) {\n  return a + b;\n}\nconst items = [1, 2, 3];\n"
 TYPED = "for (let i = 0; i < items.length; i++) {"
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> Engine:
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
-    eng.load()
-    return eng
-
-
 def ids_of(engine: Engine, text: str) -> list[int]:
     return list(engine.tokenizer(text)["input_ids"])
 

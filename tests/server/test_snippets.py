@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -62,13 +60,6 @@ HELPER = (
     "}\n"
 )
 OTHER = "const express = require('express');\nconst app = express();\napp.listen(3000);\n"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> Engine:
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
-    eng.load()
-    return eng
 
 
 def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engine: Engine) -> None:
