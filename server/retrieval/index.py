@@ -133,10 +133,12 @@ class WorkspaceIndex:
 
     @property
     def nbytes(self) -> int:
-        """Suffix arrays, each document's ids, and the texts kept for character-level copying
-        (≈ their length: source code is mostly ASCII)."""
+        """Suffix arrays, each document's ids, the similar-code windows when built, and the texts
+        kept for character-level copying (≈ their length: source code is mostly ASCII)."""
         docs = sum(d.nbytes for d in list(self._docs.values()))
-        return self._base.nbytes + self._delta.nbytes + docs + sum(len(t) for t in list(self._texts.values()))
+        windows = self.snippets.nbytes if self.snippets is not None else 0
+        return (self._base.nbytes + self._delta.nbytes + docs + windows
+                + sum(len(t) for t in list(self._texts.values())))
 
     def texts(self, exclude: str = "") -> list[str]:
         """The indexed documents' texts but `exclude` (for character-level copying)."""
