@@ -292,6 +292,16 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("bad value for 'lora.target_modules': empty")
     if cfg.lora.r < 1:
         raise ConfigError("bad value for 'lora.r': must be >= 1")
+    if cfg.data.tokens:
+        from training.data.tokens import paths
+
+        if not paths(Path(cfg.data.tokens))[1].is_file():
+            raise ConfigError(
+                f"bad value for 'data.tokens': {cfg.data.tokens!r} is not a finished token file "
+                "(make one with `python -m training.data.tokens pack`)"
+            )
+        if cfg.train.objective != "clm":
+            raise ConfigError("bad value for 'data.tokens': a packed token file is for causal LM training only")
     _validate_model_extra(cfg.model)
     return cfg
 

@@ -12,6 +12,10 @@ import pytest
 from conftest import js_source
 from tiny_model import build_tokenizer
 
+from training.data.build import build_lm_datasets
+from training.data.config import DataConfig
+from training.data.manifest import read_manifest
+from training.data.packing import fim_token_documents
 from training.data.tokens import (
     TokenFileError,
     dtype_for,
@@ -19,9 +23,11 @@ from training.data.tokens import (
     manifest_sha,
     open_tokens,
     pack,
+    pack_corpus,
     paths,
     tokenizer_hash,
 )
+from training.modeling import load_tokenizer
 
 DOCS = [js_source(1), "", "const a = 1;\n", js_source(2, n_blocks=2), "x" * 3]
 
@@ -95,3 +101,99 @@ def test_cli_packs_a_package_dir(npm_packages_dir: Path, tokenizer: Any, tmp_pat
     tf = open_tokens(tmp_path / "corpus")
     assert len(tf) > 0 and tf.meta["manifest_sha256"] != manifest_sha([])
     assert main(["info", str(tmp_path / "corpus")]) == 0
+
+
+# ------------------------------------------------------------ training reads the packed corpus
+
+def _build(cfg: DataConfig, tokenizer: Any, *, fim: bool, out: Path | None = None) -> Any:
+    return build_lm_datasets(cfg, tokenizer, fim=fim, output_dir=out, with_labels=True)
+
+
+def test_training_from_the_token_file_matches_reading_the_packages(
+    npm_packages_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    text_cfg = DataConfig(source="npm", dir=str(npm_packages_dir), block_size=64, eval_fraction=0.2, fim_rate=0.0)
+    tf = pack_corpus(text_cfg, tokenizer, tmp_path / "corpus")
+    assert "lodash" not in {d["package"] for d in tf.meta["documents"]}  # reserved: never packed
+    token_cfg = DataConfig(tokens=str(tmp_path / "corpus"), block_size=64, eval_fraction=0.2, fim_rate=0.0)
+    a = _build(text_cfg, tokenizer, fim=False, out=tmp_path / "a")
+    b = _build(token_cfg, tokenizer, fim=False, out=tmp_path / "b")
+    for split in ("train", "eval"):
+        assert len(getattr(a, split)) > 0
+        assert getattr(a, split)["input_ids"] == getattr(b, split)["input_ids"]
+        assert getattr(b, split)["labels"] == getattr(b, split)["input_ids"]
+    # the same manifest rows (package, version, license, path, sha256, split) and drop counts
+    rows = lambda d: sorted(json.dumps(r, sort_keys=True) for r in read_manifest(d / "data_manifest.jsonl"))  # noqa: E731
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert a.manifest.dropped == b.manifest.dropped and a.manifest.dropped["package_reserved"] > 0
+    assert b.manifest.extra["tokens_file"]["n_tokens"] == tf.meta["n_tokens"]
+
+
+def test_token_file_fim_cuts_at_token_boundaries(npm_packages_dir: Path, tokenizer: Any, tmp_path: Path) -> None:
+    pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), tokenizer, tmp_path / "corpus")
+    cfg = DataConfig(tokens=str(tmp_path / "corpus"), block_size=64, eval_fraction=0.2, fim_rate=1.0)
+    data = _build(cfg, tokenizer, fim=True)
+    pre, mid, suf = (tokenizer.convert_tokens_to_ids(t) for t in ("<fim_prefix>", "<fim_middle>", "<fim_suffix>"))
+    ids = [t for row in data.train["input_ids"] for t in row]
+    assert ids.count(mid) > 0 and ids.count(pre) > 0 and ids.count(suf) > 0
+    # each document is rebuilt exactly from its FIM pieces, in both orders
+    tf = open_tokens(tmp_path / "corpus")
+    docs = [tf.document(i) for i in range(len(tf))]
+    keys = [d["sha256"] for d in tf.meta["documents"]]
+    cut = fim_token_documents(docs, keys, (pre, mid, suf), fim_rate=1.0, fim_spm_rate=0.5, seed=3)
+    orders = set()
+    for doc, out in zip(docs, cut, strict=True):
+        out = out.tolist()
+        if out[0] == pre:  # PSM: <pre> p <suf> s <mid> m
+            i, j = out.index(suf), out.index(mid)
+            p, s, m = out[1:i], out[i + 1 : j], out[j + 1 :]
+        else:  # SPM: <suf> s <pre> p <mid> m
+            assert out[0] == suf
+            i, j = out.index(pre), out.index(mid)
+            s, p, m = out[1:i], out[i + 1 : j], out[j + 1 :]
+        orders.add(out[0])
+        assert p + m + s == doc.tolist()
+    assert orders == {pre, suf}
+    # seeded: the same cuts again
+    again = fim_token_documents(docs, keys, (pre, mid, suf), fim_rate=1.0, fim_spm_rate=0.5, seed=3)
+    assert all((x == y).all() for x, y in zip(cut, again, strict=True))
+
+
+def test_token_file_of_another_tokenizer_or_without_rows_is_refused(
+    npm_packages_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), tokenizer, tmp_path / "corpus")
+    other = build_tokenizer(tmp_path / "other", vocab_size=500)
+    with pytest.raises(TokenFileError, match="another tokenizer"):
+        _build(DataConfig(tokens=str(tmp_path / "corpus"), block_size=64), other, fim=False)
+    pack(DOCS, tokenizer, tmp_path / "plain")  # texts only: no manifest rows to train with
+    with pytest.raises(TokenFileError, match="no document rows"):
+        _build(DataConfig(tokens=str(tmp_path / "plain"), block_size=8), tokenizer, fim=False)
+
+
+def test_finetune_trains_from_a_token_file(npm_packages_dir: Path, tmp_path: Path) -> None:
+    from tiny_model import build_tiny_model
+
+    from training.finetune import main as finetune
+
+    model_dir = build_tiny_model(tmp_path / "model")
+    pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), load_tokenizer(str(model_dir)), tmp_path / "corpus")
+    out = tmp_path / "run"
+    rc = finetune(["--recipe", "codeparrot-js", "--output-dir", str(out), "--set", f"model.name_or_path={model_dir}",
+                   "--set", f"data.tokens={tmp_path / 'corpus'}", "--set", "data.dir=/nonexistent",
+                   "--set", "data.block_size=32", "--set", "data.eval_fraction=0.2",
+                   "--set", "train.max_steps=3", "--set", "train.per_device_train_batch_size=2",
+                   "--set", "train.progress_bar=false", "--set", "train.save_steps=100"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["eval_loss"] is not None
+    summary = json.loads((out / "data_manifest_summary.json").read_text())
+    assert summary["tokens_file"]["path"] == str(tmp_path / "corpus") and summary["kept"] > 0
+
+
+def test_a_missing_token_file_is_a_config_error_before_any_work(tmp_path: Path) -> None:
+    from training.config import ConfigError, apply_overrides, load_recipe, validate
+
+    cfg = apply_overrides(load_recipe("scratch-js"), [f"data.tokens={tmp_path / 'nothing'}"])
+    with pytest.raises(ConfigError, match=r"data\.tokens"):
+        validate(cfg)

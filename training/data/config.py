@@ -27,6 +27,7 @@ class DataConfig:
     source: str = "npm"  # github-code | npm | local | eli5: which reader produces the records
     files: str = ""  # glob of local parquet/json files; "" = the hub default for the source
     dir: str = ""  # npm/local: dir of unpacked packages (one folder each, with package.json)
+    tokens: str = ""  # a corpus packed by `python -m training.data.tokens pack` (OUT stem): read instead of dir/files
     packages_file: str = ""  # npm: `name@version` lines fetched with `npm pack` when dir is empty
     npm_cache_dir: str = ""  # npm: where fetched packages are unpacked; "" = ~/.cache/codeparrot-lsp/npm
     hub_dataset: str = ""  # hub repo id for github-code/eli5; "" = the source's default

@@ -97,6 +97,40 @@ def encode_documents(
     return out
 
 
+def fim_token_documents(
+    docs: Sequence[np.ndarray],
+    keys: Sequence[str],
+    fim_token_ids: tuple[int, int, int],
+    *,
+    fim_rate: float,
+    fim_spm_rate: float = 0.5,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """`encode_documents`' FIM for documents that are already token ids: cuts at token boundaries.
+
+    Used for a packed token file, whose text is not at hand. Cutting between tokens instead of
+    between characters means the prefix never ends inside a token; the server prompts the same
+    way (token healing backs the prompt up to a token boundary before the cursor).
+    """
+    if fim_rate <= 0:
+        return list(docs)
+    pre_id, mid_id, suf_id = fim_token_ids
+    tok = lambda t: np.asarray([t], dtype=np.int32)  # noqa: E731
+    out: list[np.ndarray] = []
+    for ids, key in zip(docs, keys, strict=True):
+        rng = random.Random(f"{seed}:{key}")
+        if len(ids) < 2 or rng.random() >= fim_rate:
+            out.append(ids)
+            continue
+        a, b = sorted(rng.randint(0, len(ids)) for _ in range(2))
+        p, m, s = (np.asarray(x, dtype=np.int32) for x in (ids[:a], ids[a:b], ids[b:]))
+        if rng.random() < fim_spm_rate:
+            out.append(np.concatenate([tok(suf_id), s, tok(pre_id), p, tok(mid_id), m]))
+        else:
+            out.append(np.concatenate([tok(pre_id), p, tok(suf_id), s, tok(mid_id), m]))
+    return out
+
+
 def pack_blocks(docs: Sequence[np.ndarray], eos_id: int, block_size: int) -> np.ndarray:
     """Concatenate docs with EOS after each; return (n_blocks, block_size) full blocks only."""
     if block_size <= 0:

@@ -5,10 +5,15 @@
 
 `pack` writes `OUT.bin` (every document's ids back to back, uint16 when the vocabulary fits in
 65,536 ids, else uint32; no separators: the boundaries are in the sidecar) and `OUT.json`
-(tokenizer hash, vocab size, dtype, document offsets, manifest sha). `open_tokens` maps the
-`.bin` with `np.memmap`, so a resumed or continued run costs no tokenisation, and
-`TokenFile.check` refuses a file made with another tokenizer or from other data. The sidecar
-is written last (and the `.bin` renamed into place first): a file with a sidecar is complete.
+(tokenizer hash, vocab size, dtype, document offsets, manifest sha, and for a packed corpus each
+document's manifest row and the filter counts). `open_tokens` maps the `.bin` with `np.memmap`,
+so a resumed or continued run costs no tokenisation, and `TokenFile.check` refuses a file made
+with another tokenizer or from other data. The sidecar is written last (and the `.bin` renamed
+into place first): a file with a sidecar is complete.
+
+Training reads a packed corpus with `--set data.tokens=OUT` (`training.data.build`): the same
+documents, package split and manifest as reading `data.dir` with the same filters, without
+reading, deduplicating or tokenising anything.
 
 Written by hand because `datasets`' Arrow cache keys on the map function's fingerprint, not
 the tokenizer's content, and stores ragged lists rather than one flat array np.memmap can read.
@@ -21,7 +26,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,36 +81,63 @@ class TokenFile:
 
 
 def pack(
-    texts: Iterable[str], tokenizer: Any, out: Path, *, manifest_sha: str = "", batch: int = BATCH
+    texts: Iterable[str],
+    tokenizer: Any,
+    out: Path,
+    *,
+    manifest_sha: str = "",
+    batch: int = BATCH,
+    documents: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> TokenFile:
-    """Tokenise `texts` (no special tokens added) into OUT.bin + OUT.json and open the result."""
+    """Tokenise `texts` (no special tokens added) into OUT.bin + OUT.json and open the result.
+
+    `documents` (one manifest row per text, same order) and `extra` (e.g. the filter counts) are
+    stored in the sidecar for `training.data.build` to read back.
+    """
+
+    def encoded() -> Iterator[list[int]]:
+        docs: list[str] = []
+        for text in texts:
+            docs.append(text)
+            if len(docs) >= batch:
+                yield from tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]
+                docs = []
+        if docs:
+            yield from tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]
+
+    return write_ids(encoded(), tokenizer, out, manifest_sha=manifest_sha, documents=documents, extra=extra)
+
+
+def write_ids(
+    docs: Iterable[Sequence[int] | np.ndarray],
+    tokenizer: Any,
+    out: Path,
+    *,
+    manifest_sha: str = "",
+    documents: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> TokenFile:
+    """Write already tokenised documents as OUT.bin + OUT.json (see `pack`) and open the result."""
     bin_path, meta_path = paths(out)
     bin_path.parent.mkdir(parents=True, exist_ok=True)
     vocab_size = len(tokenizer)
     dtype = dtype_for(vocab_size)
     offsets = [0]
     tmp = bin_path.with_name(bin_path.name + ".tmp")
-
-    def flush(f: Any, docs: list[str]) -> None:
-        for ids in tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]:
+    meta_path.unlink(missing_ok=True)  # an old sidecar must not describe a half-written file
+    with open(tmp, "wb") as f:
+        for ids in docs:
             arr = np.asarray(ids, dtype=np.int64)
             if arr.size and int(arr.max()) >= 1 << (8 * dtype.itemsize):
                 raise ValueError(f"token id {int(arr.max())} does not fit {dtype}")
             f.write(arr.astype(dtype).tobytes())
             offsets.append(offsets[-1] + int(arr.size))
-
-    meta_path.unlink(missing_ok=True)  # an old sidecar must not describe a half-written file
-    with open(tmp, "wb") as f:
-        docs: list[str] = []
-        for text in texts:
-            docs.append(text)
-            if len(docs) >= batch:
-                flush(f, docs)
-                docs = []
-        if docs:
-            flush(f, docs)
+    if documents is not None and len(documents) != len(offsets) - 1:
+        tmp.unlink()
+        raise ValueError(f"{len(documents)} document rows for {len(offsets) - 1} documents")
     os.replace(tmp, bin_path)
-    meta = {
+    meta: dict[str, Any] = {
         "format": FORMAT,
         "tokenizer_sha256": tokenizer_hash(tokenizer),
         "vocab_size": vocab_size,
@@ -113,10 +145,47 @@ def pack(
         "n_tokens": offsets[-1],
         "n_documents": len(offsets) - 1,
         "manifest_sha256": manifest_sha,
+        **(extra or {}),
         "offsets": offsets,
     }
+    if documents is not None:
+        meta["documents"] = documents
     meta_path.write_text(json.dumps(meta) + "\n", encoding="utf-8")
     return open_tokens(out)
+
+
+def pack_corpus(data_cfg: Any, tokenizer: Any, out: Path) -> TokenFile:
+    """Pack what `build_lm_datasets` would train on: the records of `data_cfg` after every filter.
+
+    The same reader, decontamination, quality filters, dedup and tokenizer compression filter
+    (`chars_per_token`) as the text path; each kept document's manifest row and every drop count
+    go into the sidecar, so training from the file writes the same manifest.
+    """
+    from dataclasses import asdict
+
+    from training.data.build import iter_texts
+    from training.data.filters import chars_per_token_reasons
+    from training.data.manifest import Manifest
+    from training.data.packing import encode_batch
+    from training.data.sources import is_code_source
+
+    manifest = Manifest()
+    records = list(iter_texts(data_cfg, manifest.drop))
+    plain = encode_batch(tokenizer, [r.text for r in records])
+    reasons: list[str | None] = [None] * len(records)
+    if is_code_source(data_cfg.source):
+        reasons = chars_per_token_reasons([r.text for r in records], [len(p) for p in plain], data_cfg)
+    keep = [i for i, why in enumerate(reasons) if why is None]
+    for why in reasons:
+        if why:
+            manifest.drop(why)
+    kept = [records[i] for i in keep]
+    return write_ids(
+        (plain[i] for i in keep), tokenizer, out,
+        manifest_sha=manifest_sha(r.sha256 for r in kept),
+        documents=[{**r.manifest_row(), "chars": len(r.text)} for r in kept],
+        extra={"dropped": dict(sorted(manifest.dropped.items())), "data": asdict(data_cfg)},
+    )
 
 
 def open_tokens(out: Path) -> TokenFile:
@@ -150,20 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokenizer", required=True, help="tokenizer dir (or a model dir holding one)")
     p.add_argument("--data-dir", required=True, type=Path, help="unpacked npm packages (data.dir)")
     p.add_argument("--out", required=True, type=Path, help="output stem: writes OUT.bin and OUT.json")
+    p.add_argument("--source", choices=("npm", "local"), default="npm", help="how data-dir is read (data.source)")
     i = sub.add_parser("info", help="print a token file's sidecar (without the offsets)")
     i.add_argument("path", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "info":
         tf = open_tokens(args.path)
-        print(json.dumps({k: v for k, v in tf.meta.items() if k != "offsets"}, indent=1))
+        print(json.dumps({k: v for k, v in tf.meta.items() if k not in ("offsets", "documents")}, indent=1))
         return 0
-    from training.data.build import iter_texts  # heavy imports only for `pack`
-    from training.data.config import DataConfig
+    from training.data.config import DataConfig  # heavy imports only for `pack`
     from training.modeling import load_tokenizer
 
-    records = list(iter_texts(DataConfig(source="npm", dir=str(args.data_dir))))
-    tf = pack((r.text for r in records), load_tokenizer(args.tokenizer), args.out,
-              manifest_sha=manifest_sha(r.sha256 for r in records))
+    tf = pack_corpus(DataConfig(source=args.source, dir=str(args.data_dir)), load_tokenizer(args.tokenizer), args.out)
     print(f"{len(tf)} documents, {tf.meta['n_tokens']} tokens ({tf.meta['dtype']}) -> {paths(args.out)[0]}",
           file=sys.stderr)
     return 0
