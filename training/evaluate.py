@@ -259,6 +259,25 @@ def perplexity(model: Any, dataset: Any, *, batch_size: int, collator: Any = Non
     return (total / count if count else float("nan")), len(dataset)
 
 
+def per_char(loss: float, dataset: Any, tokenizer: Any) -> dict[str, Any]:
+    """The causal loss in nats per character of the predicted text, which compares across tokenizers.
+
+    Every block predicts its tokens 1..n-1 (`perplexity`'s count); their text is those tokens
+    decoded without the special ones (EOS, FIM markers), so a tokenizer that packs more characters
+    into a token is credited for it. Bits per character = nats / ln 2.
+    """
+    n_tokens = 0
+    chars = 0
+    for row in dataset["input_ids"]:
+        n_tokens += len(row) - 1
+        chars += len(tokenizer.decode(row[1:], skip_special_tokens=True))
+    if not chars:
+        return {}
+    nats = loss * n_tokens / chars
+    return {"chars": chars, "chars_per_token": chars / n_tokens, "nats_per_char": nats,
+            "bits_per_char": nats / math.log(2)}
+
+
 def cmd_perplexity(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, DataCollatorForLanguageModeling
@@ -297,6 +316,7 @@ def cmd_perplexity(args: argparse.Namespace) -> int:
         "tokens": blocks * cfg.data.block_size,
         "loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
+        **({} if mlm else per_char(loss, dataset, tokenizer)),
         "data": {"source": cfg.data.source, "files": cfg.data.files, "dir": cfg.data.dir, "fim": args.fim},
     }
     _emit(summary, args.summary)

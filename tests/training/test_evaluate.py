@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,17 @@ def test_perplexity_matches_the_training_eval(trained_dir: Path, capsys: pytest.
     assert summary["blocks"] == trained["eval_blocks"]
     assert summary["loss"] == pytest.approx(trained["eval_loss"], abs=1e-4)
     assert summary["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-3)
+    # per character: the same nats spread over the decoded text of the predicted tokens
+    from training.data.build import build_lm_datasets
+    from training.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(trained_dir))
+    cfg = evaluate._data_config(argparse.Namespace(model=str(trained_dir), recipe=None, overrides=[]))
+    rows = build_lm_datasets(cfg.data, tok, fim=False, output_dir=None).eval["input_ids"]
+    chars = sum(len(tok.decode(r[1:], skip_special_tokens=True)) for r in rows)
+    assert summary["chars"] == chars > summary["tokens"]
+    assert summary["nats_per_char"] == pytest.approx(summary["loss"] * len(rows) * (len(rows[0]) - 1) / chars)
+    assert summary["bits_per_char"] == pytest.approx(summary["nats_per_char"] / math.log(2))
 
 
 def test_lines_predicts_through_the_server_pipeline(trained_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
