@@ -75,6 +75,11 @@ class TrainConfig:
     save_total_limit: int = 2  # keep disk bounded; the last checkpoint is enough to resume
     logging_steps: int = 10  # loss-curve resolution
     seed: int = 42  # model init, data order, dropout
+    # "shuffle": the Trainer's seeded random order each epoch. "walk": one seeded permutation of the
+    # training blocks read in order from `data_offset` (wrapping around), so runs that continue one
+    # another across sessions see new blocks; metrics.json records the next run's `data_next_offset`.
+    data_order: str = "shuffle"
+    data_offset: int = 0  # walk: blocks of the permutation the starting model already trained on
     mlm_probability: float = 0.15  # BERT/RoBERTa masking rate (MLM only)
     dataloader_num_workers: int = 0  # blocks are in memory already; workers only add start-up time
     max_shard_size: str = ""  # e.g. "16MB" to shard the saved weights; "" = one file
@@ -107,6 +112,7 @@ SECTIONS = ("model", "tokenizer", "data", "train", "lora")
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.objective": ("clm", "mlm"),
     "train.bf16": ("auto", "true", "false"),
+    "train.data_order": ("shuffle", "walk"),
     "train.lr_scheduler": ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts"),
 }
 
@@ -292,6 +298,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("bad value for 'lora.target_modules': empty")
     if cfg.lora.r < 1:
         raise ConfigError("bad value for 'lora.r': must be >= 1")
+    if cfg.train.data_offset < 0:
+        raise ConfigError("bad value for 'train.data_offset': must be >= 0")
+    if cfg.train.data_offset and cfg.train.data_order != "walk":
+        raise ConfigError("'train.data_offset' needs train.data_order=walk")
     if cfg.data.tokens:
         from training.data.tokens import paths
 

@@ -128,6 +128,7 @@ def _training_args(cfg: RunConfig, out: Path) -> Any:
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=t.dataloader_num_workers,
+        train_sampling_strategy="sequential" if t.data_order == "walk" else "random",
         disable_tqdm=not t.progress_bar,
         report_to="none",
         # Without CUDA, accelerate only forms a process group (gloo) when told it is on CPU.
@@ -222,6 +223,9 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     if len(data.train) == 0:
         raise ConfigError(f"no training blocks: the data gave fewer than data.block_size={cfg.data.block_size} tokens")
 
+    if cfg.train.data_order == "walk":
+        data.train = walk(data.train, cfg.train.seed, cfg.train.data_offset)
+
     if len(data.eval) == 0 and targs.eval_strategy != "no":
         log.warning("the eval split is empty (too little data for one block): no evaluation")
         targs.eval_strategy = "no"
@@ -257,6 +261,10 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         )
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
     metrics["resumed_from_step"] = start_step.step
+    if cfg.train.data_order == "walk":
+        per_step = targs.per_device_train_batch_size * targs.gradient_accumulation_steps * targs.world_size
+        metrics["data_offset"] = cfg.train.data_offset
+        metrics["data_next_offset"] = (cfg.train.data_offset + metrics["steps"] * per_step) % len(data.train)
     this_run = metrics["tokens_seen"] - start_step.tokens
     metrics["tokens_per_second"] = round(this_run / runtime, 1) if runtime > 0 else None  # this run's tokens only
     if is_main and stage is not None:
@@ -267,6 +275,20 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         log.info("model written to %s: %s", out, json.dumps(metrics))
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+def walk(train: Any, seed: int, offset: int) -> Any:
+    """The training blocks in one seeded permutation, rotated to start at `offset` (mod its length).
+
+    Read sequentially (train_sampling_strategy="sequential"), so a run that continues a shipped
+    model from its `data_next_offset` trains on the blocks it has not seen yet; a resumed run skips
+    the batches its checkpoint already took, in the same order.
+    """
+    import numpy as np
+
+    n = len(train)
+    order = np.random.default_rng(seed).permutation(n)
+    return train.select(np.roll(order, -(offset % n)).tolist()) if n else train
 
 
 class _StartStep:
