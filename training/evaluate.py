@@ -291,7 +291,7 @@ def cmd_perplexity(args: argparse.Namespace) -> int:
     tokenizer = load_tokenizer(str(args.model))
     mlm = cfg.train.objective == "mlm"
     auto = AutoModelForMaskedLM if mlm else AutoModelForCausalLM
-    model: Any = auto.from_pretrained(args.model, use_safetensors=True, trust_remote_code=False)
+    model: Any = auto.from_pretrained(args.model, use_safetensors=True, trust_remote_code=False, dtype=torch.float32)
     if args.adapter:
         from peft import PeftModel
 

@@ -99,12 +99,15 @@ def pick(device: str) -> str:
 
 def load(source: ModelSource, auto_class: Any, device: str) -> tuple[Any, Any]:
     """Tokenizer and model (safetensors only, no remote code; a LoRA adapter merged in) on `device`."""
+    import torch
     from transformers import AutoTokenizer
 
     tok_dir = source.adapter if source.adapter and (source.adapter / "tokenizer.json").is_file() else source.path
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False)
-        model = auto_class.from_pretrained(str(source.path), use_safetensors=True, trust_remote_code=False)
+        model = auto_class.from_pretrained(  # float32: a checkpoint stored as fp16 computes in fp32 on the CPU
+            str(source.path), use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+        )
         if source.adapter is not None:
             from peft import PeftModel
 

@@ -95,9 +95,14 @@ def build_model(cfg: RunConfig, tokenizer: Any) -> Any:
         }
         config = AutoConfig.for_model(cfg.model.arch, **{**special, **cfg.model.extra, "vocab_size": len(tokenizer)})
         return auto.from_config(config)
+    import torch
+
     try:
+        # float32 master weights whatever the checkpoint stores (the shipped model is fp16 on disk;
+        # transformers otherwise loads a checkpoint in its own dtype); bf16 autocast is train.bf16's.
         model = auto.from_pretrained(
-            cfg.model.name_or_path, use_safetensors=True, trust_remote_code=False, **cfg.model.extra
+            cfg.model.name_or_path, use_safetensors=True, trust_remote_code=False,
+            **{"dtype": torch.float32, **cfg.model.extra},
         )
     except OSError as exc:
         raise ConfigError(f"model.name_or_path={cfg.model.name_or_path!r}: cannot load safetensors model: {exc}") from exc

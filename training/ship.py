@@ -1,0 +1,149 @@
+"""Ship a trained model dir as the server's default model: fp16 weights, checked, written atomically.
+
+    python -m training.ship RUN_DIR server/models/default [--dtype float16|bfloat16|float32]
+        [--keep-previous-as stage3]
+
+What it does, in order, before anything in DEST is touched:
+- loads RUN_DIR (safetensors only, no remote code) in float32 and stores its floating tensors in
+  `--dtype` (default float16: half the bytes in the repository and its history; the server and
+  `training.finetune` load it back explicitly as float32, which is faster than fp16 on a CPU);
+- checks that fp16 kept the model: the largest absolute weight fits fp16, and the fp16 copy's
+  logits on a probe text agree with float32's (same greedy tokens);
+- checks the data manifest beside the weights: no package reserved for evaluation, none of the
+  dev-set packages (`corpus/devset-packages.txt`);
+- copies the tokenizer, the run's configuration, metrics, logs, loss plot and manifest.
+
+Then DEST is replaced in one step per file with `training.publish` (markers last: a reader sees
+the old model or the new one, never a mix). `--keep-previous-as NAME` first renames DEST's own
+run records (`metrics.json`, `log_history.json`, `loss.png`, `training_config.json`) to
+`NAME_*` so the model card keeps the history of stages; the previous weights are not kept (git
+history has them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from training.publish import publish
+
+log = logging.getLogger("training.ship")
+
+DTYPES = ("float16", "bfloat16", "float32")
+FP16_MAX = 65504.0
+# Copied when present; the weights and tokenizer are written by save_pretrained.
+RECORDS = (
+    "training_config.json", "recipe.toml", "metrics.json", "log_history.json", "loss.png",
+    "data_manifest.jsonl", "data_manifest_summary.json", "generation_config.json",
+)
+STAGE_RECORDS = ("metrics.json", "log_history.json", "loss.png", "training_config.json")
+PROBE = "function add(a, b) {\n  return a + b;\n}\n\nmodule.exports = { add };\n"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ShipError(RuntimeError):
+    """The model cannot be shipped as asked; DEST is left as it was."""
+
+
+def devset_packages(path: Path = REPO_ROOT / "corpus" / "devset-packages.txt") -> set[str]:
+    """Package names of the held-out dev set (`name@version  # ...` lines)."""
+    if not path.is_file():
+        return set()
+    names = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        spec = line.split("#", 1)[0].strip()
+        if spec:
+            names.add(spec.rsplit("@", 1)[0] if spec.rfind("@") > 0 else spec)
+    return names
+
+
+def check_manifest_rows(rows: list[dict[str, Any]], devset: set[str]) -> None:
+    from training.data.decontam import check_manifest
+
+    check_manifest(rows)  # raises on a package reserved for evaluation
+    leaked = sorted({str(r.get("package")) for r in rows} & devset)
+    if leaked:
+        raise ShipError(f"the training manifest holds dev-set packages: {', '.join(leaked[:5])}")
+
+
+def convert(src: Path, stage: Path, dtype_name: str) -> dict[str, Any]:
+    """Write src's model in `dtype_name` + its tokenizer into `stage`; returns what was checked."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(src), use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+    ).eval()
+    biggest = max(float(p.detach().abs().max()) for p in model.parameters())
+    if dtype_name == "float16" and biggest > FP16_MAX:
+        raise ShipError(f"a weight of magnitude {biggest:.3g} does not fit float16: use --dtype bfloat16")
+    ids = torch.tensor([tokenizer(PROBE, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        ref = model(ids).logits
+        model.to(getattr(torch, dtype_name))  # in place: the weights are rounded to the stored dtype
+        back = model.to(torch.float32)(ids).logits  # computed as the server does: stored low, run in fp32
+    agree = float((ref.argmax(-1) == back.argmax(-1)).float().mean())
+    max_diff = float((ref - back).abs().max())
+    if agree < 0.95:
+        raise ShipError(f"{dtype_name} changes the model's greedy tokens on the probe ({agree:.0%} agree)")
+    model = model.to(getattr(torch, dtype_name))
+    model.save_pretrained(stage, safe_serialization=True)
+    tokenizer.save_pretrained(stage)
+    return {"dtype": dtype_name, "max_abs_weight": biggest, "probe_greedy_agreement": agree,
+            "probe_max_logit_diff": max_diff}
+
+
+def ship(src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str = "") -> dict[str, Any]:
+    from training.data.manifest import MANIFEST_FILE, read_manifest
+
+    if not (src / "config.json").is_file():
+        raise ShipError(f"{src}: not a model dir (no config.json)")
+    if not (src / MANIFEST_FILE).is_file():
+        raise ShipError(f"{src}: no {MANIFEST_FILE}: a shipped model needs its training data manifest")
+    check_manifest_rows(read_manifest(src / MANIFEST_FILE), devset_packages())
+    dest.mkdir(parents=True, exist_ok=True)
+    stage = dest.parent / f".tmp-ship-{dest.name}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        report = convert(src, stage, dtype)
+        for name in RECORDS:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, stage / name)
+        if keep_previous_as:
+            for name in STAGE_RECORDS:
+                if (dest / name).is_file():
+                    (dest / name).rename(dest / f"{keep_previous_as}_{name}")
+        publish(stage, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ap = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.splitlines()[0])
+    ap.add_argument("src", type=Path, help="a model dir written by training.finetune")
+    ap.add_argument("dest", type=Path, help="where to ship it (server/models/default)")
+    ap.add_argument("--dtype", choices=DTYPES, default="float16", help="how the weights are stored")
+    ap.add_argument("--keep-previous-as", default="", metavar="NAME",
+                    help="rename DEST's run records to NAME_* first (the card's stage history)")
+    args = ap.parse_args(argv)
+    from training.data.decontam import ContaminationError
+
+    try:
+        report = ship(args.src, args.dest, dtype=args.dtype, keep_previous_as=args.keep_previous_as)
+    except (ShipError, ContaminationError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log.info("shipped %s -> %s: %s", args.src, args.dest, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
