@@ -115,6 +115,8 @@ def ship(src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str
         for name in RECORDS:
             if (src / name).is_file():
                 shutil.copyfile(src / name, stage / name)
+        for f in stage.iterdir():
+            f.chmod(0o644)  # safetensors writes 0600: the shipped files are read by every user
         if keep_previous_as:
             for name in STAGE_RECORDS:
                 if (dest / name).is_file():
