@@ -50,15 +50,11 @@ class ShipError(RuntimeError):
 
 
 def devset_packages(path: Path = REPO_ROOT / "corpus" / "devset-packages.txt") -> set[str]:
-    """Package names of the held-out dev set (`name@version  # ...` lines)."""
-    if not path.is_file():
-        return set()
-    names = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        spec = line.split("#", 1)[0].strip()
-        if spec:
-            names.add(spec.rsplit("@", 1)[0] if spec.rfind("@") > 0 else spec)
-    return names
+    """Package names of the held-out dev set."""
+    from training.data.decontam import package_name
+    from training.data.npm import read_package_list
+
+    return {package_name(spec) for spec in read_package_list(path)} if path.is_file() else set()
 
 
 def check_manifest_rows(rows: list[dict[str, Any]], devset: set[str]) -> None:
