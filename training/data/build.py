@@ -148,10 +148,10 @@ def build_lm_datasets(
     with_labels: bool = True,
 ) -> LMData:
     """Read, filter, dedup, split by package, tokenize (FIM when `fim`), pack; write the manifest."""
-    manifest = Manifest()
     if data_cfg.tokens:
         return _datasets_from_tokens(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
                                      accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+    manifest = Manifest()
     records = list(iter_texts(data_cfg, manifest.drop))
     texts = [r.text for r in records]
     plain: list[np.ndarray] = encode_batch(tokenizer, texts)
