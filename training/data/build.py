@@ -152,6 +152,19 @@ def build_lm_datasets(
         return _datasets_from_tokens(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
                                      accelerator_main_process=accelerator_main_process, with_labels=with_labels)
     manifest = Manifest()
+    records, plain = tokenized_records(data_cfg, tokenizer, manifest)
+    if not records:
+        raise DataError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
+
+    return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
+                           accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+
+
+def tokenized_records(
+    data_cfg: DataConfig, tokenizer: Any, manifest: Manifest
+) -> tuple[list[Record], list[np.ndarray]]:
+    """Every filter of the text path, the tokenizer's compression filter (`chars_per_token`) last:
+    the kept records and their plain token ids; drops are counted in `manifest`."""
     records = list(iter_texts(data_cfg, manifest.drop))
     texts = [r.text for r in records]
     plain: list[np.ndarray] = encode_batch(tokenizer, texts)
@@ -162,11 +175,7 @@ def build_lm_datasets(
             if why:
                 manifest.drop(why)
         records, plain = [records[i] for i in keep], [plain[i] for i in keep]
-    if not records:
-        raise DataError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
-
-    return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
-                           accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+    return records, plain
 
 
 def _datasets_from_tokens(

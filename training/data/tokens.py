@@ -163,25 +163,13 @@ def pack_corpus(data_cfg: Any, tokenizer: Any, out: Path) -> TokenFile:
     """
     from dataclasses import asdict
 
-    from training.data.build import iter_texts
-    from training.data.filters import chars_per_token_reasons
+    from training.data.build import tokenized_records
     from training.data.manifest import Manifest
-    from training.data.packing import encode_batch
-    from training.data.sources import is_code_source
 
     manifest = Manifest()
-    records = list(iter_texts(data_cfg, manifest.drop))
-    plain = encode_batch(tokenizer, [r.text for r in records])
-    reasons: list[str | None] = [None] * len(records)
-    if is_code_source(data_cfg.source):
-        reasons = chars_per_token_reasons([r.text for r in records], [len(p) for p in plain], data_cfg)
-    keep = [i for i, why in enumerate(reasons) if why is None]
-    for why in reasons:
-        if why:
-            manifest.drop(why)
-    kept = [records[i] for i in keep]
+    kept, plain = tokenized_records(data_cfg, tokenizer, manifest)
     return write_ids(
-        (plain[i] for i in keep), tokenizer, out,
+        plain, tokenizer, out,
         manifest_sha=manifest_sha(r.sha256 for r in kept),
         documents=[{**r.manifest_row(), "chars": len(r.text)} for r in kept],
         extra={"dropped": dict(sorted(manifest.dropped.items())), "data": asdict(data_cfg)},
