@@ -31,6 +31,26 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
+async def wait_until_loaded(client: Any, timeout: float = 180.0) -> None:
+    """Wait for the model the server started loading at `initialized` (pytest-lsp client).
+
+    Until it is loaded the server answers by copying from the open documents; tests that assert
+    on the model's completions must not race the load (slow when the machine is busy)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = await client.protocol.send_request_async("codeparrot/stats", None)
+        model = snap["model"] if isinstance(snap, dict) else snap.model
+        loaded = model["loaded"] if isinstance(model, dict) else model.loaded
+        if loaded:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the model did not load within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
 def server_command(model_dir: Path | str, *flags: str) -> list[str]:
     return [sys.executable, "-m", "server", "--model", str(model_dir), *flags]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_command, server_env
+from lsp_wire import REPO, server_command, server_env, wait_until_loaded
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
@@ -30,6 +30,7 @@ async def client(trained_dir: Path) -> Any:
         initialization_options={"codeparrot": {"multiline": "auto", "workspaceIndex": "off"}},
     )
     lsp.init_result = await lsp.initialize_session(params)  # type: ignore[attr-defined]
+    await wait_until_loaded(lsp)
     yield lsp
     await lsp.shutdown_session()
     await lsp.stop()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_command, server_env
+from lsp_wire import REPO, server_command, server_env, wait_until_loaded
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
 
@@ -49,6 +49,7 @@ async def workspace(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
     )
     await lsp.initialize_session(params)
+    await wait_until_loaded(lsp)
     yield lsp, root
     await lsp.shutdown_session()
     await lsp.stop()
