@@ -5,6 +5,10 @@ After it, an edited, opened, saved or created file is re-tokenised and goes to t
 which is rebuilt on its own (a few ms for a few hundred thousand tokens); its old copy in the
 base is excluded from lookups. When the delta outgrows `DELTA_MAX_TOKENS` everything is folded
 into a new base. Lookups take a snapshot of the two segments, so they never wait for a rebuild.
+
+Memory: the segments hold the only copy of the base files' token ids (`Segment.ids` gives a
+file's back for a fold or a snippet); separate ids are kept for the delta's files alone, and
+each file's text for character-level copies.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ class WorkspaceIndex:
         # Windows for similar-code snippets in the prompt, over these word token ids (None: none).
         self.snippets = SnippetIndex(words) if words is not None else None
         self._lock = threading.Lock()
-        # Each document's ids (for the delta segment, folds and snippets): 2 bytes a token when
-        # the vocabulary fits.
+        # The delta's documents' ids (2 bytes a token when the vocabulary fits); the base's are
+        # in the base segment.
         self._dtype = np.uint16 if vocab_size <= 65536 else np.int32
-        self._docs: dict[str, np.ndarray] = {}
+        self._delta_docs: dict[str, np.ndarray] = {}
+        self._lengths: dict[str, int] = {}  # every indexed document: its length in tokens
         self._texts: dict[str, str] = {}  # the same documents as text: character-level copying
         self._base = Segment([], vocab_size, blank)
         self._base_keys: set[str] = set()
@@ -75,10 +80,11 @@ class WorkspaceIndex:
                 self.snippets.set(key, toks)
         with self._lock:
             # Edits that arrived while building win over the text we read from disk.
+            lengths = {key: len(toks) for key, toks in docs.items()}
             for key in self._delta_keys:
-                docs[key] = self._docs[key]
+                lengths[key] = len(self._delta_docs[key])
                 text_of[key] = self._texts[key]
-            self._docs, self._texts = docs, text_of
+            self._lengths, self._texts = lengths, text_of
             self._base, self._base_keys = base, set(docs) - self._delta_keys
             self._stale = self._delta_keys & set(docs)
         log.info("workspace index: %d files, %d tokens, %.1f MB", len(docs), len(base), base.nbytes / 1e6)
@@ -89,7 +95,8 @@ class WorkspaceIndex:
         if self.snippets is not None:
             self.snippets.set(key, toks)
         with self._lock:
-            self._docs[key] = toks
+            self._delta_docs[key] = toks
+            self._lengths[key] = len(toks)
             self._texts[key] = text
             self._delta_keys.add(key)
             if key in self._base_keys:
@@ -100,42 +107,52 @@ class WorkspaceIndex:
         if self.snippets is not None:
             self.snippets.remove(key)
         with self._lock:
-            self._docs.pop(key, None)
+            self._lengths.pop(key, None)
             self._texts.pop(key, None)
             if key in self._base_keys:
                 self._stale.add(key)
             if key in self._delta_keys:
                 self._delta_keys.discard(key)
+                self._delta_docs.pop(key, None)
                 self._rebuild_delta()
 
     def _segment(self, docs: list[tuple[str, np.ndarray]]) -> Segment:
         return Segment(docs, self.vocab_size, self.blank)
 
+    def _ids(self, key: str) -> np.ndarray | None:
+        """Document `key`'s current token ids: the delta's copy, else the base segment's."""
+        if key in self._delta_docs:
+            return self._delta_docs[key]
+        return self._base.ids(key) if key in self._base_keys and key not in self._stale else None
+
     def _rebuild_delta(self) -> None:
-        docs = [(k, self._docs[k]) for k in sorted(self._delta_keys)]
+        docs = [(k, self._delta_docs[k]) for k in sorted(self._delta_keys)]
         if sum(len(d) for _, d in docs) > DELTA_MAX_TOKENS:
-            self._base = self._segment(list(self._docs.items()))
-            self._base_keys, self._stale, self._delta_keys = set(self._docs), set(), set()
+            every = [(k, ids) for k in self._lengths if (ids := self._ids(k)) is not None]
+            self._base = self._segment(every)
+            self._base_keys, self._stale, self._delta_keys = {k for k, _ in every}, set(), set()
+            self._delta_docs = {}
             docs = []
         self._delta = self._segment(docs)
 
     # ----- queries
 
     def __contains__(self, key: object) -> bool:
-        return key in self._docs
+        return key in self._lengths
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._lengths)
 
     @property
     def tokens(self) -> int:
-        return sum(len(d) for d in self._docs.values())
+        return sum(self._lengths.values())
 
     @property
     def nbytes(self) -> int:
-        """Suffix arrays, each document's ids, the similar-code windows when built, and the texts
-        kept for character-level copying (≈ their length: source code is mostly ASCII)."""
-        docs = sum(d.nbytes for d in list(self._docs.values()))
+        """Both segments (token streams, suffix arrays, blank runs), the delta's documents' ids,
+        the similar-code windows when built, and the texts kept for character-level copying (≈
+        their length: source code is mostly ASCII)."""
+        docs = sum(d.nbytes for d in list(self._delta_docs.values()))
         windows = self.snippets.nbytes if self.snippets is not None else 0
         return (self._base.nbytes + self._delta.nbytes + docs + windows
                 + sum(len(t) for t in list(self._texts.values())))
@@ -151,7 +168,8 @@ class WorkspaceIndex:
             return []
         found = self.snippets.best(np.asarray(query, dtype=np.int32), exclude, k)
         with self._lock:
-            return [(s, self._docs[s.key]) for s in found if s.key in self._docs]
+            pairs = [(s, self._ids(s.key)) for s in found]
+        return [(s, ids) for s, ids in pairs if ids is not None]
 
     def lookup(self, query: Sequence[int], exclude: str = "", allowed: np.ndarray | None = None) -> Match:
         """Longest suffix of `query` in the workspace (outside the document `exclude`), counting

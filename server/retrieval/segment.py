@@ -14,7 +14,9 @@ BPE merges a newline with the indentation after it, and `\n       ` + ` object` 
 are folded the same way; what follows a match is reported as the original token.
 
 Memory: 2 bytes per token (uint16 when the vocabulary allows, else 4) + 4 bytes of suffix array,
-+ 6 bytes per blank run (its position and original token).
++ 6 bytes per blank run (its position and original first token) + 6 bytes per further blank token
+of a run (rare): enough to give each document's ids back exactly (`ids`), so the workspace index
+keeps no second copy of them.
 """
 
 from __future__ import annotations
@@ -60,17 +62,22 @@ def blank_mask(ids: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
     return inside & blank[np.where(inside, ids, 0)]
 
 
+def _folded_away(arr: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """Which of `arr` folding cuts: blank tokens right after a blank token."""
+    is_blank = blank_mask(arr, blank)
+    repeat = is_blank.copy()
+    repeat[1:] &= is_blank[:-1]
+    repeat[:1] = False
+    return repeat
+
+
 def fold_blanks(ids: Sequence[int] | np.ndarray, blank: np.ndarray | None) -> np.ndarray:
     """`ids` (int64) with every run of blank tokens cut to its first token (`blank`: a boolean
     table over token ids; None folds nothing). Values are kept: the caller maps them."""
     arr = np.asarray(ids, dtype=np.int64)
     if blank is None or not len(arr):
         return arr
-    is_blank = blank_mask(arr, blank)
-    repeat = is_blank.copy()
-    repeat[1:] &= is_blank[:-1]
-    repeat[0] = False
-    return arr[~repeat]
+    return arr[~_folded_away(arr, blank)]
 
 
 class Segment:
@@ -92,11 +99,20 @@ class Segment:
         dtype = np.dtype(">u4") if self.wide else np.dtype(">u2")
         self.sep = 0x7FFFFFFF if self.wide else 0xFFFF  # sorts last both as int32 and as big-endian bytes
         self._slot: dict[str, int] = {}  # key -> index into starts: excluded docs are asked per token
+        id_dtype = np.int32 if self.wide else np.uint16
         starts: list[int] = []
         parts: list[np.ndarray] = []
+        extra_pos: list[np.ndarray] = []  # the tokens folding cut from blank runs, to give ids back:
+        extra_ids: list[np.ndarray] = []  # where their run starts in the stream, and what they were
         pos = 0
         for key, ids in docs:
-            arr = fold_blanks(ids, self.blank)
+            orig = np.asarray(ids, dtype=np.int64)
+            arr = fold_blanks(orig, self.blank)
+            if len(arr) < len(orig):
+                cut = _folded_away(orig, self.blank)
+                # A cut token at index i belongs to the run starting at folded index i - cuts[:i+1].
+                extra_pos.append(pos + np.flatnonzero(cut) - np.cumsum(cut)[cut])
+                extra_ids.append(orig[cut])
             self._slot[key] = len(starts)
             starts.append(pos)
             parts.append(arr)
@@ -105,12 +121,15 @@ class Segment:
         self.starts = np.array([*starts, pos], dtype=np.int64)
         flat = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         # Blank runs: their original first token, by position, and the canonical id in the stream.
+        # int32 positions: a stream of 2^31 tokens is far past any workspace cap.
         blank_at = blank_mask(flat, self.blank)
-        self._blank_pos = np.flatnonzero(blank_at).astype(np.int64)
-        self._blank_ids = flat[blank_at].astype(np.int32)
+        self._blank_pos = np.flatnonzero(blank_at).astype(np.int32)
+        self._blank_ids = flat[blank_at].astype(id_dtype)
+        self._extra_pos = np.concatenate(extra_pos).astype(np.int32) if extra_pos else np.zeros(0, np.int32)
+        self._extra_ids = np.concatenate(extra_ids).astype(id_dtype) if extra_ids else np.zeros(0, id_dtype)
         if self.blank is not None:
             flat = np.where(blank_at, self.canon, flat)
-        native = flat.astype(np.int32 if self.wide else np.uint16)
+        native = flat.astype(id_dtype)
         self.itemsize = dtype.itemsize
         self.data = native.astype(dtype).tobytes()  # big-endian: bytes order == token-sequence order
         self.tokens = np.frombuffer(self.data, dtype=dtype)
@@ -121,7 +140,8 @@ class Segment:
 
     @property
     def nbytes(self) -> int:
-        return len(self.data) + self.sa.nbytes + self.starts.nbytes + self._blank_pos.nbytes + self._blank_ids.nbytes
+        return (len(self.data) + self.sa.nbytes + self.starts.nbytes + self._blank_pos.nbytes
+                + self._blank_ids.nbytes + self._extra_pos.nbytes + self._extra_ids.nbytes)
 
     def fold(self, query: Sequence[int]) -> np.ndarray:
         """A query as it is indexed: blank runs cut to one canonical token."""
@@ -134,6 +154,18 @@ class Segment:
         if self.blank is not None and len(positions):
             at = toks == self.canon
             toks[at] = self._blank_ids[np.searchsorted(self._blank_pos, positions[at])]
+        return toks
+
+    def ids(self, key: str) -> np.ndarray | None:
+        """Document `key`'s token ids exactly as they were given (blank runs unfolded), or None."""
+        span = self.doc_range(key)
+        if span is None:
+            return None
+        start, end = span[0], span[1] - 1  # the separator after the document is not its own
+        toks = self.original(np.arange(start, end, dtype=np.int64))
+        lo, hi = np.searchsorted(self._extra_pos, [start, end])
+        if hi > lo:  # cut tokens go back after their run's first token, in their order
+            toks = np.insert(toks, self._extra_pos[lo:hi].astype(np.int64) - start + 1, self._extra_ids[lo:hi])
         return toks
 
     def doc_range(self, key: str) -> tuple[int, int] | None:

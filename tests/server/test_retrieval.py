@@ -273,3 +273,39 @@ def test_the_file_being_edited_is_preferred_within_the_slack() -> None:
     assert prefer_local(Match(2, {1: 1}, 1), Match(4, {2: 1}, 1), params).counts == {2: 1}  # too short to win
     pooled = prefer_local(local, Match(5, {2: 3}, 3), MixParams(own_file_slack=-1))
     assert pooled.counts == {1: 1, 2: 3}  # -1: equal lengths pool
+
+
+def test_a_segment_gives_every_document_back_exactly() -> None:
+    # Runs of blank tokens (10-13) of every length, at a document's start and end, are folded
+    # for matching; the ids come back as they were given, so the index keeps no second copy.
+    rng = np.random.default_rng(2)
+    blank = np.zeros(14, dtype=bool)
+    blank[[10, 11, 12, 13]] = True
+    docs = [list(map(int, rng.choice([1, 2, 3, 10, 11, 12, 13], size=int(rng.integers(0, 40))))) for _ in range(30)]
+    docs += [[10, 11, 12], [1, 13, 13, 13, 13], []]
+    for vocab in (14, 70_000):
+        seg = Segment([(f"d{i}", d) for i, d in enumerate(docs)], vocab, blank)
+        for i, doc in enumerate(docs):
+            assert seg.ids(f"d{i}").tolist() == doc, doc
+    assert seg.ids("nope") is None
+
+
+def test_folding_the_delta_into_the_base_keeps_every_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import server.retrieval.index as index_module
+
+    blank = np.zeros(256, dtype=bool)
+    blank[[ord(" "), ord("\n")]] = True  # one token per character: spaces and line breaks are blank
+    index = WorkspaceIndex(encode, 256, blank)
+    index.build([("a.js", "alpha(1);\n    beta(2);"), ("b.js", "gamma(3);"), ("c.js", "delta(4);")])
+    monkeypatch.setattr(index_module, "DELTA_MAX_TOKENS", 12)
+    index.update("b.js", "gamma(33);")  # 10 tokens: stays in the delta
+    index.remove("c.js")
+    assert index._base_keys == {"a.js", "b.js", "c.js"}
+    index.update("d.js", "epsilon(5);")  # 21 in the delta: everything folds into one new base
+    assert index._base_keys == {"a.js", "b.js", "d.js"} and not index._delta_keys
+    assert index._ids("a.js").tolist() == encode(["alpha(1);\n    beta(2);"])[0]  # blank run intact
+    assert index.lookup(encode(["gamma("])[0]).counts == {ord("3"): 1}  # b.js's new text only
+    assert index.lookup(encode(["delta("])[0]).length < len("delta(")  # removed stays removed
+    assert index.lookup(encode(["epsilon("])[0]).counts == {ord("5"): 1}
+    assert index.lookup(encode(["(1);\n beta("])[0]).counts == {ord("2"): 1}  # folded indentation
+    assert index.tokens == len("alpha(1);\n    beta(2);") + len("gamma(33);") + len("epsilon(5);")
