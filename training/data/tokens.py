@@ -171,7 +171,7 @@ def pack_corpus(data_cfg: Any, tokenizer: Any, out: Path) -> TokenFile:
     return write_ids(
         plain, tokenizer, out,
         manifest_sha=manifest_sha(r.sha256 for r in kept),
-        documents=[{**r.manifest_row(), "chars": len(r.text)} for r in kept],
+        documents=[r.manifest_row() for r in kept],
         extra={"dropped": dict(sorted(manifest.dropped.items())), "data": asdict(data_cfg)},
     )
 
