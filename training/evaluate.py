@@ -68,8 +68,14 @@ def baseline_prediction(prefix: str) -> str:
 
 
 def score(
-    rows: list[dict[str, Any]], predictions: dict[str, str], copies: dict[str, str] | None = None
+    rows: list[dict[str, Any]],
+    predictions: dict[str, str],
+    copies: dict[str, str] | None = None,
+    available: dict[str, bool] | None = None,
 ) -> dict[str, Any]:
+    """Exact match and edit similarity of the predictions and the baselines. With `available`
+    (row id -> its line could be copied from somewhere, `line_available`): the share of such rows
+    (the ceiling of any copying predictor) and the model's exact matches within and outside them."""
     scored = [r for r in rows if "target" in r and str(r["id"]) in predictions]
     if not scored:
         return {"scored": 0}
@@ -82,8 +88,19 @@ def score(
             "edit_similarity": sum(edit_similarity(p, t) for p, t in preds) / n,
         }
 
+    result: dict[str, Any] = {}
+    if available is not None:
+        inside = [r for r in scored if available.get(str(r["id"]))]
+        outside = [r for r in scored if not available.get(str(r["id"]))]
+
+        def hits(part: list[dict[str, Any]]) -> int:
+            return sum(exact_match(predictions[str(r["id"])], str(r["target"])) for r in part)
+
+        result["copy_ceiling"] = {"rows_available": len(inside) / n, "model_exact_inside": hits(inside) / max(1, len(inside)),
+                                  "model_exact_outside": hits(outside) / max(1, len(outside))}
     return {
         "scored": n,
+        **result,
         "model": summary(lambda r: predictions[str(r["id"])]),
         "baseline_previous_line": summary(lambda r: baseline_prediction(str(r["prefix"]))),
         **({"baseline_copy": summary(lambda r: copies.get(str(r["id"]), ""))} if copies is not None else {}),
@@ -157,15 +174,12 @@ def predict_lines(
         yield str(row["id"]), outcome.text
 
 
-def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, str]:
-    """The copy-only baseline per row: from the row's package (`repos`) and its own file, or from
-    its own file alone when there are no repos."""
-    from server.retrieval.copy import copy_prediction
+def _row_sources(rows: list[dict[str, Any]], repos: Path | None) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """Each row with the texts of its package's other files (`repos`), or [] without repos."""
     from server.retrieval.files import scan_workspace
     from training.data.npm import folder_name
 
     texts: dict[str, dict[str, str]] = {}
-    copies = {}
     for row in rows:
         others: list[str] = []
         if repos is not None and row.get("package"):
@@ -175,8 +189,36 @@ def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str
                 pkg = repos / folder_name(spec)
                 texts[spec] = {p.relative_to(pkg).as_posix(): t for p, t in scan_workspace(pkg)}
             others = [t for k, t in texts[spec].items() if k != str(row.get("path", ""))]
-        copies[str(row["id"])] = copy_prediction(str(row["prefix"]), str(row.get("suffix", "")), others)
-    return copies
+        yield row, others
+
+
+def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, str]:
+    """The copy-only baseline per row: from the row's package (`repos`) and its own file, or from
+    its own file alone when there are no repos."""
+    from server.retrieval.copy import copy_prediction
+
+    return {str(row["id"]): copy_prediction(str(row["prefix"]), str(row.get("suffix", "")), others)
+            for row, others in _row_sources(rows, repos)}
+
+
+def line_available(prefix: str, suffix: str, target: str, others: list[str]) -> bool:
+    """Whether the completed cursor line (what is typed of it + `target`, stripped) is a line
+    somewhere a copy could take it from: the package's other files or the rest of its own file.
+    The share of such rows bounds what any copying predictor can get exactly right."""
+    from server.retrieval.copy import own_sources
+
+    line = (prefix[prefix.rfind("\n") + 1 :] + target).strip()
+    if not line:
+        return False
+    before, after = own_sources(prefix, suffix)
+    own = [before[: before.rfind("\n") + 1], after]  # the file but the cursor line
+    return any(line == other.strip() for text in [*own, *others] for other in text.splitlines())
+
+
+def copy_ceiling(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, bool]:
+    """`line_available` per scored row."""
+    return {str(row["id"]): line_available(str(row["prefix"]), str(row.get("suffix", "")), str(row["target"]), others)
+            for row, others in _row_sources([r for r in rows if "target" in r], repos)}
 
 
 def cmd_lines(args: argparse.Namespace) -> int:
@@ -215,11 +257,12 @@ def cmd_lines(args: argparse.Namespace) -> int:
             fh.write(json.dumps({"id": row_id, "prediction": prediction}) + "\n")
             if i % 50 == 0:
                 log.info("%d/%d rows", i, len(rows))
-    copies = copy_predictions(rows, Path(args.repos) if args.workspace == "repo" else None)
+    repos = Path(args.repos) if args.workspace == "repo" else None
+    copies = copy_predictions(rows, repos)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
-               **score(rows, predictions, copies)}
+               **score(rows, predictions, copies, copy_ceiling(rows, repos))}
     _emit(summary, args.summary)
     return 0
 

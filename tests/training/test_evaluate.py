@@ -105,6 +105,9 @@ def test_lines_predicts_through_the_server_pipeline(trained_dir: Path, tmp_path:
     scored = rows[:3]
     em = sum(by_id[r["id"]].strip() == r["target"].strip() for r in scored) / 3
     assert summary["model"]["exact_match"] == pytest.approx(em)
+    # Each target line is written out earlier in its own row: every row could have been copied.
+    assert summary["copy_ceiling"]["rows_available"] == 1.0
+    assert summary["copy_ceiling"]["model_exact_inside"] == pytest.approx(em)
     # The model learned the fixture: it completes these lines better than repeating the previous line.
     assert summary["model"]["edit_similarity"] > summary["baseline_previous_line"]["edit_similarity"] + 0.2, preds
 
@@ -128,3 +131,14 @@ def test_copy_baseline_copies_the_rest_of_the_line_after_the_longest_match() -> 
     # The file's own earlier lines count; the cursor position itself does not.
     assert copy_prediction("let t = now();\nlet u = 2;\nlet t = ", "", []) == "now();"
     assert copy_prediction("zzz", "", ["abc"]) == ""
+
+
+def test_line_available_finds_the_completed_line_elsewhere_never_at_the_cursor() -> None:
+    prefix = "const a = 1;\nfunction f() {\n  return "
+    assert evaluate.line_available(prefix, "\n}\n", "a + 1;", ["x\n  return a + 1;\n"])  # another file
+    assert not evaluate.line_available(prefix, "\n}\n", "a + 2;", ["  return a + 1;\n"])
+    assert evaluate.line_available("let t = now();\nlet t = ", "", "now();", [])  # earlier in the file
+    assert evaluate.line_available("a();\n", "\nb();\n", "b();", [])  # later in the file
+    # The cursor line itself is not a source: neither its typed part nor what follows the cursor.
+    assert not evaluate.line_available("foo(", "bar);\n", "bar);", [])
+    assert not evaluate.line_available("x\n", "", "   ", ["   "])  # nothing to complete
