@@ -13,6 +13,10 @@ What it does, in order, before anything in DEST is touched:
   dev-set packages (`corpus/devset-packages.txt`);
 - copies the tokenizer, the run's configuration, metrics, logs, loss plot and manifest.
 
+With `--stage LABEL` the shipped manifest lists every stage's files: DEST's rows are kept, the
+run's rows are labelled `"stage": LABEL`, and a file both list keeps one row whose label names
+both (`"4,5"`): a model continued across stages and corpora says everything it trained on.
+
 Then DEST is replaced in one step per file with `training.publish` (markers last: a reader sees
 the old model or the new one, never a mix). `--keep-previous-as NAME` first renames DEST's own
 run records (`metrics.json`, `log_history.json`, `loss.png`, `training_config.json`) to
@@ -23,6 +27,7 @@ history has them).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -94,14 +99,41 @@ def convert(src: Path, stage: Path, dtype_name: str) -> dict[str, Any]:
             "probe_max_logit_diff": max_diff}
 
 
-def ship(src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str = "") -> dict[str, Any]:
+def _file_key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in ("source", "package", "repo", "version", "path", "sha256"))
+
+
+def merge_stages(previous: list[dict[str, Any]], run: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
+    """DEST's manifest rows, then the run's labelled `stage`; a file in both keeps DEST's row with
+    `stage` added to its label."""
+    merged = [dict(r) for r in previous]
+    at = {_file_key(r): i for i, r in enumerate(merged)}
+    for row in run:
+        i = at.get(_file_key(row))
+        if i is None:
+            at[_file_key(row)] = len(merged)
+            merged.append({**row, "stage": stage})
+            continue
+        labels = str(merged[i].get("stage", "")).split(",") if merged[i].get("stage") else []
+        if stage not in labels:
+            merged[i]["stage"] = ",".join([*labels, stage])
+    return merged
+
+
+def ship(
+    src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str = "", stage_label: str = ""
+) -> dict[str, Any]:
     from training.data.manifest import MANIFEST_FILE, read_manifest
 
     if not (src / "config.json").is_file():
         raise ShipError(f"{src}: not a model dir (no config.json)")
     if not (src / MANIFEST_FILE).is_file():
         raise ShipError(f"{src}: no {MANIFEST_FILE}: a shipped model needs its training data manifest")
-    check_manifest_rows(read_manifest(src / MANIFEST_FILE), devset_packages())
+    rows = read_manifest(src / MANIFEST_FILE)
+    if stage_label:
+        previous = read_manifest(dest / MANIFEST_FILE) if (dest / MANIFEST_FILE).is_file() else []
+        rows = merge_stages(previous, rows, stage_label)
+    check_manifest_rows(rows, devset_packages())
     dest.mkdir(parents=True, exist_ok=True)
     stage = dest.parent / f".tmp-ship-{dest.name}"
     shutil.rmtree(stage, ignore_errors=True)
@@ -111,6 +143,9 @@ def ship(src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str
         for name in RECORDS:
             if (src / name).is_file():
                 shutil.copyfile(src / name, stage / name)
+        if stage_label:
+            (stage / MANIFEST_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                              encoding="utf-8")
         for f in stage.iterdir():
             f.chmod(0o644)  # safetensors writes 0600: the shipped files are read by every user
         if keep_previous_as:
@@ -131,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=DTYPES, default="float16", help="how the weights are stored")
     ap.add_argument("--keep-previous-as", default="", metavar="NAME",
                     help="rename DEST's run records to NAME_* first (the card's stage history)")
+    ap.add_argument("--stage", default="", metavar="LABEL",
+                    help="keep DEST's manifest rows and add the run's labelled LABEL (a model trained in stages)")
     args = ap.parse_args(argv)
     from training.data.decontam import ContaminationError
 
     try:
-        report = ship(args.src, args.dest, dtype=args.dtype, keep_previous_as=args.keep_previous_as)
+        report = ship(args.src, args.dest, dtype=args.dtype, keep_previous_as=args.keep_previous_as,
+                      stage_label=args.stage)
     except (ShipError, ContaminationError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

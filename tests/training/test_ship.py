@@ -99,3 +99,25 @@ def test_not_a_model_dir_or_no_manifest_is_an_error(tmp_path: Path) -> None:
     (src / "data_manifest.jsonl").unlink()
     assert main([str(src), str(tmp_path / "d")]) == 2
     shutil.rmtree(src)
+
+
+def test_stage_keeps_every_stages_files_in_the_manifest(tmp_path: Path) -> None:
+    other = {**ROW, "package": "right-pad-ok", "sha256": "1" * 64}
+    dest = tmp_path / "default"
+    assert main([str(_run_dir(tmp_path / "run4", [ROW])), str(dest), "--stage", "4"]) == 0
+    assert main([str(_run_dir(tmp_path / "run5", [ROW, other])), str(dest), "--stage", "5"]) == 0
+    rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
+    assert [(r["package"], r["stage"]) for r in rows] == [("left-pad-ok", "4,5"), ("right-pad-ok", "5")]
+    # Without --stage the run's own manifest replaces the shipped one.
+    assert main([str(_run_dir(tmp_path / "run6", [other])), str(dest)]) == 0
+    rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
+    assert [r["package"] for r in rows] == ["right-pad-ok"] and "stage" not in rows[0]
+
+
+def test_stage_refuses_a_run_that_adds_a_dev_set_package(tmp_path: Path) -> None:
+    dest = tmp_path / "default"
+    assert main([str(_run_dir(tmp_path / "run4", [ROW])), str(dest), "--stage", "4"]) == 0
+    before = (dest / "data_manifest.jsonl").read_bytes()
+    leak = {**ROW, "package": sorted(devset_packages())[0]}
+    assert main([str(_run_dir(tmp_path / "run5", [ROW, leak])), str(dest), "--stage", "5"]) == 2
+    assert (dest / "data_manifest.jsonl").read_bytes() == before
