@@ -107,7 +107,9 @@ def merge_stages(previous: list[dict[str, Any]], run: list[dict[str, Any]], stag
     """DEST's manifest rows, then the run's labelled `stage`; a file in both keeps DEST's row with
     `stage` added to its label."""
     merged = [dict(r) for r in previous]
-    at = {_file_key(r): i for i, r in enumerate(merged)}
+    at: dict[tuple[str, ...], int] = {}
+    for i, r in enumerate(merged):  # a file listed twice (two corpora held it): the first row takes the label
+        at.setdefault(_file_key(r), i)
     for row in run:
         i = at.get(_file_key(row))
         if i is None:

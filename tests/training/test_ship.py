@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tiny_model import build_tiny_model
 
-from training.ship import devset_packages, main
+from training.ship import devset_packages, main, merge_stages
 
 ROW = {"source": "npm", "package": "left-pad-ok", "version": "1.0.0", "license": "MIT", "path": "index.js",
        "sha256": "0" * 64, "split": "train"}
@@ -108,6 +108,9 @@ def test_stage_keeps_every_stages_files_in_the_manifest(tmp_path: Path) -> None:
     assert main([str(_run_dir(tmp_path / "run5", [ROW, other])), str(dest), "--stage", "5"]) == 0
     rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
     assert [(r["package"], r["stage"]) for r in rows] == [("left-pad-ok", "4,5"), ("right-pad-ok", "5")]
+    # A file two earlier corpora both held is listed twice: the first row names the new stage.
+    rows = [{**ROW, "stage": "4,5"}, {**ROW, "stage": "1-3"}]
+    assert [r["stage"] for r in merge_stages(rows, [ROW], "6")] == ["4,5,6", "1-3"]
     # Without --stage the run's own manifest replaces the shipped one.
     assert main([str(_run_dir(tmp_path / "run6", [other])), str(dest)]) == 0
     rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
