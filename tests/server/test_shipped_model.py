@@ -131,7 +131,7 @@ def test_manifest_rows_are_permissive_and_not_reserved() -> None:
 
 
 def test_manifest_matches_the_pinned_package_list() -> None:
-    # stages 1-3 trained on corpus v1, stage 4 on v2: every row is pinned in one of the two lists
+    # stages 1-3 trained on corpus v1, stages 4 and 5 on v2: every row is pinned in one of the two lists
     pinned = set(read_package_list(ROOT / "corpus" / "packages.txt")) | set(
         read_package_list(ROOT / "corpus" / "packages-v2.txt"))
     held_out = {package_name(s) for s in read_package_list(ROOT / "corpus" / "devset-packages.txt")}
