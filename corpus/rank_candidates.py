@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crawl", type=Path, required=True, help="JSON written by corpus.crawl_candidates")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--top", type=int, default=TOP)
+    ap.add_argument("--title", default="v2 fetch candidates", help="first words of the header line")
     args = ap.parse_args(argv)
     crawl = json.loads(args.crawl.read_text(encoding="utf-8"))
     specs = rank(crawl["packages"], devset_names(), args.top)
-    header = "# v2 fetch candidates, most-depended-upon first (corpus/rank_candidates.py); pinned at crawl time\n"
+    header = f"# {args.title}, most-depended-upon first (corpus/rank_candidates.py); pinned at crawl time\n"
     args.out.write_text(header + "\n".join(specs) + "\n", encoding="utf-8")
     print(f"{len(specs)} candidates -> {args.out}", file=sys.stderr)
     return 0
