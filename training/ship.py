@@ -111,14 +111,14 @@ def merge_stages(previous: list[dict[str, Any]], run: list[dict[str, Any]], stag
     for i, r in enumerate(merged):  # a file listed twice (two corpora held it): the first row takes the label
         at.setdefault(_file_key(r), i)
     for row in run:
-        i = at.get(_file_key(row))
-        if i is None:
+        found = at.get(_file_key(row))
+        if found is None:
             at[_file_key(row)] = len(merged)
             merged.append({**row, "stage": stage})
             continue
-        labels = str(merged[i].get("stage", "")).split(",") if merged[i].get("stage") else []
+        labels = str(merged[found].get("stage", "")).split(",") if merged[found].get("stage") else []
         if stage not in labels:
-            merged[i]["stage"] = ",".join([*labels, stage])
+            merged[found]["stage"] = ",".join([*labels, stage])
     return merged
 
 
