@@ -192,13 +192,20 @@ def _row_sources(rows: list[dict[str, Any]], repos: Path | None) -> Iterator[tup
         yield row, others
 
 
-def copy_predictions(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, str]:
-    """The copy-only baseline per row: from the row's package (`repos`) and its own file, or from
-    its own file alone when there are no repos."""
+def copy_baselines(rows: list[dict[str, Any]], repos: Path | None) -> tuple[dict[str, str], dict[str, bool]]:
+    """Per row, in one pass over the packages: the copy-only baseline (from the row's package
+    (`repos`) and its own file, or its own file alone without repos) and, for rows with a target,
+    whether its line could be copied at all (`line_available`)."""
     from server.retrieval.copy import copy_prediction
 
-    return {str(row["id"]): copy_prediction(str(row["prefix"]), str(row.get("suffix", "")), others)
-            for row, others in _row_sources(rows, repos)}
+    copies: dict[str, str] = {}
+    available: dict[str, bool] = {}
+    for row, others in _row_sources(rows, repos):
+        prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
+        copies[str(row["id"])] = copy_prediction(prefix, suffix, others)
+        if "target" in row:
+            available[str(row["id"])] = line_available(prefix, suffix, str(row["target"]), others)
+    return copies, available
 
 
 def line_available(prefix: str, suffix: str, target: str, others: list[str]) -> bool:
@@ -213,12 +220,6 @@ def line_available(prefix: str, suffix: str, target: str, others: list[str]) -> 
     before, after = own_sources(prefix, suffix)
     own = [before[: before.rfind("\n") + 1], after]  # the file but the cursor line
     return any(line == other.strip() for text in [*own, *others] for other in text.splitlines())
-
-
-def copy_ceiling(rows: list[dict[str, Any]], repos: Path | None) -> dict[str, bool]:
-    """`line_available` per scored row."""
-    return {str(row["id"]): line_available(str(row["prefix"]), str(row.get("suffix", "")), str(row["target"]), others)
-            for row, others in _row_sources([r for r in rows if "target" in r], repos)}
 
 
 def cmd_lines(args: argparse.Namespace) -> int:
@@ -258,11 +259,11 @@ def cmd_lines(args: argparse.Namespace) -> int:
             if i % 50 == 0:
                 log.info("%d/%d rows", i, len(rows))
     repos = Path(args.repos) if args.workspace == "repo" else None
-    copies = copy_predictions(rows, repos)
+    copies, available = copy_baselines(rows, repos)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
-               **score(rows, predictions, copies, copy_ceiling(rows, repos))}
+               **score(rows, predictions, copies, available)}
     _emit(summary, args.summary)
     return 0
 
