@@ -29,7 +29,7 @@ from pathlib import Path
 
 from corpus.rank_candidates import devset_names, refusal
 from training.data.decontam import package_name
-from training.data.npm import folder_name, read_package_list
+from training.data.npm import folder_name, read_package_list, tarball_dir
 
 HOST = "registry.npmjs.org"
 JOBS = 8  # network-bound
@@ -80,10 +80,9 @@ def prefetch_one(spec: str, dest: Path, devset: frozenset[str]) -> str:
     name = package_name(spec)
     if refusal(name, devset):
         return "refused"
-    folder = folder_name(spec)
-    if (dest / folder / "package.json").is_file():
+    if (dest / folder_name(spec) / "package.json").is_file():
         return "present"
-    tar_dir = dest / ".tarballs" / folder
+    tar_dir = tarball_dir(dest, spec)
     if tar_dir.is_dir() and any(tar_dir.glob("*.tgz")):
         return "present"
     version = spec[len(name) + 1:]

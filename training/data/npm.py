@@ -146,6 +146,12 @@ def folder_name(spec: str) -> str:
     return spec.strip().replace("/", "+")
 
 
+def tarball_dir(dest: Path, spec: str) -> Path:
+    """Where `fetch` caches the tarball of `spec` (`npm pack` writes it there; a warm cache only
+    unpacks)."""
+    return dest / ".tarballs" / folder_name(spec)
+
+
 def safe_extract(tarball: Path, dest: Path) -> None:
     """Unpack an npm tarball into `dest`, dropping its top folder (`package/`).
 
@@ -181,7 +187,7 @@ def _fetch(spec: str, dest: Path) -> tuple[Path | None, str]:
     out = dest / folder_name(spec)
     if (out / "package.json").is_file():
         return out, "cached"
-    tar_dir = dest / ".tarballs" / folder_name(spec)
+    tar_dir = tarball_dir(dest, spec)
     tarballs = sorted(tar_dir.glob("*.tgz")) if tar_dir.is_dir() else []
     how = "unpacked"
     if not tarballs:
