@@ -25,6 +25,7 @@ from training.data.tokens import (
     pack,
     pack_corpus,
     paths,
+    subset,
     tokenizer_hash,
 )
 from training.modeling import load_tokenizer
@@ -197,3 +198,55 @@ def test_a_missing_token_file_is_a_config_error_before_any_work(tmp_path: Path) 
     cfg = apply_overrides(load_recipe("scratch-js"), [f"data.tokens={tmp_path / 'nothing'}"])
     with pytest.raises(ConfigError, match=r"data\.tokens"):
         validate(cfg)
+
+
+# ------------------------------------------------------------ subsets that fit a lease, pinned lists
+
+def _package_tokens(tf: Any) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for i, row in enumerate(tf.meta["documents"]):
+        sizes[row["package"]] = sizes.get(row["package"], 0) + int(tf.offsets[i + 1] - tf.offsets[i])
+    return sizes
+
+
+def test_subset_takes_whole_packages_up_to_the_token_count(
+    npm_packages_dir: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    full = pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), tokenizer, tmp_path / "corpus")
+    sizes = _package_tokens(full)
+    assert len(sizes) >= 4
+    cap = sum(sizes.values()) // 2
+    part = subset(full, tokenizer, tmp_path / "part", max_tokens=cap, seed=1)
+    got = _package_tokens(part)
+    assert 0 < part.meta["n_tokens"] <= cap and 0 < len(got) < len(sizes)
+    assert got == {p: sizes[p] for p in got}  # every chosen package whole, none cut
+    # the same documents, ids and rows as the full file, in the full file's order
+    where = {row["sha256"]: i for i, row in enumerate(full.meta["documents"])}
+    picked = [where[row["sha256"]] for row in part.meta["documents"]]
+    assert picked == sorted(picked)
+    for j, i in enumerate(picked):
+        assert part.document(j).tolist() == full.document(i).tolist()
+    assert part.meta["manifest_sha256"] == manifest_sha(r["sha256"] for r in part.meta["documents"])
+    assert part.meta["dropped"] == full.meta["dropped"]
+    assert part.meta["subset_of"]["manifest_sha256"] == full.meta["manifest_sha256"]
+    # seeded: the same seed picks the same packages; the CLI writes the same file
+    again = subset(full, tokenizer, tmp_path / "again", max_tokens=cap, seed=1)
+    assert again.meta["manifest_sha256"] == part.meta["manifest_sha256"]
+    tokenizer.save_pretrained(tmp_path / "tok")
+    assert main(["subset", str(tmp_path / "corpus"), "--tokenizer", str(tmp_path / "tok"), "--out",
+                 str(tmp_path / "cli"), "--max-tokens", str(cap), "--seed", "1"]) == 0
+    assert open_tokens(tmp_path / "cli").meta["manifest_sha256"] == part.meta["manifest_sha256"]
+
+
+def test_pack_reads_only_the_pinned_packages_of_a_fetch_folder(tokenizer: Any, tmp_path: Path) -> None:
+    from conftest import write_package
+
+    dest = tmp_path / "fetched"
+    for i, name in enumerate(("one", "two", "three")):
+        write_package(dest, f"{name}@1.0.0", {"name": name, "version": "1.0.0", "license": "MIT"},
+                      {"index.js": js_source(300 + i)})
+    (tmp_path / "list.txt").write_text("# pinned\none@1.0.0\nthree@1.0.0\n")
+    tokenizer.save_pretrained(tmp_path / "tok")
+    assert main(["pack", "--tokenizer", str(tmp_path / "tok"), "--data-dir", str(dest), "--packages",
+                 str(tmp_path / "list.txt"), "--out", str(tmp_path / "pinned")]) == 0
+    assert {d["package"] for d in open_tokens(tmp_path / "pinned").meta["documents"]} == {"one", "three"}

@@ -2,6 +2,8 @@
 
     build_lm_datasets(data_cfg, tokenizer, *, fim, output_dir, accelerator_main_process=True)
         -> LMData(train, eval, manifest)
+    build_lm_blocks(...) -> LMBlocks(train, eval, manifest): the same blocks as numpy arrays, for
+        `training.pretrain`'s loop (no `datasets` import)
 
 `train`/`eval` are map-style `datasets.Dataset`s of full blocks: column `input_ids` (block_size
 ints) and, for causal LM, `labels` (= input_ids; the model shifts). Pass `with_labels=False`
@@ -48,6 +50,13 @@ log = logging.getLogger(__name__)
 class LMData:
     train: Any  # datasets.Dataset
     eval: Any  # datasets.Dataset
+    manifest: Manifest
+
+
+@dataclass
+class LMBlocks:
+    train: np.ndarray  # (n_blocks, block_size) int32
+    eval: np.ndarray
     manifest: Manifest
 
 
@@ -148,16 +157,34 @@ def build_lm_datasets(
     with_labels: bool = True,
 ) -> LMData:
     """Read, filter, dedup, split by package, tokenize (FIM when `fim`), pack; write the manifest."""
+    blocks = build_lm_blocks(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
+                             accelerator_main_process=accelerator_main_process)
+    return LMData(
+        train=_to_dataset(blocks.train, with_labels),
+        eval=_to_dataset(blocks.eval, with_labels),
+        manifest=blocks.manifest,
+    )
+
+
+def build_lm_blocks(
+    data_cfg: DataConfig,
+    tokenizer: Any,
+    *,
+    fim: bool,
+    output_dir: Path | None,
+    accelerator_main_process: bool = True,
+) -> LMBlocks:
+    """`build_lm_datasets`' blocks as int32 numpy arrays (same data, same manifest)."""
     if data_cfg.tokens:
-        return _datasets_from_tokens(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
-                                     accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+        return _blocks_from_tokens(data_cfg, tokenizer, fim=fim, output_dir=output_dir,
+                                   accelerator_main_process=accelerator_main_process)
     manifest = Manifest()
     records, plain = tokenized_records(data_cfg, tokenizer, manifest)
     if not records:
         raise DataError(f"no data left after filtering {data_cfg.source!r}: dropped {dict(manifest.dropped)}")
 
     return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
-                           accelerator_main_process=accelerator_main_process, with_labels=with_labels)
+                           accelerator_main_process=accelerator_main_process)
 
 
 def tokenized_records(
@@ -178,16 +205,15 @@ def tokenized_records(
     return records, plain
 
 
-def _datasets_from_tokens(
+def _blocks_from_tokens(
     data_cfg: DataConfig,
     tokenizer: Any,
     *,
     fim: bool,
     output_dir: Path | None,
     accelerator_main_process: bool,
-    with_labels: bool,
-) -> LMData:
-    """`build_lm_datasets` from a packed token file: no reading, dedup or tokenising."""
+) -> LMBlocks:
+    """`build_lm_blocks` from a packed token file: no reading, dedup or tokenising."""
     from training.data.tokens import TokenFileError, manifest_sha, open_tokens
 
     tf = open_tokens(Path(data_cfg.tokens))
@@ -209,8 +235,7 @@ def _datasets_from_tokens(
     log.info("data: %d documents, %d tokens from %s", len(tf), tf.meta["n_tokens"], data_cfg.tokens)
     plain = [tf.document(i) for i in range(len(tf))]  # views of the memmap: nothing is copied yet
     return _split_and_pack(data_cfg, tokenizer, records, plain, manifest, fim=fim, output_dir=output_dir,
-                           accelerator_main_process=accelerator_main_process, with_labels=with_labels,
-                           from_tokens=True)
+                           accelerator_main_process=accelerator_main_process, from_tokens=True)
 
 
 def _split_and_pack(
@@ -223,9 +248,8 @@ def _split_and_pack(
     fim: bool,
     output_dir: Path | None,
     accelerator_main_process: bool,
-    with_labels: bool,
     from_tokens: bool = False,
-) -> LMData:
+) -> LMBlocks:
     """Package split, FIM, packing and the manifest: shared by the text and token-file paths.
 
     Documents read as text take the character-level FIM of `encode_documents`; a token file's
@@ -281,8 +305,4 @@ def _split_and_pack(
     if output_dir is not None and accelerator_main_process:
         manifest.write(Path(output_dir))
     log.info("data: %s", {k: v for k, v in manifest.summary().items() if k != "eval_groups"})
-    return LMData(
-        train=_to_dataset(splits["train"], with_labels),
-        eval=_to_dataset(splits["eval"], with_labels),
-        manifest=manifest,
-    )
+    return LMBlocks(train=splits["train"], eval=splits["eval"], manifest=manifest)

@@ -200,14 +200,61 @@ def manifest_sha(shas: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def subset(tf: TokenFile, tokenizer: Any, out: Path, *, max_tokens: int, seed: int = 0) -> TokenFile:
+    """Whole packages of `tf`, in a seeded random order, while they fit in `max_tokens`: a corpus
+    that fits a transfer limit (e.g. an accelerator lease) without cutting a package in two.
+
+    Documents keep their order in `tf`; the sidecar keeps the drop counts and records what the
+    subset was taken from.
+    """
+    import random
+
+    rows = tf.meta.get("documents")
+    if rows is None:
+        raise TokenFileError("the token file has no document rows: `subset` picks whole packages")
+    sizes: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        key = str(row.get("package") or row.get("repo") or "")
+        sizes[key] = sizes.get(key, 0) + int(tf.offsets[i + 1] - tf.offsets[i])
+    order = sorted(sizes)
+    random.Random(f"subset:{seed}").shuffle(order)
+    chosen: set[str] = set()
+    total = 0
+    for key in order:
+        if total + sizes[key] <= max_tokens:
+            chosen.add(key)
+            total += sizes[key]
+    keep = [i for i, row in enumerate(rows) if str(row.get("package") or row.get("repo") or "") in chosen]
+    extra = {k: v for k, v in tf.meta.items()
+             if k not in ("format", "tokenizer_sha256", "vocab_size", "dtype", "n_tokens", "n_documents",
+                          "manifest_sha256", "offsets", "documents", "subset_of")}
+    extra["subset_of"] = {"manifest_sha256": tf.meta["manifest_sha256"], "n_tokens": int(tf.meta["n_tokens"]),
+                          "n_documents": len(tf), "max_tokens": max_tokens, "seed": seed,
+                          "packages": len(chosen), "of_packages": len(sizes)}
+    kept_rows = [rows[i] for i in keep]
+    return write_ids((tf.document(i) for i in keep), tokenizer, out,
+                     manifest_sha=manifest_sha(str(r["sha256"]) for r in kept_rows),
+                     documents=kept_rows, extra=extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.data.tokens", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="tokenise the filtered, deduplicated corpus of data.dir once")
     p.add_argument("--tokenizer", required=True, help="tokenizer dir (or a model dir holding one)")
-    p.add_argument("--data-dir", required=True, type=Path, help="unpacked npm packages (data.dir)")
+    p.add_argument("--data-dir", required=True, type=Path,
+                   help="unpacked npm packages (data.dir); with --packages, the fetch folder they are read from")
+    p.add_argument("--packages", type=Path, default=None,
+                   help="pinned `name@version` list (data.packages_file): pack only these packages of --data-dir "
+                        "(a folder missing one is fetched into it)")
     p.add_argument("--out", required=True, type=Path, help="output stem: writes OUT.bin and OUT.json")
     p.add_argument("--source", choices=("npm", "local"), default="npm", help="how data-dir is read (data.source)")
+    sp = sub.add_parser("subset", help="whole packages of a token file, seeded, up to a token count")
+    sp.add_argument("path", type=Path, help="the token file to take from")
+    sp.add_argument("--tokenizer", required=True, help="its tokenizer (checked against the file)")
+    sp.add_argument("--out", required=True, type=Path, help="output stem")
+    sp.add_argument("--max-tokens", required=True, type=int)
+    sp.add_argument("--seed", type=int, default=0)
     i = sub.add_parser("info", help="print a token file's sidecar (without the offsets)")
     i.add_argument("path", type=Path)
     args = ap.parse_args(argv)
@@ -215,10 +262,23 @@ def main(argv: list[str] | None = None) -> int:
         tf = open_tokens(args.path)
         print(json.dumps({k: v for k, v in tf.meta.items() if k not in ("offsets", "documents")}, indent=1))
         return 0
-    from training.data.config import DataConfig  # heavy imports only for `pack`
     from training.modeling import load_tokenizer
 
-    tf = pack_corpus(DataConfig(source=args.source, dir=str(args.data_dir)), load_tokenizer(args.tokenizer), args.out)
+    if args.cmd == "subset":
+        tokenizer = load_tokenizer(args.tokenizer)
+        src = open_tokens(args.path)
+        src.check(tokenizer)
+        tf = subset(src, tokenizer, args.out, max_tokens=args.max_tokens, seed=args.seed)
+        print(f"{len(tf)} documents of {tf.meta['subset_of']['packages']} packages, {tf.meta['n_tokens']} tokens "
+              f"-> {paths(args.out)[0]}", file=sys.stderr)
+        return 0
+    from training.data.config import DataConfig  # heavy imports only for `pack`
+
+    if args.packages is not None:
+        cfg = DataConfig(source="npm", packages_file=str(args.packages), npm_cache_dir=str(args.data_dir))
+    else:
+        cfg = DataConfig(source=args.source, dir=str(args.data_dir))
+    tf = pack_corpus(cfg, load_tokenizer(args.tokenizer), args.out)
     print(f"{len(tf)} documents, {tf.meta['n_tokens']} tokens ({tf.meta['dtype']}) -> {paths(args.out)[0]}",
           file=sys.stderr)
     return 0
