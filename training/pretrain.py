@@ -1,0 +1,336 @@
+"""Pretrain a causal LM on a packed token file for a fixed wall-clock budget, on one device.
+
+    python -m training.pretrain RECIPE --tokens corpus-data/tokens-v3 --minutes 6 \
+        --out runs/gpu6 [--set model.n_layer=6 ...] [--compile] [--dry-run]
+
+`training.finetune` (the HF Trainer, accelerate, LoRA, exact resume) stays the general entry
+point. This loop is for the case the Trainer serves badly: a short lease on an accelerator (or a
+session's CPU hours) that must end with a finished model, whatever the throughput turns out to be.
+So the learning-rate schedule runs on *time*, not steps: linear warmup over `train.warmup_ratio`
+of the budget, then cosine decay to `--min-lr-ratio` of the peak, and training stops when the
+budget is spent. With `train.max_steps > 0` the same schedule runs on steps instead (exactly
+reproducible; the tests use it). A time-budget run is not bit-reproducible (the step at which
+each learning rate applies depends on the machine), and it does not resume: it is one stage.
+
+The data are `training.data.build.build_lm_blocks` of the token file: the same filters, package
+split, FIM and manifest as `training.finetune` with `data.tokens`. Every training block lives on
+the device for the whole run (a few hundred MB of int32 for 10^8 tokens), so no data loader runs
+between steps. Each epoch reads the blocks in a new seeded permutation. bf16 autocast on a CUDA
+device that supports it (`train.bf16`); float32 on a CPU. AdamW (fused on CUDA) with weight decay
+on matrices only, gradient clipping at `train.max_grad_norm`.
+
+OUT gets what `training.finetune` writes and `training.ship` reads: the model (safetensors,
+`--save-dtype`, sharded by `train.max_shard_size`), the tokenizer, `training_config.json`,
+`metrics.json`, `log_history.json`, `loss.png`, the data manifest. Checkpoints are published into
+OUT every `--save-minutes` through `training.publish` (never half-written). `--dry-run` builds the
+data and writes the manifest only: check a run (and its manifest) before spending a lease on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.config import ConfigError, RunConfig, apply_overrides, load_recipe, to_dict, validate
+from training.publish import publish, stage_dir
+
+log = logging.getLogger("training.pretrain")
+
+SAVE_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
+    """Multiplier of the peak LR at `progress` in [0, 1] of the budget: linear warmup to 1 over
+    `warmup`, then cosine decay to `min_ratio` at 1 (and `min_ratio` past it)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return progress / warmup
+    span = max(1.0 - warmup, 1e-12)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min((progress - warmup) / span, 1.0)))
+    return min_ratio + (1.0 - min_ratio) * cosine
+
+
+@dataclass
+class Budget:
+    """Where a run is in its budget: steps (`max_steps` > 0) or seconds of training."""
+
+    max_steps: int
+    seconds: float
+    start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def progress(self, step: int) -> float:
+        if self.max_steps > 0:
+            return step / self.max_steps
+        return self.elapsed() / self.seconds if self.seconds > 0 else 1.0
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices (linear and embedding weights) only, not on biases and norms."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _use_bf16(cfg: RunConfig, device: Any) -> bool:
+    import torch
+
+    if cfg.train.bf16 == "false" or device.type != "cuda":
+        if cfg.train.bf16 == "true" and device.type != "cuda":
+            log.warning("train.bf16=true needs a CUDA device: training in float32 on %s", device)
+        return False
+    return bool(torch.cuda.is_bf16_supported())
+
+
+def evaluate(model: Any, blocks: Any, batch_size: int, bf16: bool, max_blocks: int = 0) -> float | None:
+    """Token-mean cross-entropy (nats/token) over the first `max_blocks` blocks (0 = all)."""
+    import torch
+
+    n = len(blocks) if max_blocks <= 0 else min(len(blocks), max_blocks)
+    if n == 0:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.autocast(device_type=blocks.device.type, dtype=torch.bfloat16, enabled=bf16):
+        for i in range(0, n, batch_size):
+            x = blocks[i : i + batch_size].long()
+            logits = model(input_ids=x).logits.float()
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"
+            )
+            total += float(loss)
+            count += x[:, 1:].numel()
+    model.train(was_training)
+    return total / count
+
+
+def _write_run(
+    cfg: RunConfig, model: Any, tokenizer: Any, out: Path, history: list[dict[str, Any]],
+    metrics: dict[str, Any], save_dtype: str, manifest_dir: Path | None,
+) -> None:
+    """Publish the model and its records into OUT in one step (see training.publish)."""
+    import copy
+    import shutil
+
+    import torch
+
+    from training.plotting import plot_loss
+
+    stage = stage_dir(out)
+    kwargs: dict[str, Any] = {"max_shard_size": cfg.train.max_shard_size} if cfg.train.max_shard_size else {}
+    # A CPU copy in the saved dtype (deepcopy keeps the tied embeddings tied, so they are stored once,
+    # and the config records the dtype); the training weights stay float32 where they are.
+    copy.deepcopy(model).to(device="cpu", dtype=getattr(torch, save_dtype)).save_pretrained(
+        stage, safe_serialization=True, **kwargs)
+    tokenizer.save_pretrained(stage)
+    (stage / "training_config.json").write_text(json.dumps(to_dict(cfg), indent=2, default=str) + "\n")
+    if cfg.recipe_path:
+        shutil.copyfile(cfg.recipe_path, stage / "recipe.toml")
+    (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (stage / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+    plot_loss(history, stage / "loss.png", title=f"{cfg.name}: loss")
+    if manifest_dir is not None:
+        for f in manifest_dir.iterdir():
+            if f.name.startswith("data_manifest"):
+                shutil.copyfile(f, stage / f.name)
+    publish(stage, out)
+
+
+def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minutes: float = 0.0,
+        eval_blocks: int = 256, final_eval_blocks: int = 0, min_lr_ratio: float = 0.1, save_dtype: str = "float32",
+        compile_model: bool = False, dry_run: bool = False, device_name: str = "auto") -> dict[str, Any]:
+    """Train per `cfg` for `minutes` (or `train.max_steps`); returns the metrics written to OUT."""
+    import torch
+    from transformers import set_seed
+
+    from training.data.build import build_lm_blocks
+    from training.modeling import build_model, has_fim_tokens, load_tokenizer
+
+    if not cfg.data.tokens:
+        raise ConfigError("training.pretrain reads a packed token file: pass --tokens STEM (data.tokens)")
+    if not cfg.tokenizer.name_or_path:
+        raise ConfigError("training.pretrain needs the token file's tokenizer: --set tokenizer.name_or_path=DIR")
+    if cfg.train.objective != "clm":
+        raise ConfigError("training.pretrain trains causal LMs only (train.objective=clm)")
+    if cfg.train.lr_scheduler != "cosine":
+        raise ConfigError("training.pretrain's schedule is warmup + cosine (train.lr_scheduler=cosine)")
+    if cfg.train.max_steps <= 0 and minutes <= 0 and not dry_run:
+        raise ConfigError("give a budget: --minutes M or --set train.max_steps=N")
+    out = Path(cfg.train.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device_name == "auto" else device_name)
+    tokenizer = load_tokenizer(cfg.tokenizer.name_or_path)
+    fim = cfg.data.fim_rate > 0 and has_fim_tokens(tokenizer)
+    if cfg.data.fim_rate > 0 and not fim:
+        raise ConfigError("data.fim_rate > 0 but the tokenizer has no FIM tokens (the token file cannot grow them)")
+    manifest_dir = out / ".manifest"
+    manifest_dir.mkdir(exist_ok=True)
+    data = build_lm_blocks(cfg.data, tokenizer, fim=fim, output_dir=manifest_dir)
+    log.info("data: %d train blocks, %d eval blocks of %d tokens", len(data.train), len(data.eval),
+             cfg.data.block_size)
+    if dry_run:
+        for f in manifest_dir.iterdir():
+            f.replace(out / f.name)
+        return {"train_blocks": len(data.train), "eval_blocks": len(data.eval), "dry_run": True}
+    if len(data.train) == 0:
+        raise ConfigError(f"no training blocks of data.block_size={cfg.data.block_size}")
+
+    set_seed(cfg.train.seed)
+    model = build_model(cfg, tokenizer)
+    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    if limit and cfg.data.block_size > limit:
+        raise ConfigError(f"data.block_size={cfg.data.block_size} exceeds the model's context ({limit})")
+    model.config.use_cache = False
+    model.to(device).train()
+    bf16 = _use_bf16(cfg, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    train = torch.from_numpy(data.train).to(device)
+    held_out = torch.from_numpy(data.eval).to(device)
+    t = cfg.train
+    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.95),
+                            eps=1e-8, **({"fused": True} if device.type == "cuda" else {}))
+    forward = torch.compile(model) if compile_model else model
+    batch, accum = t.per_device_train_batch_size, max(1, t.gradient_accumulation_steps)
+    per_step = batch * accum
+    steps_per_epoch = max(1, len(train) // per_step)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model: %.1f M parameters on %s (%s), %d blocks (%d tokens) per step", n_params / 1e6, device,
+             "bf16 autocast" if bf16 else "float32", per_step, per_step * cfg.data.block_size)
+
+    history: list[dict[str, Any]] = []
+    budget = Budget(max_steps=t.max_steps, seconds=minutes * 60.0)
+    gen = torch.Generator().manual_seed(t.seed)
+    order = torch.randperm(len(train), generator=gen)
+    step, epoch_pos, tokens, running_n = 0, 0, 0, 0
+    running = torch.zeros((), device=device)
+    last_save = last_eval = time.perf_counter()
+
+    def snapshot(final: bool) -> dict[str, Any]:
+        n_eval = final_eval_blocks if final else eval_blocks
+        eval_loss = evaluate(model, held_out, batch, bf16, n_eval)
+        elapsed = budget.elapsed()
+        train_losses = [h["loss"] for h in history if "loss" in h]
+        return {
+            "final_train_loss": train_losses[-1] if train_losses else None,
+            "eval_loss": eval_loss,
+            "eval_blocks": len(held_out) if n_eval <= 0 else min(len(held_out), n_eval),
+            "perplexity": None if eval_loss is None else math.exp(min(eval_loss, 50.0)),
+            "tokens_seen": tokens,
+            "steps": step,
+            "epochs": round(step / steps_per_epoch, 3),
+            "runtime_s": round(elapsed, 1),
+            "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None,
+            "train_blocks": len(train),
+            "block_size": cfg.data.block_size,
+            "parameters": n_params,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "precision": "bf16 autocast" if bf16 else "float32",
+            "budget_minutes": minutes if t.max_steps <= 0 else None,
+            "min_lr_ratio": min_lr_ratio,
+            "final": final,
+        }
+
+    while not budget.done(step):
+        factor = lr_factor(budget.progress(step), t.warmup_ratio, min_lr_ratio)
+        for group in opt.param_groups:
+            group["lr"] = t.learning_rate * factor
+        for _ in range(accum):
+            if epoch_pos + batch > len(order):
+                order, epoch_pos = torch.randperm(len(train), generator=gen), 0
+            idx = order[epoch_pos : epoch_pos + batch].to(device)
+            epoch_pos += batch
+            x = train[idx].long()
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = forward(input_ids=x, labels=x).loss
+            (loss / accum).backward()
+            running = running + loss.detach()  # stays on the device: no sync until it is logged
+            running_n += 1
+            tokens += x.numel()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if step % t.logging_steps == 0 or step == 1:
+            loss_now = float(running) / running_n  # mean over the micro-batches since the last log
+            running, running_n = torch.zeros((), device=device), 0
+            elapsed = budget.elapsed()
+            history.append({"step": step, "loss": round(loss_now, 4), "learning_rate": t.learning_rate * factor,
+                            "tokens": tokens, "elapsed_s": round(elapsed, 1),
+                            "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None})
+            log.info("step %d loss %.4f lr %.2e %.0f tokens/s", step, loss_now, t.learning_rate * factor,
+                     tokens / max(elapsed, 1e-9))
+            if not math.isfinite(loss_now):
+                raise RuntimeError(f"the loss is {loss_now} at step {step}: lower train.learning_rate")
+        now = time.perf_counter()
+        if eval_minutes > 0 and now - last_eval >= eval_minutes * 60 and len(held_out):
+            history.append({"step": step, "eval_loss": evaluate(model, held_out, batch, bf16, eval_blocks)})
+            log.info("step %d eval loss %.4f", step, history[-1]["eval_loss"])
+            last_eval = time.perf_counter()
+        if save_minutes > 0 and now - last_save >= save_minutes * 60:
+            _write_run(cfg, model, tokenizer, out, history, snapshot(final=False), save_dtype, manifest_dir)
+            last_save = time.perf_counter()
+            log.info("checkpoint published to %s at step %d", out, step)
+
+    metrics = snapshot(final=True)
+    if metrics["eval_loss"] is not None:
+        history.append({"step": step, "eval_loss": metrics["eval_loss"]})
+    _write_run(cfg, model, tokenizer, out, history, metrics, save_dtype, manifest_dir)
+    log.info("model written to %s: %s", out, json.dumps(metrics))
+    return metrics
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m training.pretrain", description=__doc__.splitlines()[0])
+    ap.add_argument("recipe", help="recipe name (training/recipes) or path to a TOML")
+    ap.add_argument("--tokens", required=True, help="packed token file stem (data.tokens)")
+    ap.add_argument("--out", default=None, help="output dir (train.output_dir)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget of the training loop")
+    ap.add_argument("--save-minutes", type=float, default=0.0, help="publish a checkpoint into OUT this often")
+    ap.add_argument("--eval-minutes", type=float, default=0.0, help="log a held-out loss this often")
+    ap.add_argument("--eval-blocks", type=int, default=256, help="held-out blocks for the periodic eval")
+    ap.add_argument("--final-eval-blocks", type=int, default=0, help="held-out blocks for the final eval (0 = all)")
+    ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine ends at this share of the peak LR")
+    ap.add_argument("--save-dtype", choices=SAVE_DTYPES, default="float32", help="dtype of the saved weights")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, …")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (pays on long GPU runs)")
+    ap.add_argument("--dry-run", action="store_true", help="build the data and write the manifest; no training")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    from training.data.sources import DataError
+
+    try:
+        cfg = load_recipe(args.recipe)
+        cfg = apply_overrides(cfg, [f"data.tokens={args.tokens}", *args.set]
+                              + ([f"train.output_dir={args.out}"] if args.out else []))
+        validate(cfg)
+        run(cfg, minutes=args.minutes, save_minutes=args.save_minutes, eval_minutes=args.eval_minutes,
+            eval_blocks=args.eval_blocks, final_eval_blocks=args.final_eval_blocks, min_lr_ratio=args.min_lr_ratio, save_dtype=args.save_dtype,
+            compile_model=args.compile, dry_run=args.dry_run, device_name=args.device)
+    except (ConfigError, DataError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
