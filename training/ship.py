@@ -11,7 +11,8 @@ What it does, in order, before anything in DEST is touched:
   logits on a probe text agree with float32's (same greedy tokens);
 - checks the data manifest beside the weights: no package reserved for evaluation, none of the
   dev-set packages (`corpus/devset-packages.txt`);
-- copies the tokenizer, the run's configuration, metrics, logs, loss plot and manifest.
+- copies the tokenizer, the run's configuration, metrics, logs, loss plot and manifest, and writes
+  `ATTRIBUTION.md` from the shipped manifest: every package, version, license and file count.
 
 With `--stage LABEL` the shipped manifest lists every stage's files: DEST's rows are kept, the
 run's rows are labelled `"stage": LABEL`, and a file both list keeps one row whose label names
@@ -122,6 +123,32 @@ def merge_stages(previous: list[dict[str, Any]], run: list[dict[str, Any]], stag
     return merged
 
 
+ATTRIBUTION_FILE = "ATTRIBUTION.md"
+
+
+def attribution(rows: list[dict[str, Any]]) -> str:
+    """The attribution list of a manifest: one line per package version, with its license and files."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        key = (str(r.get("package") or r.get("repo") or ""), str(r.get("version", "")), str(r.get("license", "")))
+        counts[key] = counts.get(key, 0) + 1
+    lines = [
+        "# Training data: packages and licenses",
+        "",
+        "The shipped weights were trained on the source code of the packages below. Each package is",
+        "copyright its authors and was used under the license named in its own `package.json` (every",
+        "license named is MIT, ISC or Apache-2.0, all permitting this use with attribution). The files,",
+        "with their sha256, are listed in `data_manifest.jsonl`. Written by `python -m training.ship`.",
+        "",
+        f"{len(counts)} package versions, {len(rows)} files.",
+        "",
+        "| package | version | license | files |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {p} | {v} | {lic} | {n} |" for (p, v, lic), n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
+
+
 def ship(
     src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str = "", stage_label: str = ""
 ) -> dict[str, Any]:
@@ -148,6 +175,7 @@ def ship(
         if stage_label:
             (stage / MANIFEST_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                                               encoding="utf-8")
+        (stage / ATTRIBUTION_FILE).write_text(attribution(rows), encoding="utf-8")
         for f in stage.iterdir():
             f.chmod(0o644)  # safetensors writes 0600: the shipped files are read by every user
         if keep_previous_as:

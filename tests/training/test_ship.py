@@ -45,6 +45,7 @@ def test_ship_stores_fp16_that_loads_back_as_float32(tmp_path: Path) -> None:
     assert json.loads((dest / "config.json").read_text())["dtype"] == "float16"
     assert (dest / "data_manifest.jsonl").read_text() == (src / "data_manifest.jsonl").read_text()
     assert (dest / "tokenizer.json").is_file() and (dest / "metrics.json").is_file()
+    assert "| left-pad-ok | 1.0.0 | MIT | 1 |" in (dest / "ATTRIBUTION.md").read_text()
     a, b = _logits(src), _logits(dest)
     assert (a.argmax(-1) == b.argmax(-1)).all()  # type: ignore[attr-defined]
     assert float((a - b).abs().max()) < 1e-2  # type: ignore[operator]
@@ -124,3 +125,14 @@ def test_stage_refuses_a_run_that_adds_a_dev_set_package(tmp_path: Path) -> None
     leak = {**ROW, "package": sorted(devset_packages())[0]}
     assert main([str(_run_dir(tmp_path / "run5", [ROW, leak])), str(dest), "--stage", "5"]) == 2
     assert (dest / "data_manifest.jsonl").read_bytes() == before
+
+
+def test_attribution_lists_each_package_version_once_with_its_files() -> None:
+    from training.ship import attribution
+
+    rows = [ROW, {**ROW, "path": "lib/a.js", "sha256": "1" * 64},
+            {**ROW, "package": "@scope/b", "version": "2.0.0", "license": "(Apache-2.0 AND MIT)"}]
+    text = attribution(rows)
+    assert "2 package versions, 3 files." in text
+    assert "| @scope/b | 2.0.0 | (Apache-2.0 AND MIT) | 1 |" in text and "| left-pad-ok | 1.0.0 | MIT | 2 |" in text
+    assert text.index("@scope/b") < text.index("left-pad-ok")  # sorted
