@@ -21,7 +21,7 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,7 @@ def predict_lines(
     repos: Path | None = None,
     snippet_tokens: int = 0,
     copy_verdicts: bool = True,
+    mix: Any = None,
 ) -> Iterator[tuple[str, str]]:
     """(id, prediction) per row, through the server's Completer.
 
@@ -157,7 +158,7 @@ def predict_lines(
     engine.load()
     # No completion cache: each row is scored on its own.
     completer = Completer(
-        engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts
+        engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts, mix=mix
     )
     indexes: dict[str, Any] = {}
     for row in rows:
@@ -222,6 +223,26 @@ def line_available(prefix: str, suffix: str, target: str, others: list[str]) -> 
     return any(line == other.strip() for text in [*own, *others] for other in text.splitlines())
 
 
+def mix_params(pairs: list[str]) -> Any:
+    """`MixParams` with `KEY=VALUE` fields replaced (values coerced to each field's type)."""
+    from dataclasses import fields
+
+    from server.retrieval.mixing import MixParams
+
+    params = MixParams()
+    types = {f.name: type(getattr(params, f.name)) for f in fields(MixParams)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types:
+            raise ConfigError(f"--mix {pair!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        try:
+            changes[key] = types[key](value)
+        except ValueError as exc:
+            raise ConfigError(f"--mix {pair!r}: {exc}") from exc
+    return replace(params, **changes)
+
+
 def cmd_lines(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
@@ -236,7 +257,8 @@ def cmd_lines(args: argparse.Namespace) -> int:
         workspace_index="off" if args.workspace == "off" else "on",
         fim=args.fim,
     )
-    rows = read_jsonl(Path(args.input), args.limit)
+    rows = read_jsonl(Path(args.input), args.limit + args.skip if args.limit else 0)[args.skip :]
+    mix = mix_params(args.mix)
     if args.workspace == "repo" and not args.repos:
         raise ConfigError("--workspace repo needs --repos DIR (the unpacked packages of the rows)")
     if args.workspace == "repo":  # group rows by package: one index build per package
@@ -252,6 +274,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
             repos=Path(args.repos) if args.workspace == "repo" else None,
             snippet_tokens=args.snippet_tokens,
             copy_verdicts=not args.no_copy_verdicts,
+            mix=mix,
         )
         for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
@@ -263,6 +286,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
+               "skip": args.skip, "mix": asdict(mix),
                **score(rows, predictions, copies, available)}
     _emit(summary, args.summary)
     return 0
@@ -398,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--input", required=True, help="JSONL rows {id, prefix, suffix[, target]}")
     lines.add_argument("--output", required=True, help="JSONL predictions {id, prediction}")
     lines.add_argument("--limit", type=int, default=0, help="only the first N rows (0 = all)")
+    lines.add_argument("--skip", type=int, default=0,
+                       help="leave out the first N rows (e.g. tune on rows 200-500, report on the first 200)")
+    lines.add_argument("--mix", action="append", default=[], metavar="KEY=VALUE",
+                       help="a field of the ∞-gram mixing (server.retrieval.mixing.MixParams: min_length, tau, "
+                            "max_weight, own_file_slack, draft_min_length), repeatable")
     lines.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line")
     lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
     lines.add_argument("--no-token-healing", action="store_true",

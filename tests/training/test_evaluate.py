@@ -142,3 +142,30 @@ def test_line_available_finds_the_completed_line_elsewhere_never_at_the_cursor()
     # The cursor line itself is not a source: neither its typed part nor what follows the cursor.
     assert not evaluate.line_available("foo(", "bar);\n", "bar);", [])
     assert not evaluate.line_available("x\n", "", "   ", ["   "])  # nothing to complete
+
+
+def test_lines_skip_and_mix_select_rows_and_change_the_mixing(tiny_model_dir: Path, tmp_path: Path) -> None:
+    block = "function add(a, b) {\n  return a + b;\n}\n"
+    rows = [{"id": f"r{i}", "prefix": block * 2 + "function add(a, b) {\n  return", "suffix": "\n}\n",
+             "target": " a + b;"} for i in range(4)]
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def run(*extra: str) -> tuple[list[str], dict[str, object]]:
+        out, summary = tmp_path / "p.jsonl", tmp_path / "s.json"
+        assert evaluate.main(["lines", "--model", str(tiny_model_dir), "--input", str(src), "--output", str(out),
+                              "--max-new-tokens", "8", "--summary", str(summary), *extra]) == 0
+        return [json.loads(x)["id"] for x in out.read_text().splitlines()], read_json(summary)
+
+    ids, summary = run("--skip", "1", "--limit", "2", "--mix", "max_weight=0.5", "--mix", "min_length=4")
+    assert ids == ["r1", "r2"] and summary["skip"] == 1
+    assert summary["mix"]["max_weight"] == 0.5 and summary["mix"]["min_length"] == 4
+    # the mixing does what it says: with the counts at full weight the file's own `return a + b;` is copied
+    # (copy verdicts off, so every token goes through the mixture)
+    _, copied = run("--mix", "max_weight=1.0", "--mix", "min_length=1", "--no-copy-verdicts")
+    assert copied["model"]["exact_match"] == 1.0  # type: ignore[index]
+    _, unmixed = run("--mix", "max_weight=0.0", "--no-copy-verdicts")  # the tiny random model on its own
+    assert unmixed["model"]["exact_match"] < 1.0  # type: ignore[index]
+    for bad in ("nope=1", "tau=fast", "tau"):
+        assert evaluate.main(["lines", "--model", str(tiny_model_dir), "--input", str(src), "--output",
+                              str(tmp_path / "x.jsonl"), "--mix", bad]) == 2
