@@ -17,6 +17,8 @@ QUOTES = "'\"`"
 REPEAT_LINES = 3  # the same line this many times in a row is a model loop, not code
 REPEAT_UNIT_MAX = 8  # short units ("a, ", "))") looping inside one line...
 REPEAT_UNIT_TIMES = 6  # ...this many times in a row
+REPEAT_LONG_UNIT_MAX = 32  # longer units (".replace(b, '')") looping to the end of the line...
+REPEAT_LONG_UNIT_TIMES = 3  # ...this many whole times in a row (a cut-off copy may follow)
 TAB_WIDTH = 4  # for comparing indentation made of tabs and spaces
 
 
@@ -170,7 +172,25 @@ def drop_repetition(text: str, ctx: PostContext) -> str:
                 while start >= size and line.startswith(unit, start - size):
                     start -= size
                 return "\n".join([*lines[:i], line[: start + size]])
+        head = _long_loop_head(line)
+        if head is not None:
+            return "\n".join([*lines[:i], head])
     return text
+
+
+def _long_loop_head(line: str) -> str | None:
+    """`line` up to the end of the first copy of a unit of REPEAT_UNIT_MAX+1..REPEAT_LONG_UNIT_MAX
+    characters that repeats REPEAT_LONG_UNIT_TIMES whole times or more up to the end of the line,
+    where a generation budget may have cut the last copy short (`a.replace(b, '').replace(b, '')
+    .replace(b, '').repl` -> `a.replace(b, '')`); None when the line does not end in such a loop."""
+    for size in range(REPEAT_UNIT_MAX + 1, min(REPEAT_LONG_UNIT_MAX, len(line) // REPEAT_LONG_UNIT_TIMES) + 1):
+        j = len(line) - 1
+        while j >= size and line[j] == line[j - size]:
+            j -= 1
+        start = j + 1 - size  # line[start:] repeats with period `size`
+        if len(line) - start >= size * REPEAT_LONG_UNIT_TIMES and line[start : start + size].strip():
+            return line[: start + size]
+    return None
 
 
 def balance_brackets(text: str, ctx: PostContext) -> str:

@@ -140,6 +140,10 @@ def test_two_repeats_are_fine() -> None:
         ("foo(1foo(1foo(1foo(1foo(1foo(1", "foo(1"),
         ("x(a, a, a, a, a, a, a, a, ", "x(a, a,"),
         ("f(0,\n 1, 1, 1, 1, 1, 1, 1,\nnext();", "f(0,\n 1,"),  # the lines after the loop go too
+        # a long unit three times, the last copy cut short by the token budget
+        (" a.replace(b, '').replace(b, '').replace(b, '').replace(b, '').repl", " a.replace(b, '')"),
+        ("x = [first, second, third, first, second, third, first, second, third, first",
+         "x = [first, second, third, "),
     ],
 )
 def test_looping_line_keeps_what_came_before_the_loop(text: str, kept: str) -> None:
@@ -156,7 +160,9 @@ def test_five_copies_are_not_a_loop() -> None:
     assert drop_repetition("g(x, x, x, x, x,", ctx()) == "g(x, x, x, x, x,"
 
 
-@pytest.mark.parametrize("text", ["[0, 0, 0, 0, 0, 0, 1]", "        return x;", "a + b"])
+@pytest.mark.parametrize("text", ["[0, 0, 0, 0, 0, 0, 1]", "        return x;", "a + b",
+                                  "p.then(onValue).then(onValue);", "assertEqual(a, b); assertEqual(c, d);",
+                                  "'abcdefghij' + 'abcdefghij' + 'abcdefghij' + tail"])
 def test_normal_lines_survive_repetition_check(text: str) -> None:
     assert drop_repetition(text, ctx()) == text
 
