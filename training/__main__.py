@@ -6,6 +6,9 @@ import sys
 
 COMMANDS = [
     ("python -m training.finetune", "train or fine-tune a model from a recipe (--help, --list-recipes)"),
+    ("python -m training.pretrain", "pretrain a causal LM on a packed token file for a wall-clock budget (GPU or CPU)"),
+    ("python -m training.data.tokens", "pack a corpus once into a memory-mapped token file; subset it; info"),
+    ("python -m training.ship", "ship a model dir as the server's default: fp16, checked manifest, atomic"),
     ("python -m training.tokenizer", "train a byte-level BPE tokenizer with FIM tokens on a data source"),
     ("python -m training.evaluate perplexity", "perplexity of a model dir on a data source (recipe + --set)"),
     ("python -m training.evaluate lines", "line completions on JSONL {id,prefix,suffix[,target]} + EM / edit similarity"),
