@@ -69,8 +69,11 @@ def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> Copy
         for text in sources:
             start = text.find(tail)
             while start >= 0 and len(found) < MAX_OCCURRENCES:
-                end = text.find("\n", start + n)
-                found.append(text[start + n : end if end >= 0 else len(text)])
+                # An occurrence that ends the text (another open document's unfinished line) shows
+                # nothing of how the line goes on: it is no vote, and no longer match either.
+                if start + n < len(text):
+                    end = text.find("\n", start + n)
+                    found.append(text[start + n : end if end >= 0 else len(text)])
                 start = text.find(tail, start + 1)
             if len(found) == MAX_OCCURRENCES:
                 break  # enough votes: the other sources need not be searched

@@ -17,8 +17,9 @@ def brute(prefix: str, sources: list[str]) -> tuple[int, dict[str, int]]:
         for text in sources:
             start = text.find(tail)
             while start >= 0:
-                rest = text[start + n :].split("\n", 1)[0]
-                rests[rest] = rests.get(rest, 0) + 1
+                if start + n < len(text):  # an occurrence that ends the text is no vote
+                    rest = text[start + n :].split("\n", 1)[0]
+                    rests[rest] = rests.get(rest, 0) + 1
                 start = text.find(tail, start + 1)
         if rests:
             return n, rests
@@ -47,6 +48,16 @@ def test_a_sure_verdict_is_long_and_unanimous() -> None:
     short = copy_verdict("(ful", [other])  # 4 characters: not enough to trust
     assert short.text == "lName);" and not short.sure
     assert copy_verdict("zzz", [other], at_least=SURE_MIN_CHARS).occurrences == 0
+
+
+def test_an_occurrence_that_ends_another_text_is_no_vote() -> None:
+    # Another open document whose unfinished line is the same text: it neither blocks the verdict
+    # nor makes the match longer; the helper file decides.
+    helper = "export const result = zorbleQuantifyWidgets(config, 3);\n"
+    other_caller = "import x from './x.js';\nexport const total = zorble"
+    verdict = copy_verdict("export const total = zorble", [other_caller, helper])
+    assert (verdict.text, verdict.sure) == ("QuantifyWidgets(config, 3);", True)
+    assert verdict.length == len(" = zorble") and verdict.occurrences == 1
 
 
 def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
