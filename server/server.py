@@ -87,6 +87,7 @@ class CompletionServer(LanguageServer):
         self._copier = Completer(None, cache=CompletionCache(64), backend=CopyBackend(self._open_texts))
         self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
         self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
+        self._index_was_ready = False  # to drop cached answers computed before the index was built
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
         self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
         self._inflight: dict[str, threading.Event] = {}
@@ -352,6 +353,12 @@ class CompletionServer(LanguageServer):
         )
         if indexing and engine is not None:
             completer.workspace = await self._attach_index(engine.tokenizer)
+            ready = self.repo.ready.is_set()
+            if ready and not self._index_was_ready and completer.cache is not None:
+                # Answers cached while the index was building know nothing of the other files: the
+                # same position asked again gets a fresh completion that does.
+                completer.cache.clear()
+            self._index_was_ready = ready
         outcome = await self._run(completer, uri, text, offset, tree, settings, indexing=indexing)
         if outcome is None or outcome.reason == "cancelled" or not outcome.text:
             return None
