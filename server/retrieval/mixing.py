@@ -32,15 +32,21 @@ Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowe
 
 @dataclass(frozen=True)
 class MixParams:
-    min_length: int = 3  # shorter matches are everywhere in code (`) {`, `const `): no signal
-    tau: float = 3.0  # tokens of match length over which λ approaches its maximum
-    max_weight: float = 0.95  # never trust the counts fully: the model still breaks ties and ends lines
+    # Shorter matches are everywhere in code (`) {`, `const `) and overrule the model more often than
+    # they help it. (3, 3.0, 0.95) suited the 5.5 M model of stages 1-5; with stage 6 (14 M), on the
+    # tuning rows 200-500, (5, 6.0, 0.8) measured best: whole line EM / ES 22.0 / 49.7 -> 23.7 / 53.0,
+    # mid-line 37.7 / 60.0 -> 38.7 / 60.5 (min_length 7 alone: 23.0 / 53.1 and 38.7 / 60.5). The old
+    # curve for short matches whose occurrences all continue alike (a project's own identifiers) measured
+    # worse again (whole line 23.0 / 50.7): a name typed without context is left to character copies.
+    min_length: int = 5
+    tau: float = 6.0  # tokens of match length over which λ approaches its maximum
+    max_weight: float = 0.8  # never trust the counts fully: the model still breaks ties and ends lines
     # The file being edited wins over the workspace when its match is at most this many tokens
     # shorter: 0 = at equal length (code repeats its own idioms most; tuning rows: whole-line ES
     # 46.3 -> 47.6 %, mid-line EM 31.3 -> 32.0 %, ES 52.4 -> 53.9 %). 2 measured the same but took the file's
     # `import { name }` over the workspace's longer `= name(` match. -1: the file never wins a tie.
     own_file_slack: int = 0
-    draft_min_length: int = 8  # copy drafts from matches this long (λ ≈ 0.93): shorter ones are mostly rejected
+    draft_min_length: int = 8  # copy drafts from matches this long: shorter ones are mostly rejected
 
 
 def prefer_local(local: Match, other: Match, params: MixParams) -> Match:

@@ -118,7 +118,10 @@ async def test_node_modules_are_not_indexed(workspace: Any) -> None:
 
 async def test_workspace_index_off_stops_copying(workspace: Any) -> None:
     client, root = workspace
-    open_doc(client, (root / "things.js").as_uri(), "export function zarqleFrobnicateThings(x) {\n  return x;\n}\n")
+    # The same assignment is written out in the other file: with the index on it is copied.
+    open_doc(client, (root / "things.js").as_uri(),
+             "export function zarqleFrobnicateThings(x) {\n  return x;\n}\n\n"
+             "export const things = zarqleFrobnicateThings([]);\n")
     uri = (root / "caller4.js").as_uri()
     text = "export const things = zarqle"
     open_doc(client, uri, text)
@@ -143,7 +146,8 @@ async def test_the_file_watcher_is_registered_and_a_deleted_file_leaves_the_inde
     assert types.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods
     # A file created on disk (not opened in the editor) is indexed when the watcher reports it...
     created = root / "created.js"
-    created.write_text("export function zibbleMeasureSprockets(s) {\n  return s.length;\n}\n")
+    created.write_text("export function zibbleMeasureSprockets(s) {\n  return s.length;\n}\n\n"
+                       "export const sprockets = zibbleMeasureSprockets('gear');\n")
 
     def report(kind: types.FileChangeType) -> None:
         client.workspace_did_change_watched_files(

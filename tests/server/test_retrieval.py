@@ -71,12 +71,17 @@ def test_the_current_document_is_excluded() -> None:
     assert index.lookup(encode(["foo(ba"])[0], exclude="a.js").counts == {ord("z"): 1}
 
 
+# The curve of stages 1-5 (min length 3): the mechanism tests' toy matches are a few tokens long.
+SHORT = MixParams(min_length=3, tau=3.0, max_weight=0.95)
+
+
 def test_guide_mixes_more_for_longer_matches() -> None:
     params = MixParams()
-    assert weight(Match(1, {5: 3}, 3), params) == 0.0
-    assert 0 < weight(Match(4, {5: 3}, 3), params) < weight(Match(12, {5: 3}, 3), params) <= params.max_weight
+    assert weight(Match(params.min_length - 1, {5: 3}, 3), params) == 0.0
+    assert 0 < weight(Match(6, {5: 3}, 3), params) < weight(Match(12, {5: 3}, 3), params) <= params.max_weight
+    assert weight(Match(4, {5: 3}, 3), SHORT) > 0
     seg = Segment([("a", [1, 2, 3, 4, 5, 6, 7])], 10)
-    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4])
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4], SHORT)
     logits = torch.zeros(10)
     logits[9] = 1.0  # the model prefers 9
     assert int(guide([], logits).argmax()) == 5  # a 4-token match says 5
@@ -133,7 +138,7 @@ def test_allowed_mask_keeps_only_occurrences_continued_by_an_allowed_token() -> 
     nothing = np.zeros(10, dtype=bool)
     assert seg.longest([1, 2, 3, 4], allowed=nothing).length == 0
     # The guide passes the engine's healing candidates on as such a mask.
-    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4])
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4], SHORT)
     assert guide.match([], torch.tensor([6, 8])).counts == {6: 1}
     logits = torch.zeros(10)
     assert int(guide([], logits, torch.tensor([6, 8])).argmax()) == 6
@@ -225,7 +230,7 @@ def test_a_predicted_line_break_is_the_models_own_and_so_is_the_end_of_a_blank_r
     kinds[[10, 11]] = 2  # line breaks with indentation
     kinds[12] = 1  # spaces
     seg = Segment([("a", [1, 2, 3, 4, 11, 5])], 20, kinds > 0)
-    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4], blanks=kinds)
+    guide = NgramGuide([lambda q, allowed: seg.longest(q, allowed=allowed)], [1, 2, 3, 4], SHORT, blanks=kinds)
     logits = torch.zeros(20)
     logits[10] = 2.0  # the model's indentation for this file
     logits[7] = 3.0  # and its favourite token overall
@@ -234,7 +239,7 @@ def test_a_predicted_line_break_is_the_models_own_and_so_is_the_end_of_a_blank_r
     assert mixed[10] > mixed[11]
     # Spaces inside a line are copied as they are, not re-chosen.
     seg2 = Segment([("a", [1, 2, 3, 4, 12, 5])], 20, kinds > 0)
-    guide2 = NgramGuide([lambda q, allowed: seg2.longest(q, allowed=allowed)], [1, 2, 3, 4], blanks=kinds)
+    guide2 = NgramGuide([lambda q, allowed: seg2.longest(q, allowed=allowed)], [1, 2, 3, 4], SHORT, blanks=kinds)
     assert int(guide2([], logits).argmax()) == 12
     # After a blank the model generated, a model that wants more blanks is left alone (the copy
     # comes from code indented differently); one that is done with them gets the counts.
