@@ -82,19 +82,25 @@ def encode_documents(
     if plain is None:
         todo = [t for t, plan in zip(texts, plans, strict=True) if plan is None]
         encoded = iter(encode_batch(tokenizer, todo))
-    tok = lambda t: np.asarray([t], dtype=np.int32)  # noqa: E731
     out: list[np.ndarray] = []
     for i, plan in enumerate(plans):
         if plan is None:
             out.append(plain[i] if plain is not None else next(encoded))
             continue
         p, m, s = next(piece_ids), next(piece_ids), next(piece_ids)
-        if plan[1]:  # SPM
-            parts = [tok(suf_id), s, tok(pre_id), p, tok(mid_id), m]
-        else:  # PSM
-            parts = [tok(pre_id), p, tok(suf_id), s, tok(mid_id), m]
-        out.append(np.concatenate(parts))
+        out.append(fim_join((pre_id, mid_id, suf_id), p, m, s, spm=plan[1]))
     return out
+
+
+def fim_join(
+    fim_token_ids: tuple[int, int, int], prefix: np.ndarray, middle: np.ndarray, suffix: np.ndarray, *, spm: bool
+) -> np.ndarray:
+    """One FIM example from its pieces' ids (the formats in the module docstring; no EOS)."""
+    pre_id, mid_id, suf_id = (np.asarray([t], dtype=np.int32) for t in fim_token_ids)
+    p, m, s = (np.asarray(x, dtype=np.int32) for x in (prefix, middle, suffix))
+    if spm:
+        return np.concatenate([suf_id, s, pre_id, p, mid_id, m])
+    return np.concatenate([pre_id, p, suf_id, s, mid_id, m])
 
 
 def fim_token_documents(
@@ -114,8 +120,6 @@ def fim_token_documents(
     """
     if fim_rate <= 0:
         return list(docs)
-    pre_id, mid_id, suf_id = fim_token_ids
-    tok = lambda t: np.asarray([t], dtype=np.int32)  # noqa: E731
     out: list[np.ndarray] = []
     for ids, key in zip(docs, keys, strict=True):
         rng = random.Random(f"{seed}:{key}")
@@ -123,11 +127,7 @@ def fim_token_documents(
             out.append(ids)
             continue
         a, b = sorted(rng.randint(0, len(ids)) for _ in range(2))
-        p, m, s = (np.asarray(x, dtype=np.int32) for x in (ids[:a], ids[a:b], ids[b:]))
-        if rng.random() < fim_spm_rate:
-            out.append(np.concatenate([tok(suf_id), s, tok(pre_id), p, tok(mid_id), m]))
-        else:
-            out.append(np.concatenate([tok(pre_id), p, tok(suf_id), s, tok(mid_id), m]))
+        out.append(fim_join(fim_token_ids, ids[:a], ids[a:b], ids[b:], spm=rng.random() < fim_spm_rate))
     return out
 
 
