@@ -51,11 +51,27 @@ class WorkspaceIndex:
         self._stale: set[str] = set()  # base copies superseded by the delta or removed
         self._delta = Segment([], vocab_size, blank)
         self._delta_keys: set[str] = set()
+        # While `build` reads the disk, edits stay in the delta (no fold: the build would replace the
+        # folded base and lose them) and removals are remembered (the build may have read the file).
+        self._building = 0
+        self._removed_while_building: set[str] = set()
 
     # ----- building and updating
 
     def build(self, texts: Iterable[tuple[str, str]], batch: int = 256) -> None:
         """Replace the whole index with `texts` (key, text)."""
+        with self._lock:
+            self._building += 1
+        try:
+            self._build(texts, batch)
+        finally:
+            with self._lock:
+                self._building -= 1
+                if not self._building:
+                    self._removed_while_building.clear()
+                    self._rebuild_delta()  # the fold the build held back, if the delta grew past it
+
+    def _build(self, texts: Iterable[tuple[str, str]], batch: int) -> None:
         docs: dict[str, np.ndarray] = {}
         pending: list[tuple[str, str]] = []
 
@@ -75,18 +91,23 @@ class WorkspaceIndex:
             flush()
         base = self._segment(list(docs.items()))
         text_of = dict(texts_seen)
-        if self.snippets is not None:
-            for key, toks in docs.items():
-                self.snippets.set(key, toks)
         with self._lock:
             # Edits that arrived while building win over the text we read from disk.
             lengths = {key: len(toks) for key, toks in docs.items()}
             for key in self._delta_keys:
                 lengths[key] = len(self._delta_docs[key])
                 text_of[key] = self._texts[key]
+            gone = self._removed_while_building - self._delta_keys  # deleted after the build read them
+            for key in gone:
+                lengths.pop(key, None)
+                text_of.pop(key, None)
             self._lengths, self._texts = lengths, text_of
             self._base, self._base_keys = base, set(docs) - self._delta_keys
-            self._stale = self._delta_keys & set(docs)
+            self._stale = (self._delta_keys | gone) & set(docs)
+            fresh = set(docs) - self._delta_keys - gone
+        if self.snippets is not None:  # the delta's files and the removed ones have theirs already
+            for key in fresh:
+                self.snippets.set(key, docs[key])
         log.info("workspace index: %d files, %d tokens, %.1f MB", len(docs), len(base), base.nbytes / 1e6)
 
     def update(self, key: str, text: str) -> None:
@@ -107,6 +128,8 @@ class WorkspaceIndex:
         if self.snippets is not None:
             self.snippets.remove(key)
         with self._lock:
+            if self._building:
+                self._removed_while_building.add(key)
             self._lengths.pop(key, None)
             self._texts.pop(key, None)
             if key in self._base_keys:
@@ -127,7 +150,7 @@ class WorkspaceIndex:
 
     def _rebuild_delta(self) -> None:
         docs = [(k, self._delta_docs[k]) for k in sorted(self._delta_keys)]
-        if sum(len(d) for _, d in docs) > DELTA_MAX_TOKENS:
+        if sum(len(d) for _, d in docs) > DELTA_MAX_TOKENS and not self._building:
             every = [(k, ids) for k in self._lengths if (ids := self._ids(k)) is not None]
             self._base = self._segment(every)
             self._base_keys, self._stale, self._delta_keys = {k for k, _ in every}, set(), set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +315,32 @@ def test_folding_the_delta_into_the_base_keeps_every_file(monkeypatch: pytest.Mo
     assert index.lookup(encode(["epsilon("])[0]).counts == {ord("5"): 1}
     assert index.lookup(encode(["(1);\n beta("])[0]).counts == {ord("2"): 1}  # folded indentation
     assert index.tokens == len("alpha(1);\n    beta(2);") + len("gamma(33);") + len("epsilon(5);")
+
+
+def test_edits_and_removals_during_the_first_build_survive_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The build reads the disk for a while; editor events arrive meanwhile (here from inside the
+    # iterable, at a fixed point). Enough edits to fold must not fold into a base the build then
+    # replaces, and a file deleted after the build read it must not come back.
+    import server.retrieval.index as index_module
+
+    monkeypatch.setattr(index_module, "DELTA_MAX_TOKENS", 12)
+    index = WorkspaceIndex(encode, 256)
+
+    def disk() -> Iterator[tuple[str, str]]:
+        yield "a.js", "alpha(1);"
+        yield "b.js", "gamma(3);"
+        index.update("a.js", "alpha(111);")  # the open editor's text: 11 tokens
+        index.update("n.js", "newfile(9);")  # 22 in the delta: past the fold threshold
+        index.remove("b.js")  # deleted on disk after the build read it
+        yield "c.js", "delta(4);"
+
+    index.build(disk())
+    assert index.lookup(encode(["alpha("])[0]).counts == {ord("1"): 1}
+    assert index.lookup(encode(["alpha(1"])[0]).counts == {ord("1"): 1}  # 111, not the disk's 1)
+    assert index.lookup(encode(["newfile("])[0]).counts == {ord("9"): 1}
+    assert index.lookup(encode(["gamma("])[0]).length < len("gamma(")  # removed stays removed
+    assert "b.js" not in index and "a.js" in index and "c.js" in index
+    assert index.lookup(encode(["delta("])[0]).counts == {ord("4"): 1}
+    # the fold the build held back happened once it ended: one base, nothing in the delta
+    assert not index._delta_keys and index._base_keys == {"a.js", "c.js", "n.js"}
+    assert index.texts() and "alpha(111);" in index.texts() and "gamma(3);" not in index.texts()
