@@ -11,6 +11,11 @@ its cosine schedule ends where the budget does); then the held-out dev packages 
 the shipped tokenizer, bf16 autocast and one seed. Prints a table and writes `sweep.json` and
 `sweep.png` (held-out nats/char against tokens seen, one point per shape) under `--out`.
 Run it on an otherwise idle machine: the budget is wall time.
+
+    python benchmarks/scaling_sweep.py --compare runs/sweep/sweep.json runs/sweep10/sweep.json \
+        --png docs/images/scaling-sweep.png
+
+draws several sweeps (budgets) in one plot: each shape's points joined, budget by budget.
 """
 
 from __future__ import annotations
@@ -114,6 +119,33 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def plot_budgets(sweeps: list[list[dict]], path: Path) -> None:
+    """Each shape's held-out loss at each budget, joined: which shape leads as the budget grows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_shape: dict[str, list[dict]] = {}
+    for results in sweeps:
+        for r in results:
+            by_shape.setdefault(r["shape"], []).append(r)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, rows in by_shape.items():
+        rows = sorted(rows, key=lambda r: r["minutes"])
+        ax.plot([r["tokens_seen"] / 1e6 for r in rows], [r["nats_per_char"] for r in rows], marker="o",
+                label=f"{name} ({rows[0]['parameters'] / 1e6:.1f} M)")
+        for r in rows:
+            ax.annotate(f"{r['minutes']:g} min", (r["tokens_seen"] / 1e6, r["nats_per_char"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("training tokens in the budget (M)")
+    ax.set_ylabel("held-out dev loss (nats / char)")
+    ax.set_title("equal CPU time per shape (2 cores), by budget")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def parameters(run: Path) -> int:
     from safetensors import safe_open
 
@@ -129,8 +161,11 @@ def parameters(run: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", required=True, help="packed token file (training.data.tokens pack)")
-    ap.add_argument("--dev", type=Path, required=True, help="held-out packages folder (corpus-data/devnpm)")
+    ap.add_argument("--compare", nargs="+", type=Path, metavar="SWEEP_JSON",
+                    help="only plot these sweeps' results together (see --png); no training")
+    ap.add_argument("--png", type=Path, default=Path("sweeps.png"), help="the --compare plot")
+    ap.add_argument("--tokens", help="packed token file (training.data.tokens pack)")
+    ap.add_argument("--dev", type=Path, help="held-out packages folder (corpus-data/devnpm)")
     ap.add_argument("--dev-max-files", type=int, default=0, help="score only this many dev files (0: all; for a quick check)")
     ap.add_argument("--tokenizer", default="server/models/default")
     ap.add_argument("--minutes", type=float, default=8.0, help="training wall time per shape")
@@ -139,6 +174,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=Path("runs/sweep"))
     args = ap.parse_args()
+    if args.compare:
+        plot_budgets([json.loads(path.read_text()) for path in args.compare], args.png)
+        return
+    if not args.tokens or not args.dev:
+        ap.error("--tokens and --dev are required to run a sweep")
 
     results = []
     for name in args.shapes:
