@@ -47,9 +47,10 @@ NO_VERDICT = CopyVerdict("", 0, 0, 0)
 
 def own_sources(prefix: str, suffix: str) -> list[str]:
     """The file itself without the cursor: the prefix but its last char (so the tail cannot match
-    itself), and the suffix after the rest of the cursor line."""
+    itself), ended by a line break so that an occurrence running into the cursor still votes for
+    nothing (only another text's end is no vote), and the suffix after the rest of the cursor line."""
     line_end = suffix.find("\n")
-    return [prefix[:-1], suffix[line_end + 1 :] if line_end >= 0 else ""]
+    return [prefix[:-1] + "\n", suffix[line_end + 1 :] if line_end >= 0 else ""]
 
 
 def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> CopyVerdict:

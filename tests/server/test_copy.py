@@ -65,7 +65,9 @@ def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
     assert copy_prediction(prefix, "')\n", []) == "', f);"  # from line 1, not from the cursor itself
     assert copy_prediction("only.once(", "", []) == ""
     assert copy_prediction("x = ", "\nlater: x = 42;\n", []) == "42;"  # below the cursor line too
-    assert own_sources("abc", "d\nrest") == ["ab", "rest"]
+    assert own_sources("abc", "d\nrest") == ["ab\n", "rest"]
+    # a run of the same character: the shifted copy that runs into the cursor votes for nothing
+    assert not copy_verdict("// " + "-" * 10, own_sources("// " + "-" * 10, "")).sure
 
 
 def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: Engine) -> None:
