@@ -212,9 +212,9 @@ def subset(tf: TokenFile, tokenizer: Any, out: Path, *, max_tokens: int, seed: i
     rows = tf.meta.get("documents")
     if rows is None:
         raise TokenFileError("the token file has no document rows: `subset` picks whole packages")
+    groups = [str(row.get("package") or row.get("repo") or "") for row in rows]
     sizes: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        key = str(row.get("package") or row.get("repo") or "")
+    for i, key in enumerate(groups):
         sizes[key] = sizes.get(key, 0) + int(tf.offsets[i + 1] - tf.offsets[i])
     order = sorted(sizes)
     random.Random(f"subset:{seed}").shuffle(order)
@@ -224,7 +224,7 @@ def subset(tf: TokenFile, tokenizer: Any, out: Path, *, max_tokens: int, seed: i
         if total + sizes[key] <= max_tokens:
             chosen.add(key)
             total += sizes[key]
-    keep = [i for i, row in enumerate(rows) if str(row.get("package") or row.get("repo") or "") in chosen]
+    keep = [i for i, key in enumerate(groups) if key in chosen]
     extra = {k: v for k, v in tf.meta.items()
              if k not in ("format", "tokenizer_sha256", "vocab_size", "dtype", "n_tokens", "n_documents",
                           "manifest_sha256", "offsets", "documents", "subset_of")}
