@@ -52,6 +52,8 @@ MAX_CACHED_SEQUENCES = 4
 # More threads than this slows down the small matmuls of one-token decode steps.
 MAX_TORCH_THREADS = 8
 THREADS_ENV = "CODEPARROT_THREADS"
+# "0": run GPT-2 checkpoints on transformers' modeling code instead of `server.gpt2` (to compare).
+NATIVE_ENV = "CODEPARROT_NATIVE"
 # Prompt tokens per forward pass in a prefill: big enough to keep matmuls efficient, small
 # enough (~0.3 s for a 111M model on 2 busy cores) that a cancel is noticed quickly.
 PREFILL_CHUNK = 128
@@ -72,7 +74,7 @@ class GenerationResult:
 @dataclass
 class _CachedSequence:
     ids: list[int]  # exactly the tokens whose keys/values are in `cache`
-    cache: Any  # transformers.DynamicCache
+    cache: Any  # server.gpt2.KVCache, or transformers.DynamicCache
 
 
 class VocabIndex:
@@ -167,6 +169,7 @@ class Engine:
         self.eos_id: int | None = None
         self.max_positions = 1024
         self._keeps_logits = False
+        self._cache_arg = "cache"
         self._vocab_index: VocabIndex | None = None  # built on the first healed request
 
     @property
@@ -204,7 +207,7 @@ class Engine:
                 ) from exc
 
     def _load(self, report: Progress) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer  # the tokenizer module only: ~0.5 s after torch
 
         s = self.settings
         report("Resolving model", 0)
@@ -219,9 +222,13 @@ class Engine:
         )
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False)
         report("Loading weights", 30)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            str(source.path), use_safetensors=True, trust_remote_code=False, dtype=torch.float32
-        )
+        model: Any = _load_native(source, s.quantize)
+        if model is None:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(
+                str(source.path), use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+            )
         if source.adapter is not None:
             report("Applying LoRA adapter", 60)
             model = _apply_adapter(model, source)
@@ -234,7 +241,7 @@ class Engine:
         elif s.quantize == "bf16":
             model = model.to(torch.bfloat16)
         model = model.to(device)
-        config = model.config
+        config = getattr(model, "config", None) or model.shape  # transformers' config, or GPT2LM's shape
         self.max_positions = int(
             getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
         )
@@ -245,10 +252,23 @@ class Engine:
         # prompt saves vocab x width x prompt_len multiply-adds (~17 GFLOP for 700 tokens here).
         forward_params = inspect.signature(model.forward).parameters
         self._keeps_logits = "logits_to_keep" in forward_params  # then only the rows needed are computed
+        self._cache_arg = "cache" if "cache" in forward_params else "past_key_values"
         self._tokenizer, self.source, self.device = tokenizer, source, device
         self._model = model  # last: `loaded` flips only once everything is ready
         report("Model ready", 100)
-        log.info("loaded %s (%s) on %s, quantize=%s", source.path, source.kind, device, s.quantize)
+        log.info(
+            "loaded %s (%s) on %s, quantize=%s, %s",
+            source.path,
+            source.kind,
+            device,
+            s.quantize,
+            "native GPT-2 forward" if self.native else "transformers",
+        )
+
+    @property
+    def native(self) -> bool:
+        """Whether the model runs on `server.gpt2` rather than transformers' modeling code."""
+        return self._model is not None and hasattr(self._model, "new_cache")
 
     def reset_cache(self, cache_key: str | None = None) -> None:
         """Forget cached sequences (all, or one key's)."""
@@ -338,8 +358,6 @@ class Engine:
         heal: str,
         guide: Guide | None = None,
     ) -> GenerationResult:
-        from transformers import DynamicCache
-
         max_new_tokens = max(0, min(max_new_tokens, self.max_positions - 1))
         room = self.max_positions - max_new_tokens
         if len(ids) > room:  # keep the end of the prompt (the cursor side); positions shift, so no reuse
@@ -359,7 +377,7 @@ class Engine:
             # transformers 5 crops by a negative count: drop everything after the common prefix.
             cache.crop(reuse - len(entry.ids))
         else:
-            reuse, cache = 0, DynamicCache(config=self.model.config)
+            reuse, cache = 0, self._new_cache()
         seq = ids[:reuse]
         feed = ids[reuse:]
         computed = len(feed)
@@ -380,7 +398,7 @@ class Engine:
             # request stops soon even in a cold prefill; what was computed stays in the cache.
             while len(feed) > PREFILL_CHUNK:
                 chunk, feed = feed[:PREFILL_CHUNK], feed[PREFILL_CHUNK:]
-                cache = self._forward(chunk, cache).past_key_values
+                cache = self._forward(chunk, cache)[1]
                 seq.extend(chunk)
                 if cancel is not None and cancel.is_set():
                     self._remember(cache_key, _CachedSequence(seq, cache))
@@ -389,10 +407,9 @@ class Engine:
             drafted = accepted_drafts = 0
             done = False
             while not done:
-                out = self._forward(feed, cache, rows=len(draft) + 1)
-                cache = out.past_key_values
+                logits_out, cache = self._forward(feed, cache, rows=len(draft) + 1)
                 seq.extend(feed)
-                rows = out.logits[0, -(len(draft) + 1) :]
+                rows = logits_out[0, -(len(draft) + 1) :]
                 for j in range(len(draft) + 1):
                     # Row j holds the scores after feed[j]: what plain decoding would see there.
                     logits = rows[j]
@@ -450,17 +467,40 @@ class Engine:
             self._vocab_index = VocabIndex(self.tokenizer, self._stop_ids)
         return self._vocab_index
 
-    def _forward(self, ids: list[int], cache: Any, rows: int = 1) -> Any:
-        """One forward pass over `ids` after `cache`; the logits of (at least) the last `rows` positions."""
+    def _new_cache(self) -> Any:
+        model = self.model
+        if hasattr(model, "new_cache"):
+            return model.new_cache()
+        from transformers import DynamicCache
+
+        return DynamicCache(config=model.config)
+
+    def _forward(self, ids: list[int], cache: Any, rows: int = 1) -> tuple[torch.Tensor, Any]:
+        """One forward pass over `ids` after `cache`: the logits of (at least) the last `rows`
+        positions, and the cache (transformers 5 calls it `cache`, earlier versions
+        `past_key_values`)."""
         tensor = torch.tensor([ids], dtype=torch.long, device=self.device)
-        keep = {"logits_to_keep": rows} if self._keeps_logits else {}
-        return self.model(input_ids=tensor, past_key_values=cache, use_cache=True, **keep)
+        kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = rows
+        out = self.model(input_ids=tensor, **kwargs)
+        return out.logits, out[self._cache_arg] if isinstance(out, dict) else getattr(out, self._cache_arg)
 
     def _remember(self, key: str, entry: _CachedSequence) -> None:
         self._sequences[key] = entry
         self._sequences.move_to_end(key)
         while len(self._sequences) > MAX_CACHED_SEQUENCES:
             self._sequences.popitem(last=False)
+
+
+def _load_native(source: ModelSource, quantize: str) -> Any:
+    """The model on `server.gpt2` (fast import, lean decode) when it is a plain GPT-2 without an
+    adapter or int8 (both need transformers' modules); None otherwise, or when NATIVE_ENV is 0."""
+    if source.adapter is not None or quantize == "int8" or os.environ.get(NATIVE_ENV, "").strip() == "0":
+        return None
+    from server.gpt2 import load_native
+
+    return load_native(source.path)
 
 
 def _apply_adapter(model: Any, source: ModelSource) -> Any:
