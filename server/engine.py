@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -52,7 +53,8 @@ MAX_CACHED_SEQUENCES = 4
 # More threads than this slows down the small matmuls of one-token decode steps.
 MAX_TORCH_THREADS = 8
 THREADS_ENV = "CODEPARROT_THREADS"
-# "0": run GPT-2 checkpoints on transformers' modeling code instead of `server.gpt2` (to compare).
+# "0": load with transformers' AutoTokenizer and modeling code, not `server.tokenizer` and
+# `server.gpt2` (to compare; tests check the two agree).
 NATIVE_ENV = "CODEPARROT_NATIVE"
 # Prompt tokens per forward pass in a prefill: big enough to keep matmuls efficient, small
 # enough (~0.3 s for a 111M model on 2 busy cores) that a cancel is noticed quickly.
@@ -207,8 +209,6 @@ class Engine:
                 ) from exc
 
     def _load(self, report: Progress) -> None:
-        from transformers import AutoTokenizer  # the tokenizer module only: ~0.5 s after torch
-
         s = self.settings
         report("Resolving model", 0)
         source = resolve_model(s.model, s.adapter)
@@ -220,7 +220,7 @@ class Engine:
             if source.adapter and (source.adapter / "tokenizer.json").is_file()
             else source.path
         )
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False)
+        tokenizer = _load_tokenizer(tok_dir)
         report("Loading weights", 30)
         model: Any = _load_native(source, s.quantize)
         if model is None:
@@ -493,10 +493,28 @@ class Engine:
             self._sequences.popitem(last=False)
 
 
+def _native_allowed() -> bool:
+    return os.environ.get(NATIVE_ENV, "").strip() != "0"
+
+
+def _load_tokenizer(directory: Path) -> Any:
+    """`server.tokenizer.FastTokenizer` when transformers' wrapper would only call the Rust
+    tokenizer (its import is ~0.85 s of a cold start), else transformers' AutoTokenizer."""
+    if _native_allowed():
+        from server.tokenizer import load_fast
+
+        fast = load_fast(directory)
+        if fast is not None:
+            return fast
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+
+
 def _load_native(source: ModelSource, quantize: str) -> Any:
     """The model on `server.gpt2` (fast import, lean decode) when it is a plain GPT-2 without an
     adapter or int8 (both need transformers' modules); None otherwise, or when NATIVE_ENV is 0."""
-    if source.adapter is not None or quantize == "int8" or os.environ.get(NATIVE_ENV, "").strip() == "0":
+    if source.adapter is not None or quantize == "int8" or not _native_allowed():
         return None
     from server.gpt2 import load_native
 

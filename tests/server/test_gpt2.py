@@ -176,8 +176,9 @@ def test_bf16_runs_natively(trained_dir: Path) -> None:
 
 
 def test_loading_and_generating_never_imports_transformers_models(trained_dir: Path) -> None:
-    """The cold-start saving: neither transformers' GPT-2 modeling code nor torch's compiler
-    stack (~2.7 s of imports on 2 cores) is imported to load the model and complete."""
+    """The cold-start saving: neither transformers (its tokenizer wrapper and modeling code) nor
+    torch's compiler stack (~3.5 s of imports on 2 cores) is imported to load the model and
+    complete."""
     script = (
         "import sys\n"
         "from server.engine import Engine\n"
@@ -186,11 +187,11 @@ def test_loading_and_generating_never_imports_transformers_models(trained_dir: P
         "engine.load()\n"
         f"result = engine.generate(engine.tokenizer({CODE!r})['input_ids'], max_new_tokens=5, heal=' ')\n"
         "assert engine.native and result.new_tokens >= 1\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('transformers.models', 'torch._dynamo', 'transformers.modeling'))))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('transformers', 'torch._dynamo'))))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop(NATIVE_ENV, None)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     imported = done.stdout.strip().splitlines()[-1]
-    assert "modeling_gpt2" not in imported and "torch._dynamo" not in imported, imported
+    assert imported == "[]", imported
