@@ -38,6 +38,23 @@ def test_baseline_repeats_previous_non_empty_line() -> None:
     assert result["model"]["exact_match"] == 0.5 and result["baseline_previous_line"]["exact_match"] == 0.5
 
 
+def test_sign_test_and_paired_comparison_with_the_copy_baseline() -> None:
+    assert evaluate.sign_test(0, 0) == 1.0 and evaluate.sign_test(3, 3) == 1.0
+    assert evaluate.sign_test(5, 0) == pytest.approx(2 / 32)  # 5 of 5 one way: p = 2 * 0.5^5
+    assert evaluate.sign_test(1, 9) == evaluate.sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
+    # 30 rows: ours right on 12 where the copy is wrong, the copy right on 2 where ours is wrong.
+    rows = [{"id": str(i), "prefix": "", "target": f"line {i}"} for i in range(30)]
+    ours = {str(i): f"line {i}" if i < 14 else "x" for i in range(30)}
+    copies = {str(i): f"line {i}" if 12 <= i < 16 else "y" for i in range(30)}
+    result = score(rows, ours, copies)["model_vs_copy"]
+    assert (result["exact_only_ours"], result["exact_only_other"]) == (12, 2)
+    assert result["sign_test_p"] == pytest.approx(evaluate.sign_test(12, 2)) and result["sign_test_p"] < 0.05
+    lo, hi = result["edit_similarity_gain_ci95"]
+    assert 0 < lo < hi < 1
+    even = score(rows, ours, ours)["model_vs_copy"]
+    assert even["sign_test_p"] == 1.0 and even["edit_similarity_gain_ci95"] == [0.0, 0.0]
+
+
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir_no_fim: Path) -> Path:
     """A tiny GPT-2 fitted to the repetitive fixture (so completions are predictable).
