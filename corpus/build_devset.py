@@ -111,8 +111,11 @@ def load_records(pkgs: Path, names: set[str] | None = None) -> tuple[list[Record
     return kept, drops
 
 
-def build(records: list[Record], rows: int, seed: int, cut_kind: str = "mid") -> list[dict[str, str]]:
-    """Round-robin over packages (so no big package dominates), seeded picks inside each."""
+def build(
+    records: list[Record], rows: int, seed: int, cut_kind: str = "mid", exclude: frozenset[str] = frozenset()
+) -> list[dict[str, str]]:
+    """Round-robin over packages (so no big package dominates), seeded picks inside each; no row
+    whose id (`package/path:line`) is in `exclude`."""
     rng = random.Random(seed)
     by_pkg: dict[str, list[Candidate]] = {}
     for rec in records:
@@ -129,7 +132,7 @@ def build(records: list[Record], rows: int, seed: int, cut_kind: str = "mid") ->
             row = make_row(cands.pop(), rng, cut_kind)
             if not cands:
                 del queues[pkg]
-            if row is not None:
+            if row is not None and row["id"] not in exclude:
                 out.append(row)
                 if len(out) >= rows:
                     break
@@ -149,10 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--cut", choices=("mid", "line"), default="mid",
                     help="mid: a seeded point inside the line; line: the whole line after its indentation")
+    ap.add_argument("--exclude", type=Path, action="append", default=[],
+                    help="a dev set (JSONL) whose lines are left out, repeatable: a fresh set to confirm "
+                         "on what was tuned on another")
     args = ap.parse_args(argv)
+    exclude = frozenset(
+        str(json.loads(line)["id"]) for path in args.exclude for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
     names = {package_name(spec) for spec in read_package_list(args.list)} if args.list else None
     records, drops = load_records(args.pkgs, names)
-    rows = build(records, args.rows, args.seed, args.cut)
+    rows = build(records, args.rows, args.seed, args.cut, exclude)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:
