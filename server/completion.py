@@ -145,6 +145,14 @@ class Completer:
                     if hit:
                         stats.incr("cache_hits")
                         return Outcome(hit, multiline, True, None, f"cache hit, typed ahead ({decision.reason})")
+            if decision.copy_only and self._copies(settings):
+                # In a plain string or a comment the model is never asked, but text written out
+                # elsewhere, always going on the same way, is offered (a licence header, a key).
+                copied = self._sure_copy(prefix, suffix, key, PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False))
+                if copied:
+                    if self.cache is not None:
+                        self.cache.put(cache_key(key, settings, False), prefix, suffix, copied)
+                    return Outcome(copied, False, False, None, f"copied ({decision.reason})")
             return Outcome("", False, False, None, decision.reason)
         entry = cache_key(key, settings, decision.multiline)
         if self.cache is not None:
@@ -157,14 +165,11 @@ class Completer:
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
-        if self.copy_verdicts and self.engine is not None and settings.workspace_index == "on" and not decision.multiline:
+        if self._copies(settings) and not decision.multiline:
             # A long tail of the text that reappears elsewhere, always followed by the same rest
             # of the line: copy it, character-exact, instead of asking the model.
-            with stats.timer("copy"):
-                verdict = self._copy_verdict(prefix, suffix, key)
-            copied = apply_filters(verdict.text, ctx) if verdict.sure else ""
+            copied = self._sure_copy(prefix, suffix, key, ctx)
             if copied:
-                stats.incr("copied")
                 if self.cache is not None:
                     self.cache.put(entry, prefix, suffix, copied)
                 return Outcome(copied, False, False, None, f"copied ({decision.reason})")
@@ -265,6 +270,19 @@ class Completer:
         if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)
         return Outcome(completion, ctx.multiline, False, None, reason, result, notice)
+
+    def _copies(self, settings: Settings) -> bool:
+        """Whether sure copies are taken: the in-process model's path, with the workspace on."""
+        return self.copy_verdicts and self.engine is not None and settings.workspace_index == "on"
+
+    def _sure_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext) -> str:
+        """The filtered rest of the line after a sure copy verdict (see `copy_verdict`), or ""."""
+        with self.stats.timer("copy"):
+            verdict = self._copy_verdict(prefix, suffix, key)
+        copied = apply_filters(verdict.text, ctx) if verdict.sure else ""
+        if copied:
+            self.stats.incr("copied")
+        return copied
 
     def _copy_verdict(self, prefix: str, suffix: str, key: str) -> CopyVerdict:
         """How the line went on after the longest tail of `prefix` found in the file itself (away

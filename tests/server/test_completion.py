@@ -92,6 +92,40 @@ def test_no_completion_inside_a_comment(completer: Completer, settings: Settings
     assert "generate" not in completer.stats.snapshot()["stages_ms"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a licence header written out once already: its next line, in a comment
+            "/*\n * Copyright (c) Zorble Industries <zorble@example.com>\n */\nconst a = 1;\n"
+            "/*\n * Copyright (c) Zorble Indu",
+            "stries <zorble@example.com>",
+        ),
+        (  # a message repeated in a plain string (not a call argument: the model is not asked)
+            "const first = { text: 'hello zorble world, again' };\nconst second = { text: 'hello zorble",
+            " world, again' };",
+        ),
+    ],
+)
+def test_sure_copies_are_offered_in_strings_and_comments(
+    completer: Completer, settings: Settings, text: str, expected: str
+) -> None:
+    text += "\n */\n" if text.startswith("/*") else ""  # the comment is closed below the cursor
+    offset = text.rfind("\n */\n") if text.endswith(" */\n") else len(text)
+    text, after = text[:offset], text[offset:]
+    outcome = completer.complete(text + after, offset, settings=settings, key="file:///copy.js")
+    assert outcome.text == expected and outcome.result is None
+    assert outcome.reason.startswith("copied (inside a")
+    assert "generate" not in completer.stats.snapshot()["stages_ms"]
+    typed = text + expected[:3]
+    again = completer.complete(typed + after, len(typed), settings=settings, key="file:///copy.js")
+    assert again.cache_hit and again.text == expected[3:]  # typed ahead
+    off = Settings(**{**settings.__dict__, "workspace_index": "off"})
+    assert completer.complete(text + after, offset, settings=off, key="file:///other.js").text == ""
+    # Without anything to copy, nothing is offered there, as before.
+    lone = text[: text.rfind("\n") + 1] + "// nothing like this anywhere"
+    assert completer.complete(lone, len(lone), settings=settings, key="file:///lone.js").text == ""
+
+
 def test_repeat_request_is_a_cache_hit(completer: Completer, settings: Settings) -> None:
     first = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
     again = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
