@@ -1,7 +1,8 @@
 """The model engine: lazy loading behind a lock, and greedy generation that reuses its KV cache.
 
-Generation is a hand-written greedy loop over a `DynamicCache` rather than `model.generate`:
-we need (1) a cancellation check between every two tokens (a superseded keystroke must stop
+Generation is a hand-written greedy loop over a KV cache (`server.gpt2.KVCache` for plain GPT-2
+checkpoints, which run without transformers; transformers' `DynamicCache` for the rest) rather
+than `model.generate`: we need (1) a cancellation check between every two tokens (a superseded keystroke must stop
 within one token), (2) the cache handed from one request to the next, cropped to the longest
 common token prefix, including the tokens generated last time (typed-ahead text matches them),
 and (3) a stop check on the decoded text after each token. `generate` exposes none of these

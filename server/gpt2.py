@@ -81,8 +81,8 @@ class GPT2Shape:
 class KVCache:
     """Keys and values of every layer for one token sequence, in buffers that grow by doubling.
 
-    The subset of transformers' `DynamicCache` the engine uses: `crop` (n ≥ 0 keeps n tokens,
-    n < 0 drops -n from the end) is a length change, and appending a token copies nothing but
+    The subset of transformers' `DynamicCache` the engine uses: `crop(-n)` drops the last n
+    tokens (transformers 5's meaning: `crop(0)` keeps everything) and is a length change, and appending a token copies nothing but
     the token (`DynamicCache` concatenates the whole sequence at every step); the same argument name
     (`cache`) as transformers 5's models.
     """
@@ -97,9 +97,10 @@ class KVCache:
     def get_seq_length(self) -> int:
         return self.length
 
-    def crop(self, n: int) -> None:
-        keep = n if n >= 0 else self.length + n
-        self.length = max(0, min(self.length, keep))
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a count of tokens to remove as a negative int, not {tokens_to_remove}")
+        self.length = max(0, self.length + tokens_to_remove)
 
     def append(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write (1, heads, T, head_dim) after the first `length` positions; all keys/values so far."""

@@ -11,7 +11,7 @@ the Rust tokenizer it wraps imports in ~10 ms. For a tokenizer saved as `tokeniz
 `decode`, `batch_decode`, `get_vocab`, `len`, `eos_token_id`, `all_special_ids`,
 `backend_tokenizer`). Any other tokenizer (GPT-2's own class, which rewrites its pre-tokenizer;
 special tokens the file lacks; slow tokenizers) loads with `AutoTokenizer` as before
-(`load_fast` returns None). `tests/server/test_tokenizer.py` checks it token for token against
+(`load_fast` returns None). `tests/server/test_fast_tokenizer.py` checks it token for token against
 `AutoTokenizer`.
 """
 

@@ -72,7 +72,9 @@ def test_cache_prefill_in_chunks_decode_and_crop(models: tuple[GPT2LM, torch.nn.
     assert cache.get_seq_length() == 110
     again = ours(x[:, 110:180], cache, logits_to_keep=5).logits
     assert torch.allclose(again, expected[:, 175:180], atol=1e-4)
-    cache.crop(20)
+    cache.crop(0)  # transformers 5: nothing to remove
+    assert cache.get_seq_length() == 180
+    cache.crop(-160)
     assert cache.get_seq_length() == 20
     assert torch.allclose(ours(x[:, 20:21], cache).logits[0, -1], expected[0, 20], atol=1e-4)
 
@@ -85,8 +87,10 @@ def test_kv_cache_crop_semantics() -> None:
     assert keys.shape[2] == 5 and values.shape[2] == 5
     cache.crop(-2)
     assert cache.length == 3
-    cache.crop(10)  # keeping more than there is keeps everything
+    cache.crop(0)  # as transformers 5's DynamicCache: crop(0) removes nothing
     assert cache.length == 3
+    with pytest.raises(ValueError, match="negative"):
+        cache.crop(2)  # the legacy "keep n" meaning is refused, as transformers 5 does
     cache.crop(-10)
     assert cache.length == 0
 
@@ -98,7 +102,9 @@ def test_too_many_positions_is_an_error(trained_dir: Path) -> None:
 
 
 def test_engine_generates_what_transformers_generates(trained_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Greedy text, with healing and KV reuse across keystrokes, is the same on both forwards."""
+    """Greedy text, with healing and KV reuse across keystrokes, is the same on both forwards,
+    and the same as a cold start: including when the new prompt extends the whole cached
+    sequence (the engine then crops nothing: `crop(0)`)."""
     fast = Engine(Settings(model=str(trained_dir), device="cpu"))
     fast.load()
     monkeypatch.setenv(NATIVE_ENV, "0")
@@ -112,6 +118,14 @@ def test_engine_generates_what_transformers_generates(trained_dir: Path, monkeyp
         b = slow.generate(prompt, max_new_tokens=12, cache_key="typing", heal=" ")
         assert (a.text, a.token_ids, a.prompt_tokens_computed) == (b.text, b.token_ids, b.prompt_tokens_computed)
         assert a.text
+        cold = fast.generate(prompt, max_new_tokens=12, cache_key=f"cold-{n}", heal=" ")
+        assert cold.token_ids == a.token_ids
+        # The next prompt is this one plus what was generated: all of the cache is reused.
+        longer = prompt + a.token_ids
+        warm = fast.generate(longer, max_new_tokens=6, cache_key="typing")
+        assert warm.prompt_tokens_computed == 1
+        assert warm.token_ids == fast.generate(longer, max_new_tokens=6, cache_key=f"cold-long-{n}").token_ids
+        slow.generate(longer, max_new_tokens=6, cache_key="typing")
 
 
 def test_sharded_checkpoint_loads(trained_dir: Path, tmp_path: Path) -> None:

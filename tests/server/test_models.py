@@ -143,9 +143,11 @@ def test_engine_loads_and_merges_adapter(adapter_dir: Path, tiny_model_dir: Path
     base.load()
     tuned.load()
     assert type(tuned.model).__name__ == "GPT2LMHeadModel"  # merged: no peft wrapper per token
-    w_base = base.model.transformer.h[0].attn.c_attn.weight
-    w_tuned = tuned.model.transformer.h[0].attn.c_attn.weight
-    assert not torch.allclose(w_base, w_tuned)
+    assert base.native and not tuned.native  # adapters load through transformers and peft
     ids = list(base.tokenizer("const items = [1, 2, 3];\n")["input_ids"])
+    with torch.inference_mode():
+        x = torch.tensor([ids])
+        # Far beyond the two forwards' rounding differences (~1e-5, tests/server/test_gpt2.py).
+        assert (base.model(x).logits - tuned.model(input_ids=x).logits).abs().max() > 1e-3
     result = tuned.generate(ids, max_new_tokens=6)
     assert result.new_tokens == 6
