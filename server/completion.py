@@ -148,7 +148,8 @@ class Completer:
             if decision.copy_only and self._copies(settings):
                 # In a plain string or a comment the model is never asked, but text written out
                 # elsewhere, always going on the same way, is offered (a licence header, a key).
-                copied = self._sure_copy(prefix, suffix, key, PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False))
+                plain = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False)
+                copied = self._sure_copy(prefix, suffix, key, plain)
                 if copied:
                     if self.cache is not None:
                         self.cache.put(cache_key(key, settings, False), prefix, suffix, copied)
