@@ -292,6 +292,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
         model=str(args.model),
         adapter=str(args.adapter or ""),
         max_new_tokens=args.max_new_tokens,
+        **({"max_prompt_tokens": args.max_prompt_tokens} if args.max_prompt_tokens else {}),
         multiline="never",
         device=args.device,
         quantize=args.quantize,
@@ -327,6 +328,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
+               "max_prompt_tokens": settings.max_prompt_tokens,
                "skip": args.skip, "mix": asdict(mix),
                **score(rows, predictions, copies, available)}
     _emit(summary, args.summary)
@@ -469,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a field of the ∞-gram mixing (server.retrieval.mixing.MixParams: min_length, tau, "
                             "max_weight, own_file_slack, draft_min_length), repeatable")
     lines.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line")
+    lines.add_argument("--max-prompt-tokens", type=int, default=0,
+                       help="prompt budget (the server's codeparrot.maxPromptTokens; 0 = its default)")
     lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
     lines.add_argument("--no-token-healing", action="store_true",
                        help="prompt with the prefix's last token instead of healing it (to measure what healing buys)")

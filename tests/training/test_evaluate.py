@@ -176,6 +176,10 @@ def test_lines_skip_and_mix_select_rows_and_change_the_mixing(tiny_model_dir: Pa
 
     ids, summary = run("--skip", "1", "--limit", "2", "--mix", "max_weight=0.5", "--mix", "min_length=4")
     assert ids == ["r1", "r2"] and summary["skip"] == 1
+    from server.settings import Settings
+
+    assert summary["max_prompt_tokens"] == Settings().max_prompt_tokens  # the server's default
+    assert run("--limit", "1", "--max-prompt-tokens", "64")[1]["max_prompt_tokens"] == 64
     assert summary["mix"]["max_weight"] == 0.5 and summary["mix"]["min_length"] == 4
     # the mixing does what it says: with the counts at full weight the file's own `return a + b;` is copied
     # (copy verdicts off, so every token goes through the mixture)
