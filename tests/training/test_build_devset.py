@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from fixtures_runner import write_repetitive_packages
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "corpus"))
-
-import build_devset  # noqa: E402
+from corpus import build_devset  # a namespace package: `python -m corpus.build_devset`
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
