@@ -24,6 +24,7 @@ from server.retrieval.copy import SURE_MIN_CHARS, CopyVerdict, copy_verdict, own
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
+from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
 from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 FILTER_CONTEXT_CHARS = 4000
 # Text before the cursor tokenized for the ∞-gram query: more than MAX_QUERY tokens of code.
 GUIDE_CONTEXT_CHARS = 400
+# Lines of the file being edited, above and below, searched for a line like the one above a blank
+# cursor line (server.retrieval.nextline); the workspace's files are indexed whole.
+NEXT_LINE_OWN_LINES = 5000
 # Text above the cursor line that picks the similar-code snippet (server.retrieval.snippets).
 SNIPPET_QUERY_CHARS = 600
 # A remote engine's tokenizer is not ours: its prompt budget (maxPromptTokens) is counted in
@@ -167,6 +171,13 @@ class Completer:
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
         )
         if self._copies(settings) and not decision.multiline:
+            # At the start of a line: the line that followed, elsewhere, lines most like the one
+            # above (when they are alike enough, and all were followed by the same line).
+            analogy = self._next_line(prefix, suffix, key, ctx)
+            if analogy:
+                if self.cache is not None:
+                    self.cache.put(entry, prefix, suffix, analogy)
+                return Outcome(analogy, False, False, None, f"next line after a similar one ({decision.reason})")
             # A long tail of the text that reappears elsewhere, always followed by the same rest
             # of the line: copy it, character-exact, instead of asking the model.
             copied = self._sure_copy(prefix, suffix, key, ctx)
@@ -284,6 +295,30 @@ class Completer:
         if copied:
             self.stats.incr("copied")
         return copied
+
+    def _next_line(self, prefix: str, suffix: str, key: str, ctx: PostContext) -> str:
+        """At the start of a blank line: the line that always followed the lines most like the
+        one above it, in this file and the workspace (`server.retrieval.nextline`), or ""."""
+        start, end = prefix.rfind("\n") + 1, suffix.find("\n")
+        if prefix[start:].strip() or suffix[: end if end >= 0 else len(suffix)].strip():
+            return ""  # not a blank line: the character-level copy and the model know better
+        above = prefix[:start].split("\n")
+        last = next((i for i in range(len(above) - 1, -1, -1) if above[i].strip()), -1)
+        if last < 0:
+            return ""
+        with self.stats.timer("next_line"):
+            query = above[last]
+            after = suffix[end + 1 :].split("\n", NEXT_LINE_OWN_LINES)[:NEXT_LINE_OWN_LINES] if end >= 0 else []
+            found = [follow_in(query, above[max(0, last - NEXT_LINE_OWN_LINES) : last]), follow_in(query, after)]
+            if self.workspace is not None:
+                found.append(self.workspace.follow(query, exclude=key))
+            score, votes = best_of(*found)
+        if score < MIN_SIMILARITY or len(votes) != 1:
+            return ""
+        line = apply_filters(next(iter(votes)), ctx)
+        if line:
+            self.stats.incr("next_line")
+        return line
 
     def _copy_verdict(self, prefix: str, suffix: str, key: str) -> CopyVerdict:
         """How the line went on after the longest tail of `prefix` found in the file itself (away

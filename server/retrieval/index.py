@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from server.retrieval.nextline import NextLines
 from server.retrieval.segment import NO_MATCH, Match, Segment, merge
 from server.retrieval.snippets import Snippet, SnippetIndex
 
@@ -39,6 +41,7 @@ class WorkspaceIndex:
         self.blank = blank  # whitespace-only token ids, folded when matching (see segment.py)
         # Windows for similar-code snippets in the prompt, over these word token ids (None: none).
         self.snippets = SnippetIndex(words) if words is not None else None
+        self.next_lines = NextLines()  # what followed lines like the one above the cursor
         self._lock = threading.Lock()
         # The delta's documents' ids (2 bytes a token when the vocabulary fits); the base's are
         # in the base segment.
@@ -108,6 +111,10 @@ class WorkspaceIndex:
         if self.snippets is not None:  # the delta's files and the removed ones have theirs already
             for key in fresh:
                 self.snippets.set(key, docs[key])
+        for key in fresh:
+            self.next_lines.set(key, text_of[key])
+        for key in gone:
+            self.next_lines.remove(key)
         log.info("workspace index: %d files, %d tokens, %.1f MB", len(docs), len(base), base.nbytes / 1e6)
 
     def update(self, key: str, text: str) -> None:
@@ -115,6 +122,7 @@ class WorkspaceIndex:
         toks = np.asarray(self.encode([text])[0], dtype=self._dtype)
         if self.snippets is not None:
             self.snippets.set(key, toks)
+        self.next_lines.set(key, text)
         with self._lock:
             self._delta_docs[key] = toks
             self._lengths[key] = len(toks)
@@ -127,6 +135,7 @@ class WorkspaceIndex:
     def remove(self, key: str) -> None:
         if self.snippets is not None:
             self.snippets.remove(key)
+        self.next_lines.remove(key)
         with self._lock:
             if self._building:
                 self._removed_while_building.add(key)
@@ -177,13 +186,17 @@ class WorkspaceIndex:
         their length: source code is mostly ASCII)."""
         docs = sum(d.nbytes for d in list(self._delta_docs.values()))
         windows = self.snippets.nbytes if self.snippets is not None else 0
-        return (self._base.nbytes + self._delta.nbytes + docs + windows
+        return (self._base.nbytes + self._delta.nbytes + docs + windows + self.next_lines.nbytes
                 + sum(len(t) for t in list(self._texts.values())))
 
     def texts(self, exclude: str = "") -> list[str]:
         """The indexed documents' texts but `exclude` (for character-level copying)."""
         with self._lock:
             return [t for k, t in self._texts.items() if k != exclude]
+
+    def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
+        """The lines that followed the indexed lines most like `line` (`NextLines.follow`)."""
+        return self.next_lines.follow(line, exclude)
 
     def similar(self, query: Sequence[int], exclude: str = "", k: int = 1) -> list[tuple[Snippet, np.ndarray]]:
         """The `k` code windows most like `query` outside `exclude`, each with its document's ids."""

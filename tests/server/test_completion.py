@@ -126,6 +126,33 @@ def test_sure_copies_are_offered_in_strings_and_comments(
     assert completer.complete(lone, len(lone), settings=settings, key="file:///lone.js").text == ""
 
 
+ANALOGY = (
+    "test('ok', async () => {\n  const result = await get('/ok');\n  expect(result.status).toBe(200);\n"
+    "  expect(result.body).toEqual(expected);\n});\n"
+    "test('created', async () => {\n  const result = await post('/new');\n  expect(result.status).toBe(201);\n  "
+)
+
+
+def test_a_blank_line_gets_the_line_that_followed_a_similar_line(completer: Completer, settings: Settings) -> None:
+    # `expect(result.status).toBe(201);` is 10 words of 11 like the 200 line above (no long
+    # character-level copy: `201);` occurs nowhere else); what followed that line is proposed.
+    outcome = completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=settings, key="file:///t.js")
+    assert outcome.text == "expect(result.body).toEqual(expected);" and outcome.result is None
+    assert outcome.reason.startswith("next line after a similar one")
+    assert completer.stats.snapshot()["next_line"] == 1
+    # Followed differently elsewhere: no single answer, so the model is asked (it says " items").
+    split = ANALOGY.replace("\n});\ntest('created'", "\n  done();\n});\ntest('again', async () => {\n"
+                            "  const result = await get('/ok');\n  expect(result.status).toBe(200);\n"
+                            "  expect(result.headers).toBeDefined();\n});\ntest('created'")
+    other = completer.complete(split + "\n});\n", len(split), settings=settings, key="file:///u.js")
+    assert not other.reason.startswith("next line") and other.result is not None
+    # Only on a blank line, and only with the workspace index on.
+    typed = ANALOGY + "exp"
+    assert not completer.complete(typed + "\n});\n", len(typed), settings=settings, key="file:///v.js").reason.startswith("next")
+    off = Settings(**{**settings.__dict__, "workspace_index": "off"})
+    assert completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=off, key="file:///w.js").result is not None
+
+
 def test_repeat_request_is_a_cache_hit(completer: Completer, settings: Settings) -> None:
     first = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
     again = completer.complete(CODE, len(CODE), settings=settings, key="file:///a.js")
