@@ -14,8 +14,7 @@ set (112 → 117; against the copy-only floor, exact matches only ours / only th
 10 / 5 to 14 / 4).
 
 Hand-written, as `snippets.py` is: a sparse set-overlap count (numpy gather + `add.reduceat` over
-a CSR layout of every line's distinct words), rebuilt lazily after documents change; ~10 ms over
-the 140 k lines of a 5 MB workspace.
+a CSR layout of every line's distinct words); ~10 ms over the 140 k lines of a 5 MB workspace.
 """
 
 from __future__ import annotations
@@ -37,9 +36,20 @@ MIN_SIMILARITY = 0.8
 
 @dataclass
 class _DocLines:
-    sizes: np.ndarray  # int32: distinct words of each non-blank line followed by another
-    members: np.ndarray  # int32: those words' ids, line after line
-    nexts: list[str]  # the next non-blank line after each, stripped
+    text: str  # the document itself (the index's own copy of it, not a second one)
+    starts: np.ndarray  # int32: where each non-blank line starts; line i + 1 follows line i
+    indptr: np.ndarray  # int32: line i's distinct word ids are members[indptr[i] : indptr[i + 1]]
+    members: np.ndarray  # int32, for every non-blank line but the last (it is followed by none)
+
+    def follower(self, i: int) -> str:
+        """The non-blank line after line i, stripped."""
+        start = int(self.starts[i + 1])
+        end = self.text.find("\n", start)
+        return self.text[start : end if end >= 0 else len(self.text)].strip()
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.starts.nbytes + self.indptr.nbytes + self.members.nbytes)
 
 
 def line_pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
@@ -53,78 +63,71 @@ def similarity(a: set[str], b: set[str]) -> float:
 
 
 class NextLines:
-    """Every indexed document's line pairs; thread-safe (`WorkspaceIndex` keeps it current)."""
+    """Every indexed document's lines as sets of word ids; thread-safe (`WorkspaceIndex` keeps it
+    current). A query concatenates the documents' arrays (a few ms) rather than keeping a second,
+    global copy of them: memory is what matters for a 64 MB workspace."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._vocab: dict[str, int] = {}
         self._docs: dict[str, _DocLines] = {}
-        self._dirty = True
-        self._keys: list[str] = []
-        self._owner = np.zeros(0, dtype=np.int32)  # line -> index into _keys
-        self._sizes = np.zeros(0, dtype=np.int32)
-        self._indptr = np.zeros(1, dtype=np.int64)
-        self._members = np.zeros(0, dtype=np.int32)
-        self._nexts: list[str] = []
 
     def set(self, key: str, text: str) -> None:
-        pairs = line_pairs(text.split("\n"))
+        starts: list[int] = []
+        lines: list[str] = []
+        offset = 0
+        for line in text.split("\n"):
+            if line.strip():
+                starts.append(offset)
+                lines.append(line)
+            offset += len(line) + 1
         with self._lock:
             vocab = self._vocab
-            word_sets = [{vocab.setdefault(w, len(vocab)) for w in WORD.findall(line)} for line, _ in pairs]
-        members = np.fromiter((w for ws in word_sets for w in ws), dtype=np.int32)
-        doc = _DocLines(np.array([len(ws) for ws in word_sets], dtype=np.int32), members, [b for _, b in pairs])
+            word_sets = [{vocab.setdefault(w, len(vocab)) for w in WORD.findall(line)} for line in lines[:-1]]
+        indptr = np.zeros(len(word_sets) + 1, dtype=np.int32)
+        np.cumsum([len(ws) for ws in word_sets], out=indptr[1:])
+        members = np.fromiter((w for ws in word_sets for w in ws), dtype=np.int32, count=int(indptr[-1]))
+        doc = _DocLines(text, np.asarray(starts, dtype=np.int32), indptr, members)
         with self._lock:
             self._docs[key] = doc
-            self._dirty = True
 
     def remove(self, key: str) -> None:
         with self._lock:
-            if self._docs.pop(key, None) is not None:
-                self._dirty = True
+            self._docs.pop(key, None)
 
     @property
     def nbytes(self) -> int:
-        return int(self._sizes.nbytes + self._indptr.nbytes + self._members.nbytes + self._owner.nbytes) + sum(
-            len(n) for n in self._nexts
-        )
-
-    def _layout(self) -> None:
-        """One CSR layout over all documents (under the lock)."""
-        self._keys = list(self._docs)
-        docs = [self._docs[k] for k in self._keys]
-        self._owner = np.concatenate(
-            [np.full(len(d.sizes), i, dtype=np.int32) for i, d in enumerate(docs)] or [np.zeros(0, np.int32)]
-        )
-        self._sizes = np.concatenate([d.sizes for d in docs] or [np.zeros(0, np.int32)])
-        self._indptr = np.zeros(len(self._sizes) + 1, dtype=np.int64)
-        np.cumsum(self._sizes, out=self._indptr[1:])
-        self._members = np.concatenate([d.members for d in docs] or [np.zeros(0, np.int32)])
-        self._nexts = [n for d in docs for n in d.nexts]
-        self._dirty = False
+        with self._lock:
+            return sum(d.nbytes for d in self._docs.values())
 
     def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
         """The best similarity of `line` to an indexed line outside the document `exclude`, and
         how often each next line follows the lines that reach it."""
         words = set(WORD.findall(line))
         with self._lock:
-            if self._dirty:
-                self._layout()
-            known = np.array(sorted({self._vocab[w] for w in words if w in self._vocab}), dtype=np.int32)
-            keys, owner, sizes, indptr = self._keys, self._owner, self._sizes, self._indptr
-            members, nexts = self._members, self._nexts
-        if not words or not len(sizes) or not len(known):
+            known = [self._vocab[w] for w in words if w in self._vocab]
+            wanted = np.zeros(len(self._vocab), dtype=np.int32)  # a gather beats np.isin 5-fold
+            docs = [d for k, d in self._docs.items() if k != exclude and len(d.indptr) > 1]
+        if not words or not docs or not known:
             return 0.0, Counter()
-        hit = np.isin(members, known).astype(np.int32)
-        inter = np.add.reduceat(hit, indptr[:-1]) if len(hit) else np.zeros(len(sizes), np.int32)
-        inter = np.where(sizes > 0, inter, 0)  # reduceat gives an element, not 0, for empty lines
+        wanted[known] = 1
+        first = np.zeros(len(docs) + 1, dtype=np.int64)  # the first line of each document, in all
+        np.cumsum([len(d.indptr) - 1 for d in docs], out=first[1:])
+        sizes = np.concatenate([np.diff(d.indptr) for d in docs])
+        hit = wanted[np.concatenate([d.members for d in docs])]
+        indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        # Every line has a word (it is not blank), so no reduceat segment is empty.
+        inter = np.add.reduceat(hit, indptr[:-1])
         score = inter / (sizes + len(words) - inter)
-        if exclude in keys:
-            score[owner == keys.index(exclude)] = 0.0
         best = float(score.max())
         if best <= 0.0:
             return 0.0, Counter()
-        return best, Counter(nexts[i] for i in np.flatnonzero(score >= best - 1e-9))
+        votes: Counter[str] = Counter()
+        for i in np.flatnonzero(score >= best - 1e-9):
+            d = int(np.searchsorted(first, i, side="right")) - 1
+            votes[docs[d].follower(int(i - first[d]))] += 1
+        return best, votes
 
 
 def best_of(*found: tuple[float, Counter[str]]) -> tuple[float, Counter[str]]:
