@@ -63,7 +63,20 @@ def main() -> None:
     print(f"update one file ({len(text) / 1e3:.0f} KB): median {statistics.median(updates):.1f} ms")
     lookups.sort()
     print(f"lookup (40-token query): p50 {lookups[len(lookups) // 2]:.2f} ms, p95 {lookups[int(len(lookups) * 0.95)]:.2f} ms over {len(lookups)}")
-    print(f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB)")
+    follows = []
+    for _, text in texts[:200]:
+        lines = [line for line in text.split("\n") if line.strip()]
+        for line in lines[:: max(1, len(lines) // 5)]:
+            start = time.perf_counter()
+            index.follow(line)
+            follows.append((time.perf_counter() - start) * 1000)
+    follows.sort()
+    print(f"next line by analogy (one line): p50 {follows[len(follows) // 2]:.1f} ms, "
+          f"p95 {follows[int(len(follows) * 0.95)]:.1f} ms over {len(follows)}")
+    lines_bytes = index.next_lines.nbytes
+    lookup_bytes = index.nbytes - lines_bytes
+    print(f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB): "
+          f"∞-gram lookups and texts {lookup_bytes / tokens:.1f}, lines for analogies {lines_bytes / tokens:.1f}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ WORD = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*|\S")
 # A line at least this similar to the one above the cursor counts (0.7 and 0.8 tied on the tuning
 # set; the higher one is the safer guess).
 MIN_SIMILARITY = 0.8
+# Lines reaching the best score whose followers are read (`}` alone has thousands of twins), as
+# copy verdicts read 64 occurrences.
+MAX_VOTES = 64
 
 
 @dataclass
@@ -102,7 +105,7 @@ class NextLines:
 
     def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
         """The best similarity of `line` to an indexed line outside the document `exclude`, and
-        how often each next line follows the lines that reach it."""
+        how often each next line follows the lines that reach it (the first `MAX_VOTES` of them)."""
         words = set(WORD.findall(line))
         with self._lock:
             known = [self._vocab[w] for w in words if w in self._vocab]
@@ -124,7 +127,7 @@ class NextLines:
         if best <= 0.0:
             return 0.0, Counter()
         votes: Counter[str] = Counter()
-        for i in np.flatnonzero(score >= best - 1e-9):
+        for i in np.flatnonzero(score >= best - 1e-9)[:MAX_VOTES]:
             d = int(np.searchsorted(first, i, side="right")) - 1
             votes[docs[d].follower(int(i - first[d]))] += 1
         return best, votes

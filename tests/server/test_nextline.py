@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from server.retrieval.index import WorkspaceIndex
-from server.retrieval.nextline import WORD, NextLines, best_of, follow_in, line_pairs, similarity
+from server.retrieval.nextline import MAX_VOTES, WORD, NextLines, best_of, follow_in, line_pairs, similarity
 
 CONFIG = "module.exports = {\n  'no-console': 'warn',\n\n  'no-process-exit': 'error',\n  'no-proto': 'error',\n};\n"
 
@@ -61,6 +61,13 @@ def test_follow_agrees_with_a_brute_force_scan_and_keeps_up_with_edits() -> None
     index.remove("c.js")
     assert index.follow("if (err) {")[0] < 1.0
     assert index.follow("") == (0.0, Counter())
+
+
+def test_at_most_max_votes_best_lines_vote() -> None:
+    index = NextLines()
+    index.set("a.js", "}\nfoo();\n" * (MAX_VOTES + 10) + "}\nbar();\n")
+    score, votes = index.follow("}")
+    assert score == 1.0 and votes == Counter({"foo();": MAX_VOTES})
 
 
 def test_follow_in_and_best_of_merge_the_file_with_the_workspace() -> None:
