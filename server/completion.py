@@ -42,7 +42,7 @@ FILTER_CONTEXT_CHARS = 4000
 GUIDE_CONTEXT_CHARS = 400
 # Lines of the file being edited, above and below, searched for a line like the one above a blank
 # cursor line (server.retrieval.nextline); the workspace's files are indexed whole.
-NEXT_LINE_OWN_LINES = 5000
+NEXT_LINE_OWN_LINES = 2000  # ~10 ms of regex each way; the dev sets' rows have a few hundred
 # Text above the cursor line that picks the similar-code snippet (server.retrieval.snippets).
 SNIPPET_QUERY_CHARS = 600
 # A remote engine's tokenizer is not ours: its prompt budget (maxPromptTokens) is counted in
@@ -302,14 +302,17 @@ class Completer:
         start, end = prefix.rfind("\n") + 1, suffix.find("\n")
         if prefix[start:].strip() or suffix[: end if end >= 0 else len(suffix)].strip():
             return ""  # not a blank line: the character-level copy and the model know better
-        above = prefix[:start].split("\n")
+        # The lines above the cursor line, the nearest NEXT_LINE_OWN_LINES of them (a 5 MB file is
+        # not split whole at every blank line).
+        above = prefix[:start].rsplit("\n", NEXT_LINE_OWN_LINES)
+        above = above[1:] if len(above) > NEXT_LINE_OWN_LINES else above
         last = next((i for i in range(len(above) - 1, -1, -1) if above[i].strip()), -1)
         if last < 0:
             return ""
         with self.stats.timer("next_line"):
             query = above[last]
             after = suffix[end + 1 :].split("\n", NEXT_LINE_OWN_LINES)[:NEXT_LINE_OWN_LINES] if end >= 0 else []
-            found = [follow_in(query, above[max(0, last - NEXT_LINE_OWN_LINES) : last]), follow_in(query, after)]
+            found = [follow_in(query, above[:last]), follow_in(query, after)]
             if self.workspace is not None:
                 found.append(self.workspace.follow(query, exclude=key))
             score, votes = best_of(*found)
