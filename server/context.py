@@ -111,10 +111,11 @@ def should_complete(text: str, offset: int, tree: Tree | None, multiline: str) -
     byte = len(utf8(text[:offset])) if tree is not None else 0
     found = _where_tree(tree.root_node, byte) if tree is not None else None
     where, quote = found if found is not None else _where_heuristic(text, offset)
+    identifier_right = offset < len(text) and is_identifier_char(text[offset])
     if where not in ("code", STRING_ARGUMENT):
-        copy_only = where in COPY_ONLY_PLACES and not (offset < len(text) and is_identifier_char(text[offset]))
+        copy_only = where in COPY_ONLY_PLACES and not identifier_right
         return Decision(False, False, f"inside a {where}", copy_only=copy_only)
-    if offset < len(text) and is_identifier_char(text[offset]):
+    if identifier_right:
         return Decision(False, False, "identifier right of the cursor")
     if where == STRING_ARGUMENT:
         return Decision(True, False, f"single-line ({where})", quote)
