@@ -304,7 +304,7 @@ class Completer:
             return ""  # not a blank line: the character-level copy and the model know better
         # The lines above the cursor line, the nearest NEXT_LINE_OWN_LINES of them (a 5 MB file is
         # not split whole at every blank line).
-        above = prefix[:start].rsplit("\n", NEXT_LINE_OWN_LINES)
+        above = (prefix[: start - 1] if start else "").rsplit("\n", NEXT_LINE_OWN_LINES)
         above = above[1:] if len(above) > NEXT_LINE_OWN_LINES else above
         last = next((i for i in range(len(above) - 1, -1, -1) if above[i].strip()), -1)
         if last < 0:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from server import completion
 from server.cache import CompletionCache
 from server.completion import Completer, cache_key
 from server.engine import Engine
@@ -151,6 +152,19 @@ def test_a_blank_line_gets_the_line_that_followed_a_similar_line(completer: Comp
     assert not completer.complete(typed + "\n});\n", len(typed), settings=settings, key="file:///v.js").reason.startswith("next")
     off = Settings(**{**settings.__dict__, "workspace_index": "off"})
     assert completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=off, key="file:///w.js").result is not None
+
+
+def test_the_analogy_reads_only_the_nearest_lines_of_the_file(
+    completer: Completer, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The similar line (the 200 one) is the 6th line above the cursor line: inside a window of 6
+    # lines, outside one of 5, and then the model is asked instead.
+    monkeypatch.setattr(completion, "NEXT_LINE_OWN_LINES", 6)
+    near = completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=settings, key="file:///near.js")
+    assert near.reason.startswith("next line after a similar one")
+    monkeypatch.setattr(completion, "NEXT_LINE_OWN_LINES", 5)
+    far = completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=settings, key="file:///far.js")
+    assert not far.reason.startswith("next line") and far.result is not None
 
 
 def test_repeat_request_is_a_cache_hit(completer: Completer, settings: Settings) -> None:
