@@ -15,12 +15,17 @@ set (112 → 117; against the copy-only floor, exact matches only ours / only th
 
 Hand-written, as `snippets.py` is: a sparse set-overlap count (numpy gather + `add.reduceat` over
 a CSR layout of every line's distinct words); ~10 ms over the 140 k lines of a 5 MB workspace.
+A word is kept as a 16-bit hash (CRC-32's low bits), not as an entry of a vocabulary: 2 bytes a
+word and no dictionary that grows with every identifier ever indexed (~3 MB of Python objects
+for a 5 MB workspace). Two words of one query sharing a hash with a line's words is rare enough
+(a few lines in 10⁵ lose a distinct word to a collision) not to move a best score of ≥ 0.8.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from itertools import pairwise
 import numpy as np
 
 WORD = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*|\S")
+WORD_IDS = 1 << 16  # words are hashed into this many ids (uint16)
 # A line at least this similar to the one above the cursor counts (0.7 and 0.8 tied on the tuning
 # set; the higher one is the safer guess).
 MIN_SIMILARITY = 0.8
@@ -37,12 +43,17 @@ MIN_SIMILARITY = 0.8
 MAX_VOTES = 64
 
 
+def words(line: str) -> set[int]:
+    """The distinct words of a line (identifiers, and each other non-blank character), hashed."""
+    return {zlib.crc32(w.encode()) & (WORD_IDS - 1) for w in WORD.findall(line)}
+
+
 @dataclass
 class _DocLines:
     text: str  # the document itself (the index's own copy of it, not a second one)
     starts: np.ndarray  # int32: where each non-blank line starts; line i + 1 follows line i
-    indptr: np.ndarray  # int32: line i's distinct word ids are members[indptr[i] : indptr[i + 1]]
-    members: np.ndarray  # int32, for every non-blank line but the last (it is followed by none)
+    sizes: np.ndarray  # uint16: how many distinct words each line but the last has (capped)
+    members: np.ndarray  # uint16: those words, line after line
 
     def follower(self, i: int) -> str:
         """The non-blank line after line i, stripped."""
@@ -52,7 +63,7 @@ class _DocLines:
 
     @property
     def nbytes(self) -> int:
-        return int(self.starts.nbytes + self.indptr.nbytes + self.members.nbytes)
+        return int(self.starts.nbytes + self.sizes.nbytes + self.members.nbytes)
 
 
 def line_pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
@@ -61,18 +72,18 @@ def line_pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
     return [(a, b.strip()) for a, b in pairwise(kept)]
 
 
-def similarity(a: set[str], b: set[str]) -> float:
+def similarity(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
 class NextLines:
-    """Every indexed document's lines as sets of word ids; thread-safe (`WorkspaceIndex` keeps it
-    current). A query concatenates the documents' arrays (a few ms) rather than keeping a second,
-    global copy of them: memory is what matters for a 64 MB workspace."""
+    """Every indexed document's lines as sets of hashed words; thread-safe (`WorkspaceIndex` keeps
+    it current). A query concatenates the documents' arrays (a few ms) rather than keeping a
+    second, global copy of them: memory is what matters for a 64 MB workspace. About 1.7 bytes a
+    token: 2 per distinct word of a line, 6 per line."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._vocab: dict[str, int] = {}
         self._docs: dict[str, _DocLines] = {}
 
     def set(self, key: str, text: str) -> None:
@@ -84,13 +95,11 @@ class NextLines:
                 starts.append(offset)
                 lines.append(line)
             offset += len(line) + 1
-        with self._lock:
-            vocab = self._vocab
-            word_sets = [{vocab.setdefault(w, len(vocab)) for w in WORD.findall(line)} for line in lines[:-1]]
-        indptr = np.zeros(len(word_sets) + 1, dtype=np.int32)
-        np.cumsum([len(ws) for ws in word_sets], out=indptr[1:])
-        members = np.fromiter((w for ws in word_sets for w in ws), dtype=np.int32, count=int(indptr[-1]))
-        doc = _DocLines(text, np.asarray(starts, dtype=np.int32), indptr, members)
+        # A line of more than 65,535 distinct words (none that is not generated) keeps that many.
+        word_sets = [list(words(line))[: WORD_IDS - 1] for line in lines[:-1]]
+        sizes = np.fromiter((len(ws) for ws in word_sets), dtype=np.uint16, count=len(word_sets))
+        members = np.fromiter((w for ws in word_sets for w in ws), dtype=np.uint16, count=int(sizes.sum(dtype=np.int64)))
+        doc = _DocLines(text, np.asarray(starts, dtype=np.int32), sizes, members)
         with self._lock:
             self._docs[key] = doc
 
@@ -106,23 +115,22 @@ class NextLines:
     def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
         """The best similarity of `line` to an indexed line outside the document `exclude`, and
         how often each next line follows the lines that reach it (the first `MAX_VOTES` of them)."""
-        words = set(WORD.findall(line))
+        query = words(line)
         with self._lock:
-            known = [self._vocab[w] for w in words if w in self._vocab]
-            wanted = np.zeros(len(self._vocab), dtype=np.int32)  # a gather beats np.isin 5-fold
-            docs = [d for k, d in self._docs.items() if k != exclude and len(d.indptr) > 1]
-        if not words or not docs or not known:
+            docs = [d for k, d in self._docs.items() if k != exclude and len(d.sizes)]
+        if not query or not docs:
             return 0.0, Counter()
-        wanted[known] = 1
+        wanted = np.zeros(WORD_IDS, dtype=np.int32)  # a gather beats np.isin 5-fold
+        wanted[list(query)] = 1
         first = np.zeros(len(docs) + 1, dtype=np.int64)  # the first line of each document, in all
-        np.cumsum([len(d.indptr) - 1 for d in docs], out=first[1:])
-        sizes = np.concatenate([np.diff(d.indptr) for d in docs])
+        np.cumsum([len(d.sizes) for d in docs], out=first[1:])
+        sizes = np.concatenate([d.sizes for d in docs]).astype(np.int64)
         hit = wanted[np.concatenate([d.members for d in docs])]
         indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
         # Every line has a word (it is not blank), so no reduceat segment is empty.
         inter = np.add.reduceat(hit, indptr[:-1])
-        score = inter / (sizes + len(words) - inter)
+        score = inter / (sizes + len(query) - inter)
         best = float(score.max())
         if best <= 0.0:
             return 0.0, Counter()
@@ -146,10 +154,10 @@ def best_of(*found: tuple[float, Counter[str]]) -> tuple[float, Counter[str]]:
 def follow_in(line: str, lines: Iterable[str]) -> tuple[float, Counter[str]]:
     """`NextLines.follow` over a few lines of the file being edited (no index: they change with
     every keystroke)."""
-    words = set(WORD.findall(line))
+    query = words(line)
     best, votes = 0.0, Counter[str]()
     for candidate, following in line_pairs(lines):
-        score = similarity(words, set(WORD.findall(candidate)))
+        score = similarity(query, words(candidate))
         if score > best + 1e-9:
             best, votes = score, Counter([following])
         elif score >= best - 1e-9 and score > 0:

@@ -7,7 +7,16 @@ from collections import Counter
 import pytest
 
 from server.retrieval.index import WorkspaceIndex
-from server.retrieval.nextline import MAX_VOTES, WORD, NextLines, best_of, follow_in, line_pairs, similarity
+from server.retrieval.nextline import (
+    MAX_VOTES,
+    WORD_IDS,
+    NextLines,
+    best_of,
+    follow_in,
+    line_pairs,
+    similarity,
+    words,
+)
 
 CONFIG = "module.exports = {\n  'no-console': 'warn',\n\n  'no-process-exit': 'error',\n  'no-proto': 'error',\n};\n"
 
@@ -18,8 +27,8 @@ def encode(texts: list[str]) -> list[list[int]]:
 
 def brute_follow(line: str, docs: dict[str, str], exclude: str = "") -> tuple[float, Counter[str]]:
     """Reference: every line pair of every document, scored with Python sets."""
-    words = set(WORD.findall(line))
-    scored = [(similarity(words, set(WORD.findall(a))), b) for k, t in docs.items() if k != exclude
+    query = words(line)
+    scored = [(similarity(query, words(a)), b) for k, t in docs.items() if k != exclude
               for a, b in line_pairs(t.split("\n"))]
     best = max((s for s, _ in scored), default=0.0)
     return best, Counter(b for s, b in scored if best > 0 and s >= best - 1e-9)
@@ -61,6 +70,22 @@ def test_follow_agrees_with_a_brute_force_scan_and_keeps_up_with_edits() -> None
     index.remove("c.js")
     assert index.follow("if (err) {")[0] < 1.0
     assert index.follow("") == (0.0, Counter())
+
+
+def test_words_are_16_bit_hashes_without_a_vocabulary() -> None:
+    assert words("const a = a.b(1)") == words("const a=a.b(1);") - words(";")
+    assert len(words("const a = a.b(1)")) == 8 and all(0 <= w < WORD_IDS for w in words("x y z"))
+    # `name1623` and `name8000` share a hash: a line's distinct words are counted after hashing,
+    # and the index and the reference agree on it.
+    assert words("name1623") == words("name8000") and len(words("name1623 name8000 x")) == 2
+    docs = {"a.js": "let name1623 = name8000 + x\nuse(name1623)\nlet q = 1\nfoo()\n"}
+    index = NextLines()
+    index.set("a.js", docs["a.js"])
+    for query in ("let name1623 = x", "let name1623 = name8000 + x", "let q = 2"):
+        assert index.follow(query) == pytest.approx(brute_follow(query, docs))
+    assert index.follow("let name1623 = name8000 + x") == (1.0, Counter({"use(name1623)": 1}))
+    # 5 + 4 + 4 words (uint16) of the three lines that have a follower, their sizes, 4 line starts.
+    assert index.nbytes == 2 * 13 + 2 * 3 + 4 * 4
 
 
 def test_at_most_max_votes_best_lines_vote() -> None:
