@@ -30,7 +30,15 @@ from training.config import (
     to_dict,
     validate,
 )
-from training.modeling import add_fim_tokens, build_model, check_sources, has_fim_tokens, load_tokenizer
+from training.modeling import (
+    add_fim_tokens,
+    build_model,
+    check_sources,
+    context_length,
+    has_fim_tokens,
+    load_tokenizer,
+    use_bf16,
+)
 from training.publish import publish, stage_dir
 
 log = logging.getLogger("training.finetune")
@@ -102,7 +110,7 @@ def _training_args(cfg: RunConfig, out: Path) -> Any:
     from transformers import TrainingArguments
 
     t = cfg.train
-    bf16 = t.bf16 == "true" or (t.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    bf16 = use_bf16(t.bf16, "cuda" if torch.cuda.is_available() else "cpu")
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         max_steps=t.max_steps,
@@ -170,9 +178,7 @@ def _use_fim(cfg: RunConfig, tokenizer: Any) -> bool:
 
 def _fit_block_size(cfg: RunConfig, model: Any) -> None:
     """Clamp data.block_size to the model's context, as HF run_clm does with model_max_length."""
-    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and limit:
-        limit -= 2  # RoBERTa position ids start after the padding index
+    limit = context_length(model.config)
     if limit and cfg.data.block_size > limit:
         log.warning("data.block_size=%d exceeds the model's context: using %d", cfg.data.block_size, limit)
         cfg.data.block_size = int(limit)

@@ -122,6 +122,32 @@ def build_model(cfg: RunConfig, tokenizer: Any) -> Any:
     return model
 
 
+def context_length(config: Any) -> int | None:
+    """How many positions a model's inputs may span (None: the config does not say). RoBERTa-style
+    position ids start after the padding index, which costs them two of `max_position_embeddings`."""
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= 2
+    return int(limit) if limit else None
+
+
+def use_bf16(setting: str, device_type: str) -> bool:
+    """`train.bf16` for a run on `device_type`: "auto" is bf16 autocast on a CUDA device that
+    supports it and float32 elsewhere; "true" is bf16 (CPU autocast included; a GPU without bf16
+    is a config error, not a silent fallback); "false" is float32."""
+    import torch
+
+    if setting == "false":
+        return False
+    on_cuda = device_type == "cuda"
+    supported = on_cuda and bool(torch.cuda.is_bf16_supported())
+    if setting == "true":
+        if on_cuda and not supported:
+            raise ConfigError("train.bf16=true but this GPU has no bf16: set train.bf16=auto or false")
+        return True
+    return supported
+
+
 def _align_special_ids(model: Any, tokenizer: Any) -> None:
     """Special ids outside the vocab (CodeParrot-small: bos/eos 50256 with 32768 tokens) → the tokenizer's."""
     vocab = model.get_input_embeddings().weight.shape[0]

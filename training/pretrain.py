@@ -15,8 +15,9 @@ each learning rate applies depends on the machine), and it does not resume: it i
 The data are `training.data.build.build_lm_blocks` of the token file: the same filters, package
 split, FIM and manifest as `training.finetune` with `data.tokens`. Every training block lives on
 the device for the whole run (a few hundred MB of int32 for 10^8 tokens), so no data loader runs
-between steps. Each epoch reads the blocks in a new seeded permutation. bf16 autocast on a CUDA
-device that supports it (`train.bf16`); float32 on a CPU. AdamW (fused on CUDA) with weight decay
+between steps. Each epoch reads the blocks in a new seeded permutation. bf16 autocast per `train.bf16`
+(`training.modeling.use_bf16`, the rule finetune's Trainer gets too): on a CUDA device that
+supports it by default, float32 on a CPU unless asked. AdamW (fused on CUDA) with weight decay
 on matrices only, gradient clipping at `train.max_grad_norm`.
 
 OUT gets what `training.finetune` writes and `training.ship` reads: the model (safetensors,
@@ -32,6 +33,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,16 +86,6 @@ def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _use_bf16(cfg: RunConfig, device: Any) -> bool:
-    import torch
-
-    if cfg.train.bf16 == "false" or device.type != "cuda":
-        if cfg.train.bf16 == "true" and device.type != "cuda":
-            log.warning("train.bf16=true needs a CUDA device: training in float32 on %s", device)
-        return False
-    return bool(torch.cuda.is_bf16_supported())
-
-
 def evaluate(model: Any, blocks: Any, batch_size: int, bf16: bool, max_blocks: int = 0) -> float | None:
     """Token-mean cross-entropy (nats/token) over the first `max_blocks` blocks (0 = all)."""
     import torch
@@ -142,10 +134,13 @@ def _write_run(
     (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (stage / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
     plot_loss(history, stage / "loss.png", title=f"{cfg.name}: loss")
-    if manifest_dir is not None:
+    if manifest_dir is not None:  # the same manifest at every checkpoint: linked, not copied (~15 MB)
         for f in manifest_dir.iterdir():
             if f.name.startswith("data_manifest"):
-                shutil.copyfile(f, stage / f.name)
+                try:
+                    os.link(f, stage / f.name)
+                except OSError:  # a filesystem without hard links
+                    shutil.copyfile(f, stage / f.name)
     publish(stage, out)
 
 
@@ -157,7 +152,7 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
     from transformers import set_seed
 
     from training.data.build import build_lm_blocks
-    from training.modeling import build_model, has_fim_tokens, load_tokenizer
+    from training.modeling import build_model, context_length, has_fim_tokens, load_tokenizer, use_bf16
 
     if not cfg.data.tokens:
         raise ConfigError("training.pretrain reads a packed token file: pass --tokens STEM (data.tokens)")
@@ -190,12 +185,12 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
 
     set_seed(cfg.train.seed)
     model = build_model(cfg, tokenizer)
-    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    limit = context_length(model.config)
     if limit and cfg.data.block_size > limit:
         raise ConfigError(f"data.block_size={cfg.data.block_size} exceeds the model's context ({limit})")
     model.config.use_cache = False
     model.to(device).train()
-    bf16 = _use_bf16(cfg, device)
+    bf16 = use_bf16(cfg.train.bf16, device.type)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

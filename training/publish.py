@@ -36,6 +36,9 @@ def publish(stage: Path, out: Path) -> None:
     entries = sorted(stage.iterdir(), key=lambda p: p.name in MARKERS)  # markers last
     for entry in entries:
         target = out / entry.name
+        if target.is_file() and entry.is_file() and target.samefile(entry):
+            entry.unlink()  # a hard link to what is there: rename() would leave both in place
+            continue
         if target.is_dir() and not entry.is_dir():
             shutil.rmtree(target)
         os.replace(entry, target)

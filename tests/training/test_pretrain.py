@@ -95,6 +95,14 @@ def test_step_budget_trains_and_writes_what_ship_reads(corpus: tuple[Path, Path]
     assert not (out / ".tmp-final").exists()
 
 
+def test_bf16_true_trains_with_cpu_autocast(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "bf16"
+    assert _run(corpus, out, "--set", "train.max_steps=2", "--set", "train.bf16=true") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["precision"] == "bf16 autocast" and metrics["steps"] == 2
+    assert metrics["eval_loss"] is not None and metrics["eval_loss"] == metrics["eval_loss"]  # not NaN
+
+
 def test_weights_change_with_training_and_the_seed_fixes_the_run(corpus: tuple[Path, Path], tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -119,6 +127,9 @@ def test_time_budget_stops_on_its_own_and_publishes_checkpoints(corpus: tuple[Pa
     lrs = [h["learning_rate"] for h in history if "learning_rate" in h]
     assert lrs[-1] < max(lrs)  # the cosine had begun to decay when time ran out
     assert sum("eval_loss" in h for h in history) >= 2  # periodic + final
+    # Every publish links the one manifest the run wrote (no ~15 MB copy per checkpoint).
+    assert (out / "data_manifest.jsonl").samefile(out / ".manifest" / "data_manifest.jsonl")
+    assert read_manifest(out / "data_manifest.jsonl")
 
 
 def test_dry_run_writes_the_manifest_and_trains_nothing(corpus: tuple[Path, Path], tmp_path: Path) -> None:
