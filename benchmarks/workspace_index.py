@@ -4,13 +4,14 @@
 
 Indexes the JavaScript under `--dir` with the server's own scanner and tokenizer (repeating the
 files under new names until `--mb` MB when the folder is smaller), then times the three
-operations the server does. Prints figures; nothing is asserted (the machines are noisy).
+operations the server does, and the character-level copy verdict of a keystroke. Prints figures; nothing is asserted (the machines are noisy).
 Targets from issue 12: build <= 10 s for 20 MB, update <= 50 ms, lookup <= 2 ms, <= 10 B/token.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from transformers import AutoTokenizer
 
+from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_verdict
 from server.retrieval.files import scan_workspace
 from server.workspace import new_index
 
@@ -32,7 +34,13 @@ def main() -> None:
     args = ap.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     index = new_index(tokenizer)
-    files = [(str(p), t) for p, t in scan_workspace(args.dir)]
+    files: list[tuple[str, str]] = []
+    size = 0
+    for path, text in scan_workspace(args.dir):  # read only as much as needed
+        files.append((str(path), text))
+        size += len(text)
+        if size >= args.mb * 1e6:
+            break
     texts, size, copy = [], 0, 0
     while files and size < args.mb * 1e6:
         for path, text in files:
@@ -73,6 +81,29 @@ def main() -> None:
     follows.sort()
     print(f"next line by analogy (one line): p50 {follows[len(follows) // 2]:.1f} ms, "
           f"p95 {follows[int(len(follows) * 0.95)]:.1f} ms over {len(follows)}")
+    # Character-level copy verdicts, as the Completer asks them on a keystroke: narrowed to the
+    # texts holding the tail's whole identifiers, and over every text (the same verdict, checked).
+    rng = random.Random(0)
+    narrowed_ms, every_ms, differ = [], [], 0
+    for _ in range(300):
+        doc_key, doc = texts[rng.randrange(len(texts))]
+        if len(doc) < 200:
+            continue
+        prefix = doc[: rng.randrange(100, len(doc))]
+        start = time.perf_counter()
+        every, narrow, first = index.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=doc_key)
+        fast = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS, narrow=narrow, first=first)
+        narrowed_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        slow = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS)
+        every_ms.append((time.perf_counter() - start) * 1000)
+        differ += fast != slow
+    narrowed_ms.sort()
+    every_ms.sort()
+    print(f"copy verdict (one keystroke): p50 {narrowed_ms[len(narrowed_ms) // 2]:.1f} ms, "
+          f"p95 {narrowed_ms[int(len(narrowed_ms) * 0.95)]:.1f} ms; scanning every text p50 "
+          f"{every_ms[len(every_ms) // 2]:.1f} ms, p95 {every_ms[int(len(every_ms) * 0.95)]:.1f} ms; "
+          f"{differ} of {len(every_ms)} verdicts differ")
     lines_bytes = index.next_lines.nbytes
     lookup_bytes = index.nbytes - lines_bytes
     print(f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB): "

@@ -20,7 +20,7 @@ from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.postprocess import PostContext, apply_filters, stop_reached
-from server.retrieval.copy import SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
+from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
@@ -326,10 +326,13 @@ class Completer:
     def _copy_verdict(self, prefix: str, suffix: str, key: str) -> CopyVerdict:
         """How the line went on after the longest tail of `prefix` found in the file itself (away
         from the cursor) and the workspace's other files."""
-        sources = own_sources(prefix, suffix)
-        if self.workspace is not None:
-            sources += self.workspace.texts(exclude=key)
-        return copy_verdict(prefix, sources, at_least=SURE_MIN_CHARS)
+        own = own_sources(prefix, suffix)
+        if self.workspace is None:
+            return copy_verdict(prefix, own, at_least=SURE_MIN_CHARS)
+        texts, narrow, first = self.workspace.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
+        return copy_verdict(
+            prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first
+        )
 
     def _snippet_block(self, engine: Engine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of

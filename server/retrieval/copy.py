@@ -53,13 +53,23 @@ def own_sources(prefix: str, suffix: str) -> list[str]:
     return [prefix[:-1] + "\n", suffix[line_end + 1 :] if line_end >= 0 else ""]
 
 
-def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> CopyVerdict:
+def copy_verdict(
+    prefix: str,
+    sources: Sequence[str],
+    at_least: int = 1,
+    narrow: Callable[[int], Sequence[str]] | None = None,
+    first: int = 0,
+) -> CopyVerdict:
     """The longest tail of `prefix` found in `sources`, and how the line goes on after it.
 
     Occurrence is monotone in the tail length (a tail that occurs contains every shorter tail):
     the length is found by doubling from 8, then halving (most requests end after one probe);
     each probe is a plain `str.find` per source. Tails shorter than `at_least` are not looked
-    for (NO_VERDICT instead)."""
+    for (NO_VERDICT instead). `narrow(n)`, when given, is the part of `sources` that may hold
+    the tail of n characters (all that do, in their order; `WorkspaceIndex.copy_sources`): the
+    verdict is the same, without scanning the texts that cannot match. `first` is a length to probe
+    before 8 (the shortest tail that `narrow` narrows): any order of probes finds the same
+    longest tail, and when that one occurs, no short tail has to be looked for everywhere."""
     tail_max = min(len(prefix), COPY_MAX_TAIL)
     if tail_max == 0:
         return NO_VERDICT
@@ -67,7 +77,7 @@ def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> Copy
     def occurrences(n: int) -> list[str]:
         tail = prefix[len(prefix) - n :]
         found: list[str] = []
-        for text in sources:
+        for text in narrow(n) if narrow is not None else sources:
             start = text.find(tail)
             while start >= 0 and len(found) < MAX_OCCURRENCES:
                 # An occurrence that ends the text (another open document's unfinished line) shows
@@ -83,6 +93,14 @@ def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> Copy
     lo, best = 0, []  # lo: longest length known to occur
     hi = tail_max + 1  # shortest length known not to occur
     n = min(SURE_MIN_CHARS, tail_max)
+    if first > n:  # a narrowed probe first: the longest tail is past it, or below it (then from 8)
+        probe = min(first, tail_max)
+        found = occurrences(probe)
+        if found:
+            lo, best = probe, found
+            n = min(2 * probe, tail_max) if probe < tail_max else hi
+        else:
+            hi = probe
     while n < hi:  # gallop up
         found = occurrences(n)
         if not found:
@@ -99,7 +117,7 @@ def copy_verdict(prefix: str, sources: Sequence[str], at_least: int = 1) -> Copy
             lo, best = mid, found
         else:
             hi = mid
-    if not best:
+    if not best or lo < at_least:
         return NO_VERDICT
     counts: dict[str, int] = {}
     for rest in best:

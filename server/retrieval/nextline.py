@@ -27,7 +27,7 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -43,9 +43,23 @@ MIN_SIMILARITY = 0.8
 MAX_VOTES = 64
 
 
+# An identifier with a character on each side that cannot continue it.
+BOUNDED = re.compile(r"(?<=[^A-Za-z0-9_$])[A-Za-z_$][A-Za-z0-9_$]*(?=[^A-Za-z0-9_$])")
+
+
+def word_id(word: str) -> int:
+    return zlib.crc32(word.encode()) & (WORD_IDS - 1)
+
+
 def words(line: str) -> set[int]:
     """The distinct words of a line (identifiers, and each other non-blank character), hashed."""
-    return {zlib.crc32(w.encode()) & (WORD_IDS - 1) for w in WORD.findall(line)}
+    return {word_id(w) for w in WORD.findall(line)}
+
+
+def bounded_words(text: str) -> list[tuple[int, int]]:
+    """(start, hashed word) of each identifier in `text` bounded on both sides within it: in any
+    text that contains `text`, those are whole `WORD`s (`WORD` never runs across such a bound)."""
+    return [(m.start(), word_id(m.group())) for m in BOUNDED.finditer(text)]
 
 
 @dataclass
@@ -54,6 +68,7 @@ class _DocLines:
     starts: np.ndarray  # int32: where each non-blank line starts; line i + 1 follows line i
     sizes: np.ndarray  # uint16: how many distinct words each line but the last has (capped)
     members: np.ndarray  # uint16: those words, line after line
+    distinct: np.ndarray  # uint16, sorted: every word of the document, once (`NextLines.presence`)
 
     def follower(self, i: int) -> str:
         """The non-blank line after line i, stripped."""
@@ -63,7 +78,7 @@ class _DocLines:
 
     @property
     def nbytes(self) -> int:
-        return int(self.starts.nbytes + self.sizes.nbytes + self.members.nbytes)
+        return int(self.starts.nbytes + self.sizes.nbytes + self.members.nbytes + self.distinct.nbytes)
 
 
 def line_pairs(lines: Iterable[str]) -> list[tuple[str, str]]:
@@ -85,6 +100,9 @@ class NextLines:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._docs: dict[str, _DocLines] = {}
+        self._version = 0
+        # `word_table`'s concatenation of every document's distinct words, for one version.
+        self._words_of_all: tuple[int, dict[str, tuple[int, str]], np.ndarray, np.ndarray] | None = None
 
     def set(self, key: str, text: str) -> None:
         starts: list[int] = []
@@ -99,18 +117,80 @@ class NextLines:
         word_sets = [list(words(line))[: WORD_IDS - 1] for line in lines[:-1]]
         sizes = np.fromiter((len(ws) for ws in word_sets), dtype=np.uint16, count=len(word_sets))
         members = np.fromiter((w for ws in word_sets for w in ws), dtype=np.uint16, count=int(sizes.sum(dtype=np.int64)))
-        doc = _DocLines(text, np.asarray(starts, dtype=np.int32), sizes, members)
+        last = np.fromiter(words(lines[-1]), dtype=np.uint16) if lines else np.zeros(0, dtype=np.uint16)
+        distinct = np.unique(np.concatenate([members, last]))
+        doc = _DocLines(text, np.asarray(starts, dtype=np.int32), sizes, members, distinct)
         with self._lock:
             self._docs[key] = doc
+            self._version += 1
+            self._words_of_all = None
 
     def remove(self, key: str) -> None:
         with self._lock:
             self._docs.pop(key, None)
+            self._version += 1
+            self._words_of_all = None
 
     @property
     def nbytes(self) -> int:
         with self._lock:
-            return sum(d.nbytes for d in self._docs.values())
+            cached = self._words_of_all[2].nbytes if self._words_of_all is not None else 0
+            return cached + sum(d.nbytes for d in self._docs.values())
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a document is set or removed."""
+        return self._version
+
+    def rows(self, docs: Sequence[tuple[str, str]]) -> tuple[int, np.ndarray]:
+        """For each of `docs` (key, text), its row in `word_table`, or -1 when it is not indexed
+        here with that very text (not yet, or changed since); and the version they belong to."""
+        version, rows, _, _ = self._concatenated()
+        row_of = np.full(len(docs), -1, dtype=np.int64)
+        for i, (key, text) in enumerate(docs):
+            entry = rows.get(key)
+            if entry is not None and entry[1] is text:
+                row_of[i] = entry[0]
+        return version, row_of
+
+    def word_table(self, hashed: Sequence[int], version: int) -> np.ndarray | None:
+        """Which of the `hashed` words (distinct `words` ids) each document holds, by `rows`'s
+        rows, plus a last row that has them all (row -1: a document not known here); None when
+        the documents changed since `version`. One gather over every document's distinct words
+        (~2 ms for 20 MB), kept concatenated between changes."""
+        if len(set(hashed)) != len(hashed):
+            raise ValueError("word_table takes distinct word ids")
+        current, _, concat, ends = self._concatenated()
+        if current != version:
+            return None
+        column = np.full(WORD_IDS, -1, dtype=np.int32)
+        column[np.asarray(hashed, dtype=np.int64)] = np.arange(len(hashed), dtype=np.int32)
+        found = column[concat]
+        at = np.flatnonzero(found >= 0)
+        table = np.zeros((len(ends) + 1, len(hashed)), dtype=bool)
+        table[np.searchsorted(ends, at, side="right"), found[at]] = True
+        table[-1] = True
+        return table
+
+    def presence(self, docs: Sequence[tuple[str, str]], hashed: Sequence[int]) -> np.ndarray:
+        """`word_table`'s rows for `docs`: a (documents x words) boolean array."""
+        while True:
+            version, row_of = self.rows(docs)
+            table = self.word_table(hashed, version)
+            if table is not None:
+                return table[row_of]
+
+    def _concatenated(self) -> tuple[int, dict[str, tuple[int, str]], np.ndarray, np.ndarray]:
+        """The version, and every document's distinct words end to end: key -> (row, text), the
+        words, the rows' ends."""
+        with self._lock:
+            if self._words_of_all is None or self._words_of_all[0] != self._version:
+                docs = list(self._docs.items())
+                rows = {key: (i, d.text) for i, (key, d) in enumerate(docs)}
+                concat = np.concatenate([d.distinct for _, d in docs]) if docs else np.zeros(0, np.uint16)
+                ends = np.cumsum([len(d.distinct) for _, d in docs], dtype=np.int64)
+                self._words_of_all = (self._version, rows, concat, ends)
+            return self._words_of_all
 
     def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
         """The best similarity of `line` to an indexed line outside the document `exclude`, and

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 
 from server.engine import Engine
-from server.retrieval.copy import SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
+from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
+from server.retrieval.index import WorkspaceIndex
+from server.retrieval.nextline import bounded_words, word_id
 from server.settings import Settings
 
 
@@ -89,3 +91,68 @@ def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: E
     fresh = "const zebra = quaggaFactory("
     asked = completer.complete(fresh, len(fresh), settings=settings, key="main.js")
     assert asked.result is not None
+
+
+# -- narrowing by whole identifiers (WorkspaceIndex.copy_sources) -------------------------------
+
+
+def byte_ids(texts: list[str]) -> list[list[int]]:
+    return [[ord(c) % 256 for c in t] for t in texts]
+
+
+def test_bounded_words_are_whole_identifiers_with_a_bound_on_each_side() -> None:
+    tail = "ull(name, user.id) + x"
+    # `ull` may be the end of a longer name and `x` the start of one; the others are whole.
+    assert [tail[s : s + 4] for s, _ in bounded_words(tail)] == ["name", "user", "id) "]
+    assert [h for _, h in bounded_words(tail)] == [word_id("name"), word_id("user"), word_id("id")]
+    assert bounded_words("nothing") == [] and bounded_words(" $el2 ") == [(1, word_id("$el2"))]
+
+
+def test_narrowed_verdicts_equal_a_scan_of_every_text() -> None:
+    rng = random.Random(11)
+    # Names that end other names (`name`, `username`) make a word at a tail's start ambiguous.
+    names = ["user", "name", "username", "id", "userid", "list", "push", "item", "subitem", "key", "x", "$el"]
+
+    def line() -> str:
+        a, b, c = (rng.choice(names) for _ in range(3))
+        return rng.choice([f"{a}.{b}({c});", f"const {a} = {b}[{c}];", f"if ({a}) {{", "}", f"{a}.push({b}, {c});"])
+
+    files = {f"f{i}.js": "\n".join(line() for _ in range(rng.randint(0, 40))) + "\n" for i in range(25)}
+    index = WorkspaceIndex(byte_ids, 256)
+    index.build(files.items())
+    narrowed_somewhere = 0
+    for _ in range(400):
+        key = rng.choice(list(files))
+        text = files[key]
+        if len(text) < 2:
+            continue
+        prefix = text[: rng.randrange(1, len(text))]
+        texts, narrow, first = index.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
+        assert texts == [t for k, t in files.items() if k != key]
+        for n in range(1, min(len(prefix), COPY_MAX_TAIL) + 1):
+            kept = narrow(n)
+            narrowed_somewhere += len(kept) < len(texts)
+            holding = [t for t in texts if prefix[-n:] in t]
+            assert [t for t in kept if t in holding] == holding  # every text that holds it, in order
+        for at_least in (1, SURE_MIN_CHARS):
+            fast = copy_verdict(prefix, texts, at_least=at_least, narrow=narrow, first=first)
+            assert fast == copy_verdict(prefix, texts, at_least=at_least)
+    assert narrowed_somewhere > 1000  # the check above is not vacuous
+
+
+def test_a_text_that_changed_since_it_was_indexed_is_never_left_out() -> None:
+    index = WorkspaceIndex(byte_ids, 256)
+    index.build([("a.js", "const user = load(id);\n"), ("b.js", "other();\n")])
+    texts, narrow, first = index.copy_sources(" = load(id", exclude="")
+    assert first and narrow(len(" = load(id")) == ["const user = load(id);\n"]
+    # The analogy lines still know the old b.js (as between two steps of an update): its new
+    # text is another object, so nothing is known of it and it stays a candidate.
+    index.update("b.js", "let user = load(id);\n")
+    index.next_lines.set("b.js", "other();\n")
+    texts, narrow, _ = index.copy_sources(" = load(id", exclude="")
+    assert narrow(len(" = load(id")) == texts == ["const user = load(id);\n", "let user = load(id);\n"]
+    # A word table asked for a version that has passed is refused (the caller does not narrow).
+    version, _ = index.next_lines.rows([])
+    index.next_lines.remove("a.js")
+    assert index.next_lines.word_table([word_id("load")], version) is None
+    assert index.next_lines.presence([("x.js", "load")], [word_id("load")]).tolist() == [[True]]

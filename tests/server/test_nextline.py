@@ -84,8 +84,9 @@ def test_words_are_16_bit_hashes_without_a_vocabulary() -> None:
     for query in ("let name1623 = x", "let name1623 = name8000 + x", "let q = 2"):
         assert index.follow(query) == pytest.approx(brute_follow(query, docs))
     assert index.follow("let name1623 = name8000 + x") == (1.0, Counter({"use(name1623)": 1}))
-    # 5 + 4 + 4 words (uint16) of the three lines that have a follower, their sizes, 4 line starts.
-    assert index.nbytes == 2 * 13 + 2 * 3 + 4 * 4
+    # 5 + 4 + 4 words (uint16) of the three lines that have a follower, their sizes, 4 line
+    # starts, and the document's distinct words.
+    assert index.nbytes == 2 * 13 + 2 * 3 + 4 * 4 + 2 * len(words(docs["a.js"]))
 
 
 def test_at_most_max_votes_best_lines_vote() -> None:
