@@ -218,7 +218,7 @@ class WorkspaceIndex:
             return texts, lambda n: texts, 0
         hashed = sorted({h for _, h in found})
         column = {h: i for i, h in enumerate(hashed)}
-        tables: list[np.ndarray | None] = []  # the word table, made on the first probe that needs it
+        has: list[np.ndarray | None] = []  # which words each text has; made by the first probe that asks
         narrowed: dict[tuple[int, ...], list[str]] = {}
 
         def narrow(n: int) -> list[str]:
@@ -226,13 +226,13 @@ class WorkspaceIndex:
             needed = tuple(sorted({column[h] for start, h in found if start - 1 >= len(tail) - n}))
             if not needed:
                 return texts
-            if not tables:
-                tables.append(self.next_lines.word_table(hashed, version))
-            table = tables[0]
-            if table is None:  # the files changed meanwhile: no narrowing this time
+            if not has:
+                table = self.next_lines.word_table(hashed, version)
+                has.append(table[row_of] if table is not None else None)
+            if has[0] is None:  # the files changed meanwhile: no narrowing this time
                 return texts
             if needed not in narrowed:
-                keep = np.flatnonzero(table[row_of][:, list(needed)].all(axis=1))
+                keep = np.flatnonzero(has[0][:, list(needed)].all(axis=1))
                 narrowed[needed] = [texts[i] for i in keep]
             return narrowed[needed]
 

@@ -19,6 +19,10 @@ A word is kept as a 16-bit hash (CRC-32's low bits), not as an entry of a vocabu
 word and no dictionary that grows with every identifier ever indexed (~3 MB of Python objects
 for a 5 MB workspace). Two words of one query sharing a hash with a line's words is rare enough
 (a few lines in 10⁵ lose a distinct word to a collision) not to move a best score of ≥ 0.8.
+
+The same words serve character-level copying (`server.retrieval.copy`): a file whose words lack
+an identifier that lies whole inside the text before the cursor cannot hold that text
+(`bounded_words`, `NextLines.word_table`, `WorkspaceIndex.copy_sources`).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class _DocLines:
     starts: np.ndarray  # int32: where each non-blank line starts; line i + 1 follows line i
     sizes: np.ndarray  # uint16: how many distinct words each line but the last has (capped)
     members: np.ndarray  # uint16: those words, line after line
-    distinct: np.ndarray  # uint16, sorted: every word of the document, once (`NextLines.presence`)
+    distinct: np.ndarray  # uint16, sorted: every word of the document, once (`NextLines.word_table`)
 
     def follower(self, i: int) -> str:
         """The non-blank line after line i, stripped."""
@@ -94,8 +98,9 @@ def similarity(a: set[int], b: set[int]) -> float:
 class NextLines:
     """Every indexed document's lines as sets of hashed words; thread-safe (`WorkspaceIndex` keeps
     it current). A query concatenates the documents' arrays (a few ms) rather than keeping a
-    second, global copy of them: memory is what matters for a 64 MB workspace. About 1.7 bytes a
-    token: 2 per distinct word of a line, 6 per line."""
+    second, global copy of them: memory is what matters for a 64 MB workspace. About 2 bytes a
+    token: 2 per distinct word of a line, 6 per line, and each document's distinct words (per
+    document, and concatenated for `word_table`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -171,14 +176,6 @@ class NextLines:
         table[np.searchsorted(ends, at, side="right"), found[at]] = True
         table[-1] = True
         return table
-
-    def presence(self, docs: Sequence[tuple[str, str]], hashed: Sequence[int]) -> np.ndarray:
-        """`word_table`'s rows for `docs`: a (documents x words) boolean array."""
-        while True:
-            version, row_of = self.rows(docs)
-            table = self.word_table(hashed, version)
-            if table is not None:
-                return table[row_of]
 
     def _concatenated(self) -> tuple[int, dict[str, tuple[int, str]], np.ndarray, np.ndarray]:
         """The version, and every document's distinct words end to end: key -> (row, text), the

@@ -155,4 +155,6 @@ def test_a_text_that_changed_since_it_was_indexed_is_never_left_out() -> None:
     version, _ = index.next_lines.rows([])
     index.next_lines.remove("a.js")
     assert index.next_lines.word_table([word_id("load")], version) is None
-    assert index.next_lines.presence([("x.js", "load")], [word_id("load")]).tolist() == [[True]]
+    version, rows = index.next_lines.rows([("b.js", "not the indexed text"), ("x.js", "load")])
+    table = index.next_lines.word_table([word_id("load"), word_id("nowhere")], version)
+    assert rows.tolist() == [-1, -1] and table is not None and table[rows].all()  # unknown: has all
