@@ -90,19 +90,25 @@ def paired_interval(diffs: list[float], *, resamples: int = 2000, seed: int = 0)
     return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
 
 
-def versus(rows: list[dict[str, Any]], ours: dict[str, str], other: dict[str, str]) -> dict[str, Any]:
+Scores = list[tuple[bool, float]]  # per row: exact match, edit similarity
+
+
+def row_scores(rows: list[dict[str, Any]], predictions: dict[str, str]) -> Scores:
+    """Each row's exact match and edit similarity (a missing prediction counts as "")."""
+    out: Scores = []
+    for r in rows:
+        prediction, target = predictions.get(str(r["id"]), ""), str(r["target"])
+        out.append((exact_match(prediction, target), edit_similarity(prediction, target)))
+    return out
+
+
+def versus(ours: Scores, other: Scores) -> dict[str, Any]:
     """Ours against another predictor on the same rows: exact matches only one of them has (and
     the sign test's p for that split), and the 95 % interval of the edit-similarity gain. Two
     figures 1 point apart on 200 rows may be 2 rows of luck; this says whether they are."""
-    wins = losses = 0
-    diffs: list[float] = []
-    for r in rows:
-        target, a, b = str(r["target"]), ours.get(str(r["id"]), ""), other.get(str(r["id"]), "")
-        hit_a, hit_b = exact_match(a, target), exact_match(b, target)
-        wins += hit_a and not hit_b
-        losses += hit_b and not hit_a
-        diffs.append(edit_similarity(a, target) - edit_similarity(b, target))
-    lo, hi = paired_interval(diffs)
+    wins = sum(a and not b for (a, _), (b, _) in zip(ours, other, strict=True))
+    losses = sum(b and not a for (a, _), (b, _) in zip(ours, other, strict=True))
+    lo, hi = paired_interval([a - b for (_, a), (_, b) in zip(ours, other, strict=True)])
     return {"exact_only_ours": wins, "exact_only_other": losses, "sign_test_p": sign_test(wins, losses),
             "edit_similarity_gain_ci95": [lo, hi]}
 
@@ -121,31 +127,22 @@ def score(
         return {"scored": 0}
     n = len(scored)
 
-    def summary(pred_of: Any) -> dict[str, float]:
-        preds = [(pred_of(r), str(r["target"])) for r in scored]
-        return {
-            "exact_match": sum(exact_match(p, t) for p, t in preds) / n,
-            "edit_similarity": sum(edit_similarity(p, t) for p, t in preds) / n,
-        }
+    def summary(per_row: Scores) -> dict[str, float]:
+        return {"exact_match": sum(em for em, _ in per_row) / n, "edit_similarity": sum(es for _, es in per_row) / n}
 
+    ours = row_scores(scored, predictions)
+    previous = row_scores(scored, {str(r["id"]): baseline_prediction(str(r["prefix"])) for r in scored})
     result: dict[str, Any] = {}
     if available is not None:
-        inside = [r for r in scored if available.get(str(r["id"]))]
-        outside = [r for r in scored if not available.get(str(r["id"]))]
-
-        def hits(part: list[dict[str, Any]]) -> int:
-            return sum(exact_match(predictions[str(r["id"])], str(r["target"])) for r in part)
-
-        result["copy_ceiling"] = {"rows_available": len(inside) / n, "model_exact_inside": hits(inside) / max(1, len(inside)),
-                                  "model_exact_outside": hits(outside) / max(1, len(outside))}
-    return {
-        "scored": n,
-        **result,
-        "model": summary(lambda r: predictions[str(r["id"])]),
-        "baseline_previous_line": summary(lambda r: baseline_prediction(str(r["prefix"]))),
-        **({"baseline_copy": summary(lambda r: copies.get(str(r["id"]), ""))} if copies is not None else {}),
-        **({"model_vs_copy": versus(scored, predictions, copies)} if copies is not None else {}),
-    }
+        inside = [em for r, (em, _) in zip(scored, ours, strict=True) if available.get(str(r["id"]))]
+        outside = [em for r, (em, _) in zip(scored, ours, strict=True) if not available.get(str(r["id"]))]
+        result["copy_ceiling"] = {"rows_available": len(inside) / n, "model_exact_inside": sum(inside) / max(1, len(inside)),
+                                  "model_exact_outside": sum(outside) / max(1, len(outside))}
+    result |= {"model": summary(ours), "baseline_previous_line": summary(previous)}
+    if copies is not None:
+        copied = row_scores(scored, copies)
+        result |= {"baseline_copy": summary(copied), "model_vs_copy": versus(ours, copied)}
+    return {"scored": n, **result}
 
 
 # ---------------------------------------------------------------- lines
