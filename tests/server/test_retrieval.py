@@ -344,3 +344,20 @@ def test_edits_and_removals_during_the_first_build_survive_it(monkeypatch: pytes
     # the fold the build held back happened once it ended: one base, nothing in the delta
     assert not index._delta_keys and index._base_keys == {"a.js", "c.js", "n.js"}
     assert index.texts() and "alpha(111);" in index.texts() and "gamma(3);" not in index.texts()
+
+
+def test_small_suffix_arrays_sorted_in_python_equal_libdivsufsort() -> None:
+    import pydivsufsort
+
+    from server.retrieval.segment import SMALL_SUFFIX_ARRAY, _suffix_array
+
+    rng = np.random.default_rng(5)
+    for n in [0, 1, 2, 5, 17, 100, SMALL_SUFFIX_ARRAY]:
+        for wide, top in ((False, 0xFFFF), (True, 0x7FFFFFFF)):
+            # Few distinct ids (long repeats), the separator (the largest id) among them.
+            ids = rng.choice([0, 1, 2, 300, top], size=n)
+            native = ids.astype(np.int32 if wide else np.uint16)
+            data = native.astype(">u4" if wide else ">u2").tobytes()
+            sa = _suffix_array(native, data, 4 if wide else 2)
+            assert sa.dtype == np.int32
+            assert sa.tolist() == (pydivsufsort.divsufsort(native).tolist() if n else [])
