@@ -466,10 +466,13 @@ def pct(values: list[float], q: float) -> float:
 def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, Any]) -> None:
     import torch
 
+    from server.engine import resolve_quantize
+
     n_lat = naive["latencies"]
     n50, n95 = pct(n_lat, 50), pct(n_lat, 95)
     mode = "in-process Completer" if args.in_process else "stdio server"
-    print(f"model: {args.model}  quantize: {args.quantize}  max_new_tokens: {args.max_new_tokens}")
+    print(f"model: {args.model}  quantize: {args.quantize} ({resolve_quantize(args.quantize, 'cpu')} on this CPU; "
+          f"the naive baseline is float32)  max_new_tokens: {args.max_new_tokens}")
     print(
         f"torch threads: {torch.get_num_threads()}  cores visible: {len(os.sched_getaffinity(0))}  load avg: {os.getloadavg()}"
     )
@@ -525,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chars", type=int, default=60, help="characters typed")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--max-prompt-tokens", type=int, default=None, help="default: the server's")
-    parser.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
+    parser.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default="auto")
     parser.add_argument("--naive-requests", type=int, default=12, help="keystrokes timed for the baseline")
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes")
     parser.add_argument("--in-process", action="store_true", help="drive the Completer, not the server")

@@ -70,7 +70,7 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
         help="token budget of the prompt (prefix + suffix)",
     )
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default)
-    group.add_argument("--quantize", choices=("none", "int8", "bf16"), default=default)
+    group.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default=default)
     group.add_argument("--multiline", choices=("auto", "never", "always"), default=default)
     group.add_argument("--fim", choices=("auto", "off"), default=default, help="fill-in-the-middle prompts")
     group.add_argument(

@@ -19,7 +19,7 @@ from server.backends.base import validate_url
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-QUANTIZE = ("none", "int8", "bf16")
+QUANTIZE = ("auto", "none", "int8", "bf16")
 MULTILINE = ("auto", "never", "always")
 ON_OFF = ("on", "off")
 FIM = ("auto", "off")
@@ -38,7 +38,9 @@ class Settings:
     adapter: str = ""  # optional peft LoRA adapter dir; empty = none
     max_new_tokens: int = 64  # a block body is a few short lines; single-line stops at the newline anyway
     device: str = "auto"  # cuda when available, else cpu
-    quantize: str = "none"  # exact weights by default; int8 is ~4x faster decode on CPU at small quality cost
+    # auto: bf16 matrix products on a CPU that has bf16 instructions (~17 % faster decode, the same
+    # dev-set scores), float32 elsewhere; none: float32; int8: ~4x faster decode at a small quality cost.
+    quantize: str = "auto"
     multiline: str = "auto"  # multi-line only where the cursor opens an empty block body
     enable: bool = True  # lets a user silence completions without stopping the server
     max_prompt_tokens: int = 768  # 1024-position models keep room for new tokens; longer = slower cold start

@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--max-new-tokens", type=int, default=48, help="generation budget per line")
     lines.add_argument("--max-prompt-tokens", type=int, default=0,
                        help="prompt budget (the server's codeparrot.maxPromptTokens; 0 = its default)")
-    lines.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none")
+    lines.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default="auto", help="as the server's setting")
     lines.add_argument("--no-token-healing", action="store_true",
                        help="prompt with the prefix's last token instead of healing it (to measure what healing buys)")
     lines.add_argument("--workspace", choices=("off", "file", "repo"), default="file",

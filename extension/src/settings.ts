@@ -15,7 +15,7 @@ export interface ConfigurationChangeLike {
 export const SECTION = "codeparrot";
 
 export type Device = "auto" | "cpu" | "cuda";
-export type Quantize = "none" | "int8" | "bf16";
+export type Quantize = "auto" | "none" | "int8" | "bf16";
 export type Multiline = "auto" | "never" | "always";
 export type OnOff = "on" | "off";
 export type Fim = "auto" | "off";
@@ -64,7 +64,7 @@ export const CLIENT_KEYS = ["pythonPath", "installSource", "trace.server"] as co
 
 const ENUMS = {
   device: ["auto", "cpu", "cuda"],
-  quantize: ["none", "int8", "bf16"],
+  quantize: ["auto", "none", "int8", "bf16"],
   multiline: ["auto", "never", "always"],
   workspaceIndex: ["on", "off"],
   fim: ["auto", "off"],

@@ -224,6 +224,32 @@ def test_reduced_precision_generates(tiny_model_dir: Path, quantize: str) -> Non
         assert next(eng.model.parameters()).dtype == torch.bfloat16
 
 
+def test_quantize_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import server.engine as engine_module
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(engine_module, "CPUINFO", str(cpuinfo))
+    assert not engine_module.cpu_has_native_bf16()  # unreadable: no
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not engine_module.cpu_has_native_bf16()
+    assert engine_module.resolve_quantize("auto", "cpu") == "none"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\nbugs\t\t: spectre\n")
+    assert engine_module.cpu_has_native_bf16()
+    assert engine_module.resolve_quantize("auto", "cpu") == "bf16"
+    assert engine_module.resolve_quantize("auto", "cuda") == "none"  # GPUs keep float32
+    assert [engine_module.resolve_quantize(q, "cpu") for q in ("none", "int8", "bf16")] == ["none", "int8", "bf16"]
+    assert Settings().quantize == "auto"
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng.load()
+    assert next(eng.model.parameters()).dtype == torch.bfloat16
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2\n")
+    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng.load()
+    assert next(eng.model.parameters()).dtype == torch.float32
+
+
 def test_long_prompt_is_left_truncated_to_model_positions(engine: Engine) -> None:
     ids = ids_of(engine, BASE * 60)
     assert len(ids) > engine.max_positions
