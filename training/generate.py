@@ -20,6 +20,7 @@ from typing import Any
 
 from server.errors import CodeparrotError
 from server.models import ModelSource, resolve_model
+from training import modeling
 
 EXIT_USAGE = 2
 DEVICES = ("auto", "cpu", "cuda")
@@ -118,10 +119,11 @@ def load(source: ModelSource, auto_class: Any, device: str) -> tuple[Any, Any]:
 
 
 def context_length(model: Any, tokenizer: Any) -> int:
-    config = model.config
-    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 10**9
+    """Tokens the model reads at most: its positions (`training.modeling.context_length`), capped
+    by the tokenizer's `model_max_length`."""
+    positions = modeling.context_length(model.config) or 10**9
     limit = int(getattr(tokenizer, "model_max_length", 10**9) or 10**9)
-    return min(int(positions), limit)
+    return min(positions, limit)
 
 
 def quiet_transformers(verbose: bool) -> None:
