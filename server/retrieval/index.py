@@ -194,15 +194,10 @@ class WorkspaceIndex:
         return (self._base.nbytes + self._delta.nbytes + docs + windows + self.next_lines.nbytes
                 + sum(len(t) for t in list(self._texts.values())))
 
-    def texts(self, exclude: str = "") -> list[str]:
-        """The indexed documents' texts but `exclude` (for character-level copying)."""
-        with self._lock:
-            return [t for k, t in self._texts.items() if k != exclude]
-
     def copy_sources(self, tail: str, exclude: str = "") -> tuple[list[str], Callable[[int], list[str]], int]:
-        """The texts to copy from (`texts(exclude)`); for a length n ≤ len(tail), those of them
-        that may hold `tail[-n:]` (`copy_verdict`'s `narrow`); and the shortest n that it narrows
-        (0: none; `copy_verdict`'s `first`).
+        """The texts to copy from (every indexed one but `exclude`); for a length n ≤ len(tail),
+        those of them that may hold `tail[-n:]` (`copy_verdict`'s `narrow`); and the shortest n
+        that it narrows (0: none; `copy_verdict`'s `first`).
 
         A whole identifier inside the tail (a non-identifier character on each side, within the
         tail) is a whole word of any text that holds the tail, so a text lacking one of those words
