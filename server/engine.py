@@ -5,8 +5,8 @@ checkpoints, which run without transformers; transformers' `DynamicCache` for th
 than `model.generate`: we need (1) a cancellation check between every two tokens (a superseded
 keystroke must stop within one token), (2) the cache handed from one request to the next,
 cropped to the longest common token prefix, including the tokens generated last time
-(typed-ahead text matches them), and (3) a stop check on the decoded text after each token. `generate` exposes none of these
-together, and the loop is ~30 lines. It also does token healing (see `server.context`): the
+(typed-ahead text matches them), and (3) a stop check on the decoded text after each token.
+`generate` exposes none of these together, and the loop is ~30 lines. It also does token healing (see `server.context`): the
 first tokens are picked among those that spell the text the prompt left out.
 """
 

@@ -82,9 +82,10 @@ class KVCache:
     """Keys and values of every layer for one token sequence, in buffers that grow by doubling.
 
     The subset of transformers' `DynamicCache` the engine uses: `crop(-n)` drops the last n
-    tokens (transformers 5's meaning: `crop(0)` keeps everything) and is a length change, and appending a token copies nothing but
-    the token (`DynamicCache` concatenates the whole sequence at every step); the same argument name
-    (`cache`) as transformers 5's models.
+    tokens (transformers 5's meaning: `crop(0)` keeps everything) and is a length change, and
+    appending a token copies nothing but the token (`DynamicCache` concatenates the whole
+    sequence at every step); the same argument name (`cache`) as transformers 5's models. With
+    bf16 weights on a CPU the buffers stay float32 (see `_Block.forward`).
     """
 
     is_croppable = True
