@@ -359,7 +359,7 @@ def wait_for_index(client: StdioClient, t0: float, timeout: float = 600.0) -> tu
 def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
     from server.cache import CompletionCache
     from server.completion import Completer
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
     from server.settings import Settings
 
     settings = Settings(
@@ -425,7 +425,7 @@ def run_naive(args: argparse.Namespace, steps: list[tuple[str, int]]) -> dict[st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from server.context import build_prompt
-    from server.engine import default_threads
+    from server.engines.pytorch import default_threads
 
     torch.set_num_threads(default_threads())  # the same threads as the server: a fair comparison
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -466,7 +466,7 @@ def pct(values: list[float], q: float) -> float:
 def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, Any]) -> None:
     import torch
 
-    from server.engine import resolve_quantize
+    from server.engines.pytorch import resolve_quantize
 
     n_lat = naive["latencies"]
     n50, n95 = pct(n_lat, 50), pct(n_lat, 95)

@@ -182,7 +182,7 @@ def setup_logging(level: str, log_file: str | None) -> None:
 def run_complete(args: argparse.Namespace, settings: Any) -> int:
     """The `complete` subcommand: one completion, printed alone on stdout."""
     from server.completion import Completer
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
 
     path, line, col = parse_location(args.location)
     try:

@@ -31,7 +31,7 @@ from server.stats import Stats
 from server.workspace import blank_kinds, encoder
 
 if TYPE_CHECKING:  # torch loads with the model, not with the server (copy answers meanwhile)
-    from server.engine import Engine, GenerationResult
+    from server.engines.pytorch import Engine, GenerationResult
 
 log = logging.getLogger(__name__)
 

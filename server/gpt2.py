@@ -197,7 +197,7 @@ class _Block(nn.Module):
 
 
 class GPT2LM(nn.Module):
-    """GPT-2 with a tied LM head, called like transformers' model by `server.engine.Engine`."""
+    """GPT-2 with a tied LM head, called like transformers' model by `server.engines.pytorch.Engine`."""
 
     def __init__(self, shape: GPT2Shape, device: str = "cpu") -> None:
         """Uninitialised on `device` ("meta" allocates nothing): `load_native` assigns the weights."""

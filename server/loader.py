@@ -28,7 +28,7 @@ from server.settings import Settings
 from server.stats import Stats
 
 if TYPE_CHECKING:
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ModelLoader:
                 loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
 
         def load() -> Engine:  # in the load thread: importing torch + transformers takes seconds
-            from server.engine import Engine
+            from server.engines.pytorch import Engine
 
             _slow_load_for_tests()
             engine = Engine(settings)

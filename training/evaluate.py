@@ -189,7 +189,7 @@ def predict_lines(
     without the line being predicted: the Completer searches that text itself).
     """
     from server.completion import Completer
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
     from training.data.npm import folder_name
 
     engine = Engine(settings)

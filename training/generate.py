@@ -90,7 +90,7 @@ def require_kind(source: ModelSource, want: str) -> None:
 
 
 def pick(device: str) -> str:
-    from server.engine import pick_device
+    from server.engines.pytorch import pick_device
 
     try:
         return pick_device(device, "none")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.settings import Settings
 
 

@@ -25,7 +25,7 @@ from pytest_lsp import client_capabilities, make_test_lsp_client
 
 from server.backends import BackendRequest
 from server.backends.openai import OpenAIBackend
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.models import DEFAULT_MODEL_DIR
 from server.settings import Settings
 

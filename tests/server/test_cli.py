@@ -25,7 +25,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_complete_prints_only_the_completion(tmp_path: Path, trained_dir: Path) -> None:
     from server.completion import Completer
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
     from server.settings import Settings
 
     text = "// 😀 emoji first\r\nfunction add(a, b) {\r\n  \r\n}\r\n"

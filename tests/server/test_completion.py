@@ -17,7 +17,7 @@ import torch
 from server import completion
 from server.cache import CompletionCache
 from server.completion import Completer, cache_key
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.postprocess import postprocess
 from server.retrieval.mixing import MixParams
 from server.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.nextline import bounded_words, word_id

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.errors import GenerationError, ModelNotFoundError
 from server.settings import Settings
 
@@ -129,7 +129,7 @@ def test_cancel_from_another_thread_stops_within_one_token(engine: Engine) -> No
 def test_cancel_during_chunked_prefill_keeps_the_computed_part(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import server.engine as engine_module
+    import server.engines.pytorch as engine_module
 
     monkeypatch.setattr(engine_module, "PREFILL_CHUNK", 8)
     ids = ids_of(engine, BASE + TYPED)
@@ -227,7 +227,7 @@ def test_reduced_precision_generates(tiny_model_dir: Path, quantize: str) -> Non
 def test_quantize_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import server.engine as engine_module
+    import server.engines.pytorch as engine_module
 
     cpuinfo = tmp_path / "cpuinfo"
     monkeypatch.setattr(engine_module, "CPUINFO", str(cpuinfo))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from server.engine import NATIVE_ENV, Engine
+from server.engines.pytorch import NATIVE_ENV, Engine
 from server.gpt2 import GPT2LM, KVCache, load_native
 from server.settings import Settings
 
@@ -199,7 +199,7 @@ def test_loading_and_generating_never_imports_transformers_models(trained_dir: P
     complete."""
     script = (
         "import sys\n"
-        "from server.engine import Engine\n"
+        "from server.engines.pytorch import Engine\n"
         "from server.settings import Settings\n"
         f"engine = Engine(Settings(model={str(trained_dir)!r}, device='cpu'))\n"
         "engine.load()\n"

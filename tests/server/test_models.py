@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import server.models as models
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.errors import HubUnavailableError, ModelLoadError, ModelNotFoundError
 from server.models import resolve_model
 from server.settings import Settings

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.completion import Completer
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.models import DEFAULT_MODEL_DIR, resolve_model
 from server.settings import Settings
 from training.data.decontam import is_reserved, package_name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.engine import Engine
+from server.engines.pytorch import Engine
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.snippets import MIN_SCORE, WINDOW, SnippetIndex
 from server.settings import Settings

@@ -73,7 +73,7 @@ def _error_line(capfd: pytest.CaptureFixture[str], args: list[str]) -> str:
                                     "codeparrot-js-lora --adapter"])
 def test_greedy_equals_the_servers_greedy(recipe: str, causal_dirs: dict[str, tuple[str, str, str]],
                                           capfd: pytest.CaptureFixture[str]) -> None:
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
     from server.settings import Settings
 
     model, adapter, prompt = causal_dirs[recipe]

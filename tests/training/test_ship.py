@@ -55,7 +55,7 @@ def test_ship_stores_fp16_that_loads_back_as_float32(tmp_path: Path) -> None:
 def test_training_and_the_server_load_the_fp16_model_as_float32(tmp_path: Path) -> None:
     import torch
 
-    from server.engine import Engine
+    from server.engines.pytorch import Engine
     from server.settings import Settings
     from training.config import apply_overrides, load_recipe
     from training.modeling import build_model, load_tokenizer
