@@ -205,6 +205,8 @@ class Completer:
                 heal=self.token_healing,
                 fim=settings.fim == "auto",
             )
+            if not prompt.input_ids:  # an empty prefix and no start token: nothing to continue
+                return Outcome("", decision.multiline, False, None, "nothing before the cursor")
             if block:
                 ids = block + prompt.input_ids
                 prompt = dataclasses.replace(prompt, input_ids=ids, prompt_tokens=len(ids))

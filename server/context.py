@@ -439,6 +439,16 @@ def _heal_whitespace(
     return [*kept, *probe_ids[:-1]], run[probe_starts[-1] :]
 
 
+def start_ids(tokenizer: Any) -> list[int]:
+    """The prompt of an empty prefix: the token that starts a text (BOS; GPT-2-style models train
+    on files joined by EOS, so there EOS is what comes before a file), or [] when there is none."""
+    for name in ("bos_token_id", "eos_token_id"):
+        token = getattr(tokenizer, name, None)
+        if isinstance(token, int):
+            return [token]
+    return []
+
+
 def build_prompt(
     tokenizer: Any, prefix: str, suffix: str, max_prompt_tokens: int, *, heal: bool = False, fim: bool = True
 ) -> Prompt:
@@ -447,7 +457,8 @@ def build_prompt(
     With `heal`, the prefix's last token is left out and returned as `Prompt.heal` (see the
     module docstring); the engine's `generate(..., heal=...)` must then be given it. With `fim`
     and a tokenizer that has FIM tokens the prompt is fill-in-the-middle (SPM); otherwise it is
-    the prefix alone.
+    the prefix alone, or `start_ids` when the prefix is empty (the ids are then [] only for a
+    tokenizer without BOS and EOS: the caller declines).
     """
     tokenize = _tokenizer_fn(tokenizer)
     special = fim_ids(tokenizer) if fim else None
@@ -460,6 +471,9 @@ def build_prompt(
             drop = _heal(prefix, ids, starts, keep=1) if heal else 0
             tail = prefix[starts[-drop] :] if drop else ""
             ids = ids[: len(ids) - drop]
+        if not ids:  # nothing before the cursor (a new file): continue from the start of a text
+            start = start_ids(tokenizer)
+            return Prompt(start, len(start), False, prefix[cut:], "", "")
         return Prompt(ids, len(ids), False, prefix[cut:], "", tail, prefix_ids=ids)
     fim_prefix, fim_middle, fim_suffix = special
     budget = max(2, max_prompt_tokens - 3)

@@ -42,12 +42,11 @@ def utf8(s: str) -> bytes:
 
 
 def _utf16_prefix_chars(line: str, units: int) -> int | None:
-    """Number of code points spanning the first `units` UTF-16 units of `line`.
-
-    None when `units` lands inside a surrogate pair or past the end of the line.
-    """
+    """Number of code points spanning the first `units` UTF-16 units of `line`; past the end of
+    the line, the whole line (LSP: a character beyond the line length "defaults back to the line
+    length"). None when `units` lands inside a surrogate pair."""
     if line.isascii():
-        return units if units <= len(line) else None
+        return min(units, len(line))
     count = 0
     for i, ch in enumerate(line):
         if count == units:
@@ -55,7 +54,7 @@ def _utf16_prefix_chars(line: str, units: int) -> int | None:
         count += 2 if ord(ch) > 0xFFFF else 1
         if count > units:
             return None
-    return len(line) if count == units else None
+    return len(line)
 
 
 def new_parser() -> Parser:
@@ -102,7 +101,9 @@ class Document:
         return end
 
     def offset_at(self, position: Position) -> int:
-        """Python str index of an LSP position (UTF-16 column). Raises PositionError."""
+        """Python str index of an LSP position (UTF-16 column; one past the end of its line means
+        the line's end, as the spec says). Raises PositionError for a line past the document's
+        end or a column inside a surrogate pair: the client is out of sync."""
         line, character = position.line, position.character
         starts = self.line_starts
         if not isinstance(line, int) or not isinstance(character, int) or line < 0 or character < 0:
@@ -113,10 +114,7 @@ class Document:
         content = self._text[start : self._line_end(line)]
         chars = _utf16_prefix_chars(content, character)
         if chars is None:
-            raise PositionError(
-                f"column {character} is past the end of line {line} ({utf16_len(content)} UTF-16 units) "
-                f"or inside a surrogate pair in {self.uri}"
-            )
+            raise PositionError(f"column {character} of line {line} is inside a surrogate pair in {self.uri}")
         return start + chars
 
     def position_at(self, offset: int) -> Position:

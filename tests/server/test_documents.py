@@ -59,8 +59,8 @@ def test_all_lsp_line_breaks(text: str) -> None:
     assert d.text[d.offset_at(P(1, 0))] == "b"
     assert d.offset_at(P(1, 2)) == d.offset_at(P(1, 0)) + 2  # end of "bc", before the break
     assert d.text[d.offset_at(P(3, 0))] == "d"
-    with pytest.raises(PositionError):
-        d.offset_at(P(1, 3))  # the line break is not part of the line
+    # The line break is not part of the line: one past its end is the line's end (LSP clamps).
+    assert d.offset_at(P(1, 3)) == d.offset_at(P(1, 2))
 
 
 def test_roundtrip_positions_every_offset() -> None:
@@ -72,20 +72,32 @@ def test_roundtrip_positions_every_offset() -> None:
         assert back == off or (d.text[off - 1] == "\r" and d.text[off] == "\n" and back == off - 1)
 
 
-@pytest.mark.parametrize("pos", [P(0, 4), P(2, 0), P(99, 0), P(0, 10**6)])
-def test_out_of_range_positions(pos: Position) -> None:
+@pytest.mark.parametrize("pos", [P(2, 0), P(99, 0), P(2, 10**6)])
+def test_lines_past_the_end_are_rejected(pos: Position) -> None:
     d = doc("abc\nd")
     with pytest.raises(PositionError) as info:
         d.offset_at(pos)
     assert isinstance(info.value, CodeparrotError) and info.value.user_message
 
 
+@pytest.mark.parametrize(("text", "pos", "offset"), [
+    ("abc\nd", P(0, 4), 3),
+    ("abc\nd", P(0, 10**6), 3),
+    ("abc\nd", P(1, 2), 5),
+    ("a😀\r\nb", P(0, 4), 2),  # the emoji is two UTF-16 units: the line is 3 long
+    ("", P(0, 1), 0),
+])
+def test_a_character_past_the_line_end_is_the_line_end(text: str, pos: Position, offset: int) -> None:
+    """LSP Position: "If the character value is greater than the line length it defaults back to
+    the line length"."""
+    assert doc(text).offset_at(pos) == offset
+
+
 def test_empty_document() -> None:
     d = doc("")
     assert d.offset_at(P(0, 0)) == 0
     assert d.position_at(0) == P(0, 0)
-    with pytest.raises(PositionError):
-        d.offset_at(P(0, 1))
+    assert d.offset_at(P(0, 1)) == 0
     assert d.tree is not None
 
 
