@@ -11,6 +11,7 @@ training_config.json, so its held-out eval split is what gets measured).
 post-processing code the editor gets (multiline "never"). Rows `{"id", "prefix", "suffix"}` →
 `{"id", "prediction"}`; rows that carry `"target"` are scored (exact match and edit similarity
 of the stripped strings) against the model and a trivial baseline (the previous non-empty line).
+A row whose completion fails is predicted as "" with a warning and listed in `failed_rows`.
 """
 
 from __future__ import annotations
@@ -181,18 +182,20 @@ def predict_lines(
     snippet_tokens: int = 0,
     copy_verdicts: bool = True,
     mix: Any = None,
+    failed: list[str] | None = None,
 ) -> Iterator[tuple[str, str]]:
-    """(id, prediction) per row, through the server's Completer.
+    """(id, prediction) per row, through the server's Completer. A row whose completion raises
+    gets "" (scored as a miss), a warning, and its id appended to `failed`.
 
     With `repos` (a folder of unpacked packages, `name@version` each), a row's package is indexed
     as its workspace, and the row's own file is left out of it (the editor would have it open,
     without the line being predicted: the Completer searches that text itself).
     """
     from server.completion import Completer
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
     from training.data.npm import folder_name
 
-    engine = Engine(settings)
+    engine = TorchEngine(settings)
     engine.load()
     # No completion cache: each row is scored on its own.
     completer = Completer(
@@ -209,8 +212,14 @@ def predict_lines(
                 indexes[spec] = repo_index(engine, repos / folder_name(spec), snippets=snippet_tokens > 0)
             completer.workspace = indexes[spec]
             key = str(row.get("path", "evaluate"))
-        outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)
-        yield str(row["id"]), outcome.text
+        try:
+            text = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key).text
+        except Exception as exc:  # one bad row (a lone surrogate, a generation error) must not end the run
+            log.warning("row %s failed, recorded as an empty prediction: %s: %s", row["id"], type(exc).__name__, exc)
+            if failed is not None:
+                failed.append(str(row["id"]))
+            text = ""
+        yield str(row["id"]), text
 
 
 def _row_sources(rows: list[dict[str, Any]], repos: Path | None) -> Iterator[tuple[dict[str, Any], list[str]]]:
@@ -303,6 +312,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     if args.workspace == "repo":  # group rows by package: one index build per package
         rows.sort(key=lambda r: (str(r.get("package", "")), str(r["id"])))
     predictions: dict[str, str] = {}
+    failed: list[str] = []
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
@@ -314,6 +324,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
             snippet_tokens=args.snippet_tokens,
             copy_verdicts=not args.no_copy_verdicts,
             mix=mix,
+            failed=failed,
         )
         for i, (row_id, prediction) in enumerate(predictions_iter, 1):
             predictions[row_id] = prediction
@@ -326,7 +337,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
                "max_prompt_tokens": settings.max_prompt_tokens,
-               "skip": args.skip, "mix": asdict(mix),
+               "skip": args.skip, "mix": asdict(mix), "failed_rows": failed,
                **score(rows, predictions, copies, available)}
     _emit(summary, args.summary)
     return 0

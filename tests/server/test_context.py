@@ -18,6 +18,7 @@ from server.context import (
     fim_ids,
     natural_tail_ids,
     should_complete,
+    start_ids,
 )
 from server.documents import TREE_MAX_BYTES, Document, new_parser
 
@@ -343,6 +344,25 @@ def test_edge_inputs(fim_tokenizer: Any, prefix: str, suffix: str) -> None:
     p = build_prompt(fim_tokenizer, prefix, suffix, 64)
     assert 3 <= p.prompt_tokens <= 64
     assert prefix.endswith(p.prefix) and suffix.startswith(p.suffix)
+
+
+@pytest.mark.parametrize("suffix", ["", "\nconst x = 1;\n"])
+def test_an_empty_prefix_without_fim_is_the_start_of_a_text(fim_tokenizer: Any, plain_tokenizer: Any, suffix: str) -> None:
+    """A new file, or line 0 above text: the prompt is the token that starts a text (EOS here:
+    the tiny models, like GPT-2, train on files joined by EOS), never an empty prompt."""
+    for tokenizer, fim in ((plain_tokenizer, True), (fim_tokenizer, False)):
+        p = build_prompt(tokenizer, "", suffix, 64, heal=True, fim=fim)
+        assert p.input_ids == [tokenizer.eos_token_id] and p.prompt_tokens == 1
+        assert not p.fim and p.prefix == "" and p.heal == ""
+
+
+def test_start_ids_without_bos_or_eos_is_empty(plain_tokenizer: Any) -> None:
+    class NoSpecials:
+        bos_token_id = None
+        eos_token_id = None
+
+    assert start_ids(NoSpecials()) == []
+    assert start_ids(plain_tokenizer) == [plain_tokenizer.eos_token_id]
 
 
 # ----------------------------------------------------------------------------------------------

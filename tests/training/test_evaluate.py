@@ -129,6 +129,29 @@ def test_lines_predicts_through_the_server_pipeline(trained_dir: Path, tmp_path:
     assert summary["model"]["edit_similarity"] > summary["baseline_previous_line"]["edit_similarity"] + 0.2, preds
 
 
+def test_lines_records_a_failing_row_as_empty_and_goes_on(
+    trained_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row the tokenizer cannot encode (a lone surrogate, legal in JSON) is an empty prediction
+    and a warning; the rows after it, and an empty prefix (a new file), are still completed."""
+    rows = [
+        {"id": "empty", "prefix": "", "suffix": "\nconst x = 1;\n", "target": "const fs = require('fs');"},
+        {"id": "bad", "prefix": "const s = '\ud800';\nconst fs = require(", "suffix": "", "target": "'fs');"},
+        {"id": "ok", "prefix": "function add(a, b) {\n  return a", "suffix": "\n}\n", "target": " + b;"},
+    ]
+    src, out, summary_path = tmp_path / "rows.jsonl", tmp_path / "preds.jsonl", tmp_path / "summary.json"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc = evaluate.main(["lines", "--model", str(trained_dir), "--input", str(src), "--output", str(out),
+                        "--max-new-tokens", "12", "--summary", str(summary_path)])
+    assert rc == 0
+    preds = {p["id"]: p["prediction"] for p in map(json.loads, out.read_text().splitlines())}
+    assert list(preds) == ["empty", "bad", "ok"] and preds["bad"] == ""
+    assert preds["ok"].strip() == "+ b;", preds
+    summary = read_json(summary_path)
+    assert summary["failed_rows"] == ["bad"] and summary["scored"] == 3
+    assert any("row bad failed" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
 def test_lines_bad_input_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) -> None:
     src = tmp_path / "rows.jsonl"
     src.write_text(json.dumps({"prefix": "x"}) + "\n")
