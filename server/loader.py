@@ -1,10 +1,12 @@
-"""Lazy model loading for the LSP server: one load at a time, off the event loop, with $/progress.
+"""Model loading for the LSP server: one load at a time, off the event loop, with $/progress.
 
-The `Engine` already loads behind a lock; this module decides *when* to load (first completion
-request, and again after a model-related setting changed), runs the load in its own thread so
-the event loop keeps answering (stats, other documents, cancellations), reports work-done
-progress to the client, and turns a failure into one `window/showMessage` plus empty results
-until a setting change allows a retry.
+The `Engine` already loads behind a lock; this module decides *when* to load (at `initialized`,
+or the first completion request, and again after a model-related setting changed), runs the load
+in its own thread so the event loop keeps answering (stats, other documents, cancellations),
+reports work-done progress to the client, and turns a failure into one `window/showMessage` plus
+empty results until a setting change allows a retry. The model's tokenizer is loaded first, on
+its own (milliseconds, against seconds for torch and the weights), and handed to `on_tokenizer`:
+the workspace index is built from it while the weights load.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +67,9 @@ class ModelLoader:
         self._completer: Completer | None = None
         self._task: asyncio.Future[None] | None = None
         self.error: CodeparrotError | None = None
+        # Called on the event loop with the model's tokenizer, as soon as it is loaded (before the
+        # weights), and again with the engine's own once the model is ready.
+        self.on_tokenizer: Callable[[Any], None] | None = None
 
     @property
     def loaded(self) -> bool:
@@ -116,6 +122,9 @@ class ModelLoader:
                 loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
 
         def load() -> Engine:  # in the load thread: importing torch + transformers takes seconds
+            tokenizer = early_tokenizer(settings)
+            if tokenizer is not None:
+                loop.call_soon_threadsafe(self._tokenizer_loaded, key, tokenizer)
             from server.engines.pytorch import Engine
 
             _slow_load_for_tests()
@@ -147,6 +156,14 @@ class ModelLoader:
         _inject_test_faults(engine)
         self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
         logger.info("model ready: %s", describe(settings))
+        self._tokenizer_loaded(key, engine.tokenizer)  # if the early load failed, index now
+
+    def _tokenizer_loaded(self, key: tuple[Any, ...], tokenizer: Any) -> None:
+        if key == self._key and self.on_tokenizer is not None:
+            try:
+                self.on_tokenizer(tokenizer)
+            except Exception:  # indexing must never break the model load
+                logger.exception("starting the workspace index failed")
 
     def _connect(self, settings: Settings) -> None:
         """A remote backend: nothing to load, only the settings to check (a bad one is told once)."""
@@ -189,6 +206,28 @@ class ModelLoader:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def early_tokenizer(settings: Settings) -> Any:
+    """The tokenizer the engine will load for `settings` (the adapter's when it has one), loaded
+    on its own; None when that fails (the engine then reports why, and its own tokenizer is
+    handed over once loaded)."""
+    try:
+        from server.models import resolve_model
+        from server.tokenizer import load_fast
+
+        source = resolve_model(settings.model, settings.adapter)
+        adapter = source.adapter
+        directory = adapter if adapter is not None and (adapter / "tokenizer.json").is_file() else source.path
+        fast = load_fast(directory)
+        if fast is not None:
+            return fast
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+    except Exception as exc:
+        logger.info("tokenizer not loaded ahead of the model (%s); indexing waits for the model", exc)
+        return None
 
 
 def _slow_load_for_tests() -> None:

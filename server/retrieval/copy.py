@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from server.backends.base import BackendRequest, BackendResult
+from server.retrieval.rules import CopyRules
 
 COPY_MAX_TAIL = 400  # chars of the prefix's tail looked for elsewhere
 MAX_OCCURRENCES = 64  # occurrences of the longest tail read (their continuations vote)
@@ -53,12 +54,18 @@ def own_sources(prefix: str, suffix: str) -> list[str]:
     return [prefix[:-1] + "\n", suffix[line_end + 1 :] if line_end >= 0 else ""]
 
 
+# Whether a continuation may be copied to the cursor: (rest, characters matched, the text it is
+# in, where it starts there) -> bool (`server.retrieval.rules.CopyRules.admits`).
+Admit = Callable[[str, int, str, int], bool]
+
+
 def copy_verdict(
     prefix: str,
     sources: Sequence[str],
     at_least: int = 1,
     narrow: Callable[[int], Sequence[str]] | None = None,
     first: int = 0,
+    admit: Admit | None = None,
 ) -> CopyVerdict:
     """The longest tail of `prefix` found in `sources`, and how the line goes on after it.
 
@@ -69,14 +76,18 @@ def copy_verdict(
     the tail of n characters (all that do, in their order; `WorkspaceIndex.copy_sources`): the
     verdict is the same, without scanning the texts that cannot match. `first` is a length to probe
     before 8 (the shortest tail that `narrow` narrows): any order of probes finds the same
-    longest tail, and when that one occurs, no short tail has to be looked for everywhere."""
+    longest tail, and when that one occurs, no short tail has to be looked for everywhere.
+    `admit`, when given, judges each occurrence of the longest tail: those it refuses do not vote
+    (the longest tail stays the one that occurs, so a refused copy is not traded for a shorter,
+    weaker match)."""
     tail_max = min(len(prefix), COPY_MAX_TAIL)
     if tail_max == 0:
         return NO_VERDICT
 
-    def occurrences(n: int) -> list[str]:
+    def occurrences(n: int) -> list[tuple[str, str, int]]:
+        """(rest of the line, the text, where the rest starts) for each occurrence."""
         tail = prefix[len(prefix) - n :]
-        found: list[str] = []
+        found: list[tuple[str, str, int]] = []
         for text in narrow(n) if narrow is not None else sources:
             start = text.find(tail)
             while start >= 0 and len(found) < MAX_OCCURRENCES:
@@ -84,13 +95,13 @@ def copy_verdict(
                 # nothing of how the line goes on: it is no vote, and no longer match either.
                 if start + n < len(text):
                     end = text.find("\n", start + n)
-                    found.append(text[start + n : end if end >= 0 else len(text)])
+                    found.append((text[start + n : end if end >= 0 else len(text)], text, start + n))
                 start = text.find(tail, start + 1)
             if len(found) == MAX_OCCURRENCES:
                 break  # enough votes: the other sources need not be searched
         return found
 
-    lo, best = 0, []  # lo: longest length known to occur
+    lo, best = 0, list[tuple[str, str, int]]()  # lo: longest length known to occur
     hi = tail_max + 1  # shortest length known not to occur
     n = min(SURE_MIN_CHARS, tail_max)
     if first > n:  # a narrowed probe first: the longest tail is past it, or below it (then from 8)
@@ -119,11 +130,14 @@ def copy_verdict(
             hi = mid
     if not best or lo < at_least:
         return NO_VERDICT
+    rests = [rest for rest, text, start in best if admit is None or admit(rest, lo, text, start)]
+    if not rests:
+        return NO_VERDICT
     counts: dict[str, int] = {}
-    for rest in best:
+    for rest in rests:
         counts[rest] = counts.get(rest, 0) + 1
-    top = max(counts, key=lambda r: (counts[r], -best.index(r)))
-    return CopyVerdict(top, lo, counts[top], len(best))
+    top = max(counts, key=lambda r: (counts[r], -rests.index(r)))
+    return CopyVerdict(top, lo, counts[top], len(rests))
 
 
 def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
@@ -134,8 +148,14 @@ def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
 
 
 class CopyBackend:
-    """The `Backend` interface over `copy_prediction`: `sources(key)` gives the texts of the
-    other documents to copy from (the request's own file is its prompt and `text_after`)."""
+    """The `Backend` interface over sure copy verdicts: `sources(key)` gives the texts of the
+    other documents to copy from (the request's own file is its prompt and `text_after`).
+
+    It answers while the model loads, so it holds to what the loaded server copies: a sure verdict
+    (at least SURE_MIN_CHARS matched, every occurrence going on alike) that fits where it lands
+    (`CopyRules`), or nothing. The baseline's any-length copy (`copy_prediction`) once showed
+    `falseturn a + b;`: the editor's selected `false`, then the rest of `return` after a one-letter
+    match."""
 
     def __init__(self, sources: Callable[[str], list[str]]) -> None:
         self.sources = sources
@@ -144,5 +164,10 @@ class CopyBackend:
         start = time.perf_counter()
         if request.cancel is not None and request.cancel.is_set():
             return BackendResult("", cancelled=True, finish_reason="cancelled")
-        text = copy_prediction(request.prompt, request.text_after, self.sources(request.key))
+        prefix, rules = request.prompt, CopyRules.at(request.key, request.prompt)
+        sources = [*self.sources(request.key), *own_sources(prefix, request.text_after)]
+        verdict = copy_verdict(
+            prefix, sources, at_least=SURE_MIN_CHARS, admit=lambda rest, n, _text, _start: rules.admits(rest, n)
+        )
+        text = verdict.text if verdict.sure and rules.fits(verdict.text) else ""
         return BackendResult(text, ms=(time.perf_counter() - start) * 1000.0, finish_reason="stop")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from server.retrieval.nextline import NextLines, bounded_words
+from server.retrieval.nextline import Admit, NextLines, bounded_words
 from server.retrieval.segment import NO_MATCH, Match, Segment, merge
 from server.retrieval.snippets import Snippet, SnippetIndex
 
@@ -51,6 +51,7 @@ class WorkspaceIndex:
         self._texts: dict[str, str] = {}  # the same documents as text: character-level copying
         self._texts_version = 0  # changes with `_texts`
         self._copy_cache: tuple[int, int, list[str], list[str], np.ndarray] | None = None  # `_copy_docs`
+        self._key_of_text: dict[int, tuple[str, str]] = {}  # id of each text in `_copy_cache` -> key, text
         self._base = Segment([], vocab_size, blank)
         self._base_keys: set[str] = set()
         self._stale: set[str] = set()  # base copies superseded by the delta or removed
@@ -244,11 +245,20 @@ class WorkspaceIndex:
         version, row_of = self.next_lines.rows(list(zip(keys, texts, strict=True)))
         with self._lock:
             self._copy_cache = (texts_version, version, keys, texts, row_of)
+            self._key_of_text = {id(text): (key, text) for key, text in zip(keys, texts, strict=True)}
         return version, keys, texts, row_of
 
-    def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
+    def key_of(self, text: str) -> str:
+        """The key of a text that `copy_sources` gave (the same object), or "" when the index has
+        changed since (a copy rule that needs the file's name then leaves it unchecked)."""
+        with self._lock:
+            entry = self._key_of_text.get(id(text))
+        # An id names an object only while it lives: check that the entry's text is this one.
+        return entry[0] if entry is not None and entry[1] is text else ""
+
+    def follow(self, line: str, exclude: str = "", admit: Admit | None = None) -> tuple[float, Counter[str]]:
         """The lines that followed the indexed lines most like `line` (`NextLines.follow`)."""
-        return self.next_lines.follow(line, exclude)
+        return self.next_lines.follow(line, exclude, admit)
 
     def similar(self, query: Sequence[int], exclude: str = "", k: int = 1) -> list[tuple[Snippet, np.ndarray]]:
         """The `k` code windows most like `query` outside `exclude`, each with its document's ids."""

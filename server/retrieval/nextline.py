@@ -31,7 +31,7 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -45,6 +45,8 @@ MIN_SIMILARITY = 0.8
 # Lines reaching the best score whose followers are read (`}` alone has thousands of twins), as
 # copy verdicts read 64 occurrences.
 MAX_VOTES = 64
+# Whether a next line may be copied: (the line, its document's key, text, where it starts there).
+Admit = Callable[[str, str, str, int], bool]
 
 
 # An identifier with a character on each side that cannot continue it.
@@ -74,11 +76,12 @@ class _DocLines:
     members: np.ndarray  # uint16: those words, line after line
     distinct: np.ndarray  # uint16, sorted: every word of the document, once (`NextLines.word_table`)
 
-    def follower(self, i: int) -> str:
-        """The non-blank line after line i, stripped."""
+    def follower(self, i: int) -> tuple[str, int]:
+        """The non-blank line after line i, stripped, and where it starts in the text."""
         start = int(self.starts[i + 1])
         end = self.text.find("\n", start)
-        return self.text[start : end if end >= 0 else len(self.text)].strip()
+        line = self.text[start : end if end >= 0 else len(self.text)]
+        return line.strip(), start + len(line) - len(line.lstrip())
 
     @property
     def nbytes(self) -> int:
@@ -189,12 +192,14 @@ class NextLines:
                 self._words_of_all = (self._version, rows, concat, ends)
             return self._words_of_all
 
-    def follow(self, line: str, exclude: str = "") -> tuple[float, Counter[str]]:
+    def follow(self, line: str, exclude: str = "", admit: Admit | None = None) -> tuple[float, Counter[str]]:
         """The best similarity of `line` to an indexed line outside the document `exclude`, and
-        how often each next line follows the lines that reach it (the first `MAX_VOTES` of them)."""
+        how often each next line follows the lines that reach it (the first `MAX_VOTES` of them);
+        a next line that `admit` refuses (`rules.CopyRules`: TypeScript into JavaScript) is no vote."""
         query = words(line)
         with self._lock:
-            docs = [d for k, d in self._docs.items() if k != exclude and len(d.sizes)]
+            keyed = [(k, d) for k, d in self._docs.items() if k != exclude and len(d.sizes)]
+        keys, docs = [k for k, _ in keyed], [d for _, d in keyed]
         if not query or not docs:
             return 0.0, Counter()
         wanted = np.zeros(WORD_IDS, dtype=np.int32)  # a gather beats np.isin 5-fold
@@ -214,7 +219,9 @@ class NextLines:
         votes: Counter[str] = Counter()
         for i in np.flatnonzero(score >= best - 1e-9)[:MAX_VOTES]:
             d = int(np.searchsorted(first, i, side="right")) - 1
-            votes[docs[d].follower(int(i - first[d]))] += 1
+            follower, start = docs[d].follower(int(i - first[d]))
+            if admit is None or admit(follower, keys[d], docs[d].text, start):
+                votes[follower] += 1
         return best, votes
 
 

@@ -1,0 +1,192 @@
+"""TypeScript-only syntax, found by parsing with tree-sitter's TypeScript grammar.
+
+The workspace index reads `.ts/.tsx` files (and `.d.ts` declarations) as context: their code
+informs the ∞-gram mixing, but a line copied from them into a JavaScript document must not carry
+syntax that JavaScript lacks (`export type X = Partial<`, `interface`, `declare`, `a: string`).
+A regex cannot tell `a: string` in a parameter list from `a: 'string'` in an object literal; the
+grammar can. Two questions are answered:
+
+- `ts_only_span(text, start, end, tsx)`: does `text[start:end]` (a copy's continuation, in the
+  TypeScript file it comes from) overlap a TypeScript-only node of that file's tree? The file is
+  parsed once and kept (`MAX_TREES` files).
+- `ts_only_line(line)`: is a line of a JavaScript document TypeScript syntax? It is when the
+  TypeScript grammar finds a TypeScript-only node in it and the JavaScript grammar cannot parse
+  it (so a JavaScript line that merely looks alike, such as `a < b > (c)`, stays JavaScript).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from functools import cache
+
+import tree_sitter_javascript
+import tree_sitter_typescript
+from tree_sitter import Language, Node, Parser, Tree
+
+TS_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")  # `.d.ts` ends in `.ts`
+MAX_TREES = 16  # TypeScript files whose trees are kept (a copy reads one or two per keystroke)
+
+# Named nodes that only TypeScript has (tree-sitter-typescript's node types).
+TS_ONLY_NODES = frozenset(
+    {
+        "abstract_class_declaration",
+        "abstract_method_signature",
+        "accessibility_modifier",
+        "ambient_declaration",
+        "as_expression",
+        "asserts_annotation",
+        "call_signature",
+        "construct_signature",
+        "enum_declaration",
+        "function_signature",
+        "implements_clause",
+        "import_alias",
+        "index_signature",
+        "instantiation_expression",
+        "interface_declaration",
+        "internal_module",
+        "method_signature",
+        "module",
+        "non_null_expression",
+        "optional_parameter",
+        "override_modifier",
+        "property_signature",
+        "satisfies_expression",
+        "type_alias_declaration",
+        "type_annotation",
+        "type_arguments",
+        "type_assertion",
+        "type_parameters",
+        "type_predicate_annotation",
+    }
+)
+# Keywords that make a JavaScript construct TypeScript (`import type`, `export type { A }`,
+# `readonly x`, `declare x`, `abstract m()`), seen as anonymous children.
+TS_ONLY_KEYWORDS = frozenset({"type", "readonly", "declare", "abstract"})
+KEYWORD_PARENTS = frozenset(
+    {"import_statement", "export_statement", "import_specifier", "export_specifier", "public_field_definition",
+     "method_definition", "import_clause"}
+)
+
+
+def is_typescript(key: str) -> bool:
+    """Whether a document key (URI or path) names a TypeScript file."""
+    return key.lower().endswith(TS_SUFFIXES)
+
+
+@cache
+def _parser(grammar: str) -> Parser:
+    if grammar == "javascript":
+        return Parser(Language(tree_sitter_javascript.language()))
+    module = tree_sitter_typescript
+    return Parser(Language(module.language_tsx() if grammar == "tsx" else module.language_typescript()))
+
+
+_lock = threading.Lock()  # a Parser is not shared between threads
+_trees: OrderedDict[tuple[str, str], Tree] = OrderedDict()
+
+
+def _tree(text: str, grammar: str) -> Tree:
+    key = (grammar, text)  # str hashes are cached: a hit costs one comparison of the same object
+    with _lock:
+        tree = _trees.get(key)
+        if tree is not None:
+            _trees.move_to_end(key)
+            return tree
+        tree = _parser(grammar).parse(text.encode("utf-8"))
+        _trees[key] = tree
+        while len(_trees) > MAX_TREES:
+            _trees.popitem(last=False)
+        return tree
+
+
+def _ts_only(node: Node) -> bool:
+    if node.type in TS_ONLY_NODES:
+        return True
+    return not node.is_named and node.type in TS_ONLY_KEYWORDS and (
+        node.parent is not None and node.parent.type in KEYWORD_PARENTS
+    )
+
+
+def _overlapping(node: Node, start: int, end: int) -> Iterator[Node]:
+    """The nodes under `node` that overlap bytes [start, end), outermost first."""
+    for child in node.children:
+        if child.end_byte > start and child.start_byte < end:
+            yield child
+            yield from _overlapping(child, start, end)
+
+
+def _byte(text: str, index: int) -> int:
+    return index if text.isascii() else len(text[:index].encode("utf-8"))
+
+
+def ts_only_span(text: str, start: int, end: int, tsx: bool = False) -> bool:
+    """Whether `text[start:end]` of a TypeScript file overlaps TypeScript-only syntax there
+    (blanks at either end do not count)."""
+    piece = text[start:end]
+    start += len(piece) - len(piece.lstrip())
+    end -= len(piece) - len(piece.rstrip())
+    if start >= end:
+        return False
+    tree = _tree(text, "tsx" if tsx else "typescript")
+    lo, hi = _byte(text, start), _byte(text, end)
+    return any(_ts_only(node) for node in _overlapping(tree.root_node, lo, hi))
+
+
+def ts_only_line(line: str) -> bool:
+    """Whether a line written into a JavaScript document is TypeScript syntax: the TypeScript
+    grammar parses it without an error and finds a TypeScript-only node, where the JavaScript
+    grammar finds an error. A line is often unfinished (`export type X = Partial<`): it is also
+    read closed (a placeholder after a dangling operator, its open brackets closed, with `<` read
+    both as a type's arguments and as a comparison); a line starting with a modifier that only
+    class members take (`private x = 1;`) or opening a block (a method's head) is also read
+    inside a class body."""
+    text = line.strip()
+    if not text:
+        return False
+    variants = [text, _closed(text, angle=True), _closed(text, angle=False)]
+    if text.split(" ", 1)[0] in MEMBER_MODIFIERS or text.endswith("{"):
+        variants += [f"class _ {{ {v} }}" for v in variants]
+    with _lock:
+        for variant in dict.fromkeys(variants):
+            source = variant.encode("utf-8")
+            typed = _parser("typescript").parse(source).root_node
+            if typed.has_error or not any(_ts_only(node) for node in _overlapping(typed, 0, len(source))):
+                continue
+            if _parser("javascript").parse(source).root_node.has_error:
+                return True
+    return False
+
+
+CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+DANGLING = tuple("<=:,(|&?[+-*/!")  # a line ending in one of these lacks an operand
+MEMBER_MODIFIERS = frozenset({"private", "public", "protected", "readonly", "declare", "abstract", "override"})
+
+
+def _closed(text: str, angle: bool) -> str:
+    """`text` with a placeholder operand after a dangling operator and its open brackets closed;
+    `angle`: a `<` opens a type's arguments (else it compares)."""
+    stack: list[str] = []
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch in CLOSERS and (angle or ch != "<"):
+            stack.append(CLOSERS[ch])
+        elif stack and ch == stack[-1]:
+            stack.pop()
+        elif ch in ")]}" and ">" in stack:  # a `<` that compared after all
+            while stack and stack[-1] == ">":
+                stack.pop()
+            if stack and ch == stack[-1]:
+                stack.pop()
+    if quote:
+        text += quote
+    if text.endswith(DANGLING) and not text.endswith("=>"):
+        text += " X"
+    return text + "".join(reversed(stack))
