@@ -25,6 +25,7 @@ from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
 from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
+from server.retrieval.rules import CopyRules, loop_bound
 from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
@@ -232,6 +233,8 @@ class Completer:
         with stats.timer("postprocess"):
             completion = apply_filters(result.text, ctx)
         if self.cache is not None:
+            # The ∞-gram counts mix TypeScript files and definitions in: the copy rules hold here too.
+            completion = loop_bound(prefix, completion) if CopyRules.at(key, prefix).fits(completion) else ""
             self.cache.put(entry, prefix, suffix, completion)
         log.debug(
             "completion %r: %d/%d prompt tokens computed, %d new",
@@ -290,10 +293,12 @@ class Completer:
         return self.copy_verdicts and self.engine is not None and settings.workspace_index == "on"
 
     def _sure_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext) -> str:
-        """The filtered rest of the line after a sure copy verdict (see `copy_verdict`), or ""."""
+        """The filtered rest of the line after a sure copy verdict (see `copy_verdict`) that fits
+        where it lands (`CopyRules`), or ""."""
+        rules = CopyRules.at(key, prefix)
         with self.stats.timer("copy"):
-            verdict = self._copy_verdict(prefix, suffix, key)
-        copied = apply_filters(verdict.text, ctx) if verdict.sure else ""
+            verdict = self._copy_verdict(prefix, suffix, key, rules)
+        copied = apply_filters(verdict.text, ctx) if verdict.sure and rules.fits(verdict.text) else ""
         if copied:
             self.stats.incr("copied")
         return copied
@@ -315,25 +320,33 @@ class Completer:
             query = above[last]
             after = suffix[end + 1 :].split("\n", NEXT_LINE_OWN_LINES)[:NEXT_LINE_OWN_LINES] if end >= 0 else []
             found = [follow_in(query, above[:last]), follow_in(query, after)]
-            if self.workspace is not None:
-                found.append(self.workspace.follow(query, exclude=key))
+            rules = CopyRules.at(key, prefix)
+            if self.workspace is not None:  # a line from a TypeScript file may not fit JavaScript
+                admit = lambda line, source, text, start: rules.admits(line, len(prefix), text, start, source)  # noqa: E731
+                found.append(self.workspace.follow(query, exclude=key, admit=admit))
             score, votes = best_of(*found)
-        if score < MIN_SIMILARITY or len(votes) != 1:
+        if score < MIN_SIMILARITY or len(votes) != 1 or not rules.fits(next(iter(votes))):
             return ""
         line = apply_filters(next(iter(votes)), ctx)
         if line:
             self.stats.incr("next_line")
         return line
 
-    def _copy_verdict(self, prefix: str, suffix: str, key: str) -> CopyVerdict:
+    def _copy_verdict(self, prefix: str, suffix: str, key: str, rules: CopyRules) -> CopyVerdict:
         """How the line went on after the longest tail of `prefix` found in the file itself (away
-        from the cursor) and the workspace's other files."""
+        from the cursor) and the workspace's other files, counting the continuations that `rules`
+        admit there."""
         own = own_sources(prefix, suffix)
-        if self.workspace is None:
-            return copy_verdict(prefix, own, at_least=SURE_MIN_CHARS)
-        texts, narrow, first = self.workspace.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
+        workspace = self.workspace
+        if workspace is None:
+            return copy_verdict(prefix, own, at_least=SURE_MIN_CHARS, admit=lambda r, n, _t, _s: rules.admits(r, n))
+        texts, narrow, first = workspace.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
+
+        def admit(rest: str, matched: int, text: str, start: int) -> bool:
+            return rules.admits(rest, matched, text, start, workspace.key_of(text))
+
         return copy_verdict(
-            prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first
+            prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first, admit=admit
         )
 
     def _snippet_block(self, engine: Engine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
