@@ -359,7 +359,7 @@ def wait_for_index(client: StdioClient, t0: float, timeout: float = 600.0) -> tu
 def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
     from server.cache import CompletionCache
     from server.completion import Completer
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
     from server.settings import Settings
 
     settings = Settings(
@@ -370,7 +370,7 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
         device="cpu",
     )
     t0 = time.perf_counter()
-    completer = Completer(Engine(settings), cache=CompletionCache(256))
+    completer = Completer(TorchEngine(settings), cache=CompletionCache(256))
     indexed = None
     if args.workspace:
         from server.retrieval.files import scan_workspace

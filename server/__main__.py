@@ -182,7 +182,7 @@ def setup_logging(level: str, log_file: str | None) -> None:
 def run_complete(args: argparse.Namespace, settings: Any) -> int:
     """The `complete` subcommand: one completion, printed alone on stdout."""
     from server.completion import Completer
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
 
     path, line, col = parse_location(args.location)
     try:
@@ -197,7 +197,7 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
 
             completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
         else:
-            engine = Engine(settings)
+            engine = TorchEngine(settings)
             engine.load()
             completer = Completer(engine)
         outcome = completer.complete(text, offset, settings=settings)

@@ -32,7 +32,8 @@ from server.stats import Stats
 from server.workspace import blank_kinds, encoder
 
 if TYPE_CHECKING:  # torch loads with the model, not with the server (copy answers meanwhile)
-    from server.engines.pytorch import Engine, GenerationResult
+    from server.engines.decode import GenerationResult
+    from server.engines.pytorch import TorchEngine
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Completer:
 
     def __init__(
         self,
-        engine: Engine | None,
+        engine: TorchEngine | None,
         cache: CompletionCache | None = None,
         stats: Stats | None = None,
         *,
@@ -349,7 +350,7 @@ class Completer:
             prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first, admit=admit
         )
 
-    def _snippet_block(self, engine: Engine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
+    def _snippet_block(self, engine: TorchEngine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of
         whole lines, to go before the prompt; [] when there is none. It depends only on the text
         above the cursor line, so it stays the same (and the KV cache valid) while typing on it."""
@@ -374,7 +375,7 @@ class Completer:
         return ids
 
     def _guide(
-        self, engine: Engine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
+        self, engine: TorchEngine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
     ) -> NgramGuide | None:
         """The ∞-gram guide for one request: the file itself (all of it), then the workspace."""
         if settings.workspace_index == "off":

@@ -31,7 +31,7 @@ from server.settings import Settings
 from server.stats import Stats
 
 if TYPE_CHECKING:
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +121,19 @@ class ModelLoader:
                 value = types.WorkDoneProgressReport(message=message, percentage=percentage)
                 loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
 
-        def load() -> Engine:  # in the load thread: importing torch + transformers takes seconds
+        def load() -> TorchEngine:  # in the load thread: importing torch + transformers takes seconds
             tokenizer = early_tokenizer(settings)
             if tokenizer is not None:
                 loop.call_soon_threadsafe(self._tokenizer_loaded, key, tokenizer)
-            from server.engines.pytorch import Engine
+            from server.engines.pytorch import TorchEngine
 
             _slow_load_for_tests()
-            engine = Engine(settings)
+            engine = TorchEngine(settings)
             engine.load(progress=report)
             return engine
 
         error: CodeparrotError | None = None
-        engine: Engine | None = None
+        engine: TorchEngine | None = None
         try:
             engine = await loop.run_in_executor(self._pool, load)
         except CodeparrotError as exc:
@@ -236,7 +236,7 @@ def _slow_load_for_tests() -> None:
         time.sleep(int(value) / 1000)
 
 
-def _inject_test_faults(engine: Engine) -> None:
+def _inject_test_faults(engine: TorchEngine) -> None:
     """Honour FAULT_ENV (tests only); a no-op unless that variable is set."""
     spec = os.environ.get(FAULT_ENV, "")
     kind, _, value = spec.partition(":")

@@ -25,7 +25,7 @@ from pytest_lsp import client_capabilities, make_test_lsp_client
 
 from server.backends import BackendRequest
 from server.backends.openai import OpenAIBackend
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.models import DEFAULT_MODEL_DIR
 from server.settings import Settings
 
@@ -80,13 +80,13 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def local() -> Engine:
-    engine = Engine(Settings(device="cpu"))
+def local() -> TorchEngine:
+    engine = TorchEngine(Settings(device="cpu"))
     engine.load()
     return engine
 
 
-def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(llama_url: str, local: Engine) -> None:
+def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(llama_url: str, local: TorchEngine) -> None:
     # The backend sends repeat_penalty 1.0: llama-cpp-python's default 1.1 turned the 12th token
     # `b` into `a` (measured), which is no longer the model's greedy text.
     result = OpenAIBackend(llama_url).complete(BackendRequest(PROMPT, 16))
@@ -115,7 +115,7 @@ def test_a_stop_check_and_a_cancel_close_the_stream_and_the_engine_keeps_serving
 
 
 @pytest.mark.asyncio
-async def test_the_language_server_completes_through_llama_cpp(llama_url: str, local: Engine) -> None:
+async def test_the_language_server_completes_through_llama_cpp(llama_url: str, local: TorchEngine) -> None:
     text = (REPO / "examples" / "hello.js").read_text(encoding="utf-8")
     client: Any = make_test_lsp_client()
     await client.start_io(*server_command(DEFAULT_MODEL_DIR), cwd=REPO, env=server_env())

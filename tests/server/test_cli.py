@@ -25,7 +25,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_complete_prints_only_the_completion(tmp_path: Path, trained_dir: Path) -> None:
     from server.completion import Completer
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
     from server.settings import Settings
 
     text = "// 😀 emoji first\r\nfunction add(a, b) {\r\n  \r\n}\r\n"
@@ -34,7 +34,7 @@ def test_complete_prints_only_the_completion(tmp_path: Path, trained_dir: Path) 
     done = run_cli("complete", f"{source}:3:3", "--model", str(trained_dir), "--max-new-tokens", "16")
     assert done.returncode == 0, done.stderr
     settings = Settings(model=str(trained_dir), max_new_tokens=16)
-    expected = Completer(Engine(settings)).complete(text, text.index("{\r\n  ") + 5, settings=settings).text
+    expected = Completer(TorchEngine(settings)).complete(text, text.index("{\r\n  ") + 5, settings=settings).text
     assert expected.strip()  # the trained tiny model writes something there
     assert done.stdout == expected  # nothing else on stdout: logs went to stderr
 

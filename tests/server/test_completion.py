@@ -17,7 +17,7 @@ import torch
 from server import completion
 from server.cache import CompletionCache
 from server.completion import Completer, cache_key
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.postprocess import postprocess
 from server.retrieval.mixing import MixParams
 from server.settings import Settings
@@ -54,14 +54,14 @@ def settings(steered_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def engine(settings: Settings) -> Engine:
-    eng = Engine(settings)
+def engine(settings: Settings) -> TorchEngine:
+    eng = TorchEngine(settings)
     eng.load()
     return eng
 
 
 @pytest.fixture
-def completer(engine: Engine) -> Completer:
+def completer(engine: TorchEngine) -> Completer:
     engine.reset_cache()
     return Completer(engine, cache=CompletionCache(64), stats=Stats())
 
@@ -227,7 +227,7 @@ def test_settings_that_shape_output_do_not_share_cache(completer: Completer, set
 def test_prefix_only_model_completes(tiny_model_dir_no_fim: Path, tmp_path: Path) -> None:
     steered = steer(tiny_model_dir_no_fim, tmp_path / "nofim", STEER_TOKEN)
     settings = Settings(model=str(steered), device="cpu", max_new_tokens=3)
-    completer = Completer(Engine(settings))  # no cache, default stats; loads lazily
+    completer = Completer(TorchEngine(settings))  # no cache, default stats; loads lazily
     outcome = completer.complete(CODE, len(CODE), settings=settings)
     assert outcome.text == " items items items"
     assert outcome.result is not None
@@ -241,7 +241,7 @@ def test_token_healing_completes_words_cut_mid_token(trained_dir: Path) -> None:
     from tiny_model import JS_SAMPLES
 
     settings = Settings(model=str(trained_dir), device="cpu", max_new_tokens=24, multiline="never")
-    engine = Engine(settings)
+    engine = TorchEngine(settings)
     engine.load()
     cuts = [
         (text, off)
@@ -277,7 +277,7 @@ def test_typing_a_shown_completion_that_opens_a_string_keeps_its_rest(
     assert fresh.text == "" and "string" in fresh.reason  # nothing shown there: nothing started
 
 
-def test_string_argument_completes(engine: Engine, settings: Settings) -> None:
+def test_string_argument_completes(engine: TorchEngine, settings: Settings) -> None:
     completer = Completer(engine, token_healing=False)  # healing would re-spell "removes" first
     text = "describe('items', () => {\n  it('adds', () => {});\n  it('removes"
     outcome = completer.complete(text + "');", len(text), settings=settings, key="file:///s.js")
@@ -290,7 +290,7 @@ def test_string_argument_generation_stops_at_an_auto_closed_quote_only(tiny_mode
         model=str(steer(tiny_model_dir, tmp_path / "quote", "'")), device="cpu", max_new_tokens=8,
         max_prompt_tokens=256,
     )
-    engine = Engine(quoting)
+    engine = TorchEngine(quoting)
     engine.load()
     completer = Completer(engine, token_healing=False)
     text = "const fs = require('./li"
@@ -301,7 +301,7 @@ def test_string_argument_generation_stops_at_an_auto_closed_quote_only(tiny_mode
     assert unclosed.text.startswith("'") and unclosed.result is not None and unclosed.result.new_tokens > 1
 
 
-def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Settings) -> None:
+def test_copies_from_far_above_the_prompt_window(engine: TorchEngine, settings: Settings) -> None:
     # The first definition is thousands of tokens above the cursor, far outside the 256-token
     # prompt: only the search over the whole current document can supply its body. The steered
     # model alone would say " items".
@@ -322,7 +322,7 @@ def test_copies_from_far_above_the_prompt_window(engine: Engine, settings: Setti
     assert "quantityOrdered" not in Completer(engine).complete(text, len(text), settings=off).text
 
 
-def test_fim_setting_chooses_the_prompt(engine: Engine, settings: Settings) -> None:
+def test_fim_setting_chooses_the_prompt(engine: TorchEngine, settings: Settings) -> None:
     text = "const a = [1, 2];\nconst b = a.map((x) => x * 2);\n"
     cursor = text.index(" = a.map")
     results = {}
@@ -337,7 +337,7 @@ def test_fim_setting_chooses_the_prompt(engine: Engine, settings: Settings) -> N
     assert results["off"] <= prefix_only < results["auto"]  # "auto": the suffix and FIM tokens too
 
 
-def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engine: Engine, settings: Settings) -> None:
+def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engine: TorchEngine, settings: Settings) -> None:
     # Healing leaves `bet` out of the prompt and the ∞-gram query; the cursor line holds the query
     # followed by `bet`, and must not count as an occurrence (it would force `bet` token by token
     # instead of a longer token that starts with it).
@@ -350,7 +350,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     assert guide is not None and guide.match([]).length == 0
 
 
-def test_the_file_being_edited_wins_over_the_workspace_at_equal_match_length(engine: Engine, settings: Settings) -> None:
+def test_the_file_being_edited_wins_over_the_workspace_at_equal_match_length(engine: TorchEngine, settings: Settings) -> None:
     from server.workspace import new_index
 
     call = "const total = computeZorbleSum("

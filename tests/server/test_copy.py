@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.nextline import bounded_words, word_id
@@ -72,7 +72,7 @@ def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
     assert not copy_verdict("// " + "-" * 10, own_sources("// " + "-" * 10, "")).sure
 
 
-def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: Engine) -> None:
+def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: TorchEngine) -> None:
     from server.completion import Completer
     from server.workspace import new_index
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.errors import GenerationError, ModelNotFoundError
 from server.settings import Settings
 
@@ -17,11 +17,11 @@ BASE = "function add(a, b) {\n  return a + b;\n}\nconst items = [1, 2, 3];\n"
 TYPED = "for (let i = 0; i < items.length; i++) {"
 
 
-def ids_of(engine: Engine, text: str) -> list[int]:
+def ids_of(engine: TorchEngine, text: str) -> list[int]:
     return list(engine.tokenizer(text)["input_ids"])
 
 
-def count_forwards(engine: Engine) -> tuple[list[int], Any]:
+def count_forwards(engine: TorchEngine) -> tuple[list[int], Any]:
     calls = [0]
 
     def hook(_module: Any, _args: Any) -> None:
@@ -30,11 +30,11 @@ def count_forwards(engine: Engine) -> tuple[list[int], Any]:
     return calls, engine.model.register_forward_pre_hook(hook)
 
 
-def test_greedy_is_deterministic_across_engines(engine: Engine, tiny_model_dir: Path) -> None:
+def test_greedy_is_deterministic_across_engines(engine: TorchEngine, tiny_model_dir: Path) -> None:
     ids = ids_of(engine, BASE)
     first = engine.generate(ids, max_new_tokens=12, cache_key="det-1")
     again = engine.generate(ids, max_new_tokens=12, cache_key="det-2")
-    other = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    other = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
     third = other.generate(ids, max_new_tokens=12)  # generate loads lazily
     assert first.text == again.text == third.text
     assert first.new_tokens == 12 and first.text
@@ -42,7 +42,7 @@ def test_greedy_is_deterministic_across_engines(engine: Engine, tiny_model_dir: 
     assert not first.cancelled
 
 
-def test_typing_reuses_cache_and_matches_cold_generation(engine: Engine) -> None:
+def test_typing_reuses_cache_and_matches_cold_generation(engine: TorchEngine) -> None:
     """Each keystroke recomputes only the changed tail, with the same text a cold engine gives."""
     first = engine.generate(ids_of(engine, BASE), max_new_tokens=8, cache_key="typing")
     assert first.prompt_tokens_computed == first.prompt_tokens
@@ -57,7 +57,7 @@ def test_typing_reuses_cache_and_matches_cold_generation(engine: Engine) -> None
     engine.reset_cache()
 
 
-def test_edit_in_the_middle_recomputes_from_the_change(engine: Engine) -> None:
+def test_edit_in_the_middle_recomputes_from_the_change(engine: TorchEngine) -> None:
     before = ids_of(engine, BASE + TYPED)
     engine.generate(before, max_new_tokens=4, cache_key="mid")
     edited_text = BASE.replace("[1, 2, 3]", "[4, 5, 6]") + TYPED
@@ -69,7 +69,7 @@ def test_edit_in_the_middle_recomputes_from_the_change(engine: Engine) -> None:
     assert warm.text == cold.text
 
 
-def test_same_prompt_again_recomputes_only_last_token(engine: Engine) -> None:
+def test_same_prompt_again_recomputes_only_last_token(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + TYPED)
     engine.generate(ids, max_new_tokens=4, cache_key="again")
     calls, handle = count_forwards(engine)
@@ -81,7 +81,7 @@ def test_same_prompt_again_recomputes_only_last_token(engine: Engine) -> None:
     assert calls[0] == 4  # one forward for the last prompt token, then one per further new token
 
 
-def test_cancel_from_stop_callback_stops_within_one_token(engine: Engine) -> None:
+def test_cancel_from_stop_callback_stops_within_one_token(engine: TorchEngine) -> None:
     cancel = threading.Event()
     seen: list[str] = []
 
@@ -103,7 +103,7 @@ def test_cancel_from_stop_callback_stops_within_one_token(engine: Engine) -> Non
     assert calls[0] == 3  # no forward pass after the event was set
 
 
-def test_cancel_from_another_thread_stops_within_one_token(engine: Engine) -> None:
+def test_cancel_from_another_thread_stops_within_one_token(engine: TorchEngine) -> None:
     cancel = threading.Event()
     calls = [0]
     calls_when_set: list[int] = []
@@ -127,11 +127,9 @@ def test_cancel_from_another_thread_stops_within_one_token(engine: Engine) -> No
 
 
 def test_cancel_during_chunked_prefill_keeps_the_computed_part(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: TorchEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import server.engines.pytorch as engine_module
-
-    monkeypatch.setattr(engine_module, "PREFILL_CHUNK", 8)
+    monkeypatch.setattr(engine, "prefill_chunk", 8)
     ids = ids_of(engine, BASE + TYPED)
     assert len(ids) > 24
     cancel = threading.Event()
@@ -155,14 +153,14 @@ def test_cancel_during_chunked_prefill_keeps_the_computed_part(
     assert resumed.text == cold.text
 
 
-def test_already_cancelled_computes_nothing(engine: Engine) -> None:
+def test_already_cancelled_computes_nothing(engine: TorchEngine) -> None:
     cancel = threading.Event()
     cancel.set()
     result = engine.generate(ids_of(engine, BASE), max_new_tokens=8, cancel=cancel)
     assert result.cancelled and result.new_tokens == 0 and result.prompt_tokens_computed == 0
 
 
-def test_stop_callback_ends_generation(engine: Engine) -> None:
+def test_stop_callback_ends_generation(engine: TorchEngine) -> None:
     texts: list[str] = []
 
     def stop(text: str) -> bool:
@@ -195,13 +193,13 @@ def eos_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_eos_stops_generation(eos_model_dir: Path) -> None:
-    eng = Engine(Settings(model=str(eos_model_dir), device="cpu"))
+    eng = TorchEngine(Settings(model=str(eos_model_dir), device="cpu"))
     ids = ids_of_loaded(eng, BASE)
     result = eng.generate(ids, max_new_tokens=20)
     assert result.new_tokens == 0 and result.text == "" and not result.cancelled
 
 
-def ids_of_loaded(eng: Engine, text: str) -> list[int]:
+def ids_of_loaded(eng: TorchEngine, text: str) -> list[int]:
     eng.load()
     return ids_of(eng, text)
 
@@ -210,7 +208,7 @@ def ids_of_loaded(eng: Engine, text: str) -> list[int]:
 def test_reduced_precision_generates(tiny_model_dir: Path, quantize: str) -> None:
     from transformers.pytorch_utils import Conv1D
 
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu", quantize=quantize))
+    eng = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu", quantize=quantize))
     ids = ids_of_loaded(eng, BASE)
     result = eng.generate(ids, max_new_tokens=10, cache_key="q")
     assert result.new_tokens == 10 and isinstance(result.text, str) and result.text
@@ -241,16 +239,16 @@ def test_quantize_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(
     assert engine_module.resolve_quantize("auto", "cuda") == "none"  # GPUs keep float32
     assert [engine_module.resolve_quantize(q, "cpu") for q in ("none", "int8", "bf16")] == ["none", "int8", "bf16"]
     assert Settings().quantize == "auto"
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
     eng.load()
     assert next(eng.model.parameters()).dtype == torch.bfloat16
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2\n")
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
     eng.load()
     assert next(eng.model.parameters()).dtype == torch.float32
 
 
-def test_long_prompt_is_left_truncated_to_model_positions(engine: Engine) -> None:
+def test_long_prompt_is_left_truncated_to_model_positions(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE * 60)
     assert len(ids) > engine.max_positions
     result = engine.generate(ids, max_new_tokens=8, cache_key="long")
@@ -259,7 +257,7 @@ def test_long_prompt_is_left_truncated_to_model_positions(engine: Engine) -> Non
     assert cold.text == result.text
 
 
-def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: Engine) -> None:
+def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + TYPED)
     engine.generate(ids, max_new_tokens=4, cache_key="oom")
 
@@ -276,7 +274,7 @@ def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: Engine) 
     assert after.prompt_tokens_computed == len(ids)  # the cache was dropped, not half-updated
 
 
-def test_bad_prompts_raise_generation_error(engine: Engine) -> None:
+def test_bad_prompts_raise_generation_error(engine: TorchEngine) -> None:
     with pytest.raises(GenerationError):
         engine.generate([], max_new_tokens=4)
     with pytest.raises(GenerationError):
@@ -284,7 +282,7 @@ def test_bad_prompts_raise_generation_error(engine: Engine) -> None:
 
 
 def test_concurrent_loads_load_once(tiny_model_dir: Path) -> None:
-    eng = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
+    eng = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
     messages: list[tuple[str, int | None]] = []
     threads = [
         threading.Thread(target=eng.load, kwargs={"progress": lambda m, p: messages.append((m, p))})
@@ -300,7 +298,7 @@ def test_concurrent_loads_load_once(tiny_model_dir: Path) -> None:
 
 
 def test_missing_model_fails_load_with_typed_error(tmp_path: Path) -> None:
-    eng = Engine(Settings(model=str(tmp_path / "nope"), device="cpu"))
+    eng = TorchEngine(Settings(model=str(tmp_path / "nope"), device="cpu"))
     with pytest.raises(ModelNotFoundError):
         eng.load()
     assert not eng.loaded
@@ -311,7 +309,7 @@ def test_missing_model_fails_load_with_typed_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("heal", ["re", " c", "i", "\n  "])
-def test_healed_first_token_is_the_best_one_that_starts_with_heal(engine: Engine, heal: str) -> None:
+def test_healed_first_token_is_the_best_one_that_starts_with_heal(engine: TorchEngine, heal: str) -> None:
     """Checked against a brute-force scan of the whole vocabulary, not the engine's index."""
     ids = ids_of(engine, BASE + "const x = ")
     tok = engine.tokenizer
@@ -330,14 +328,14 @@ def test_healed_first_token_is_the_best_one_that_starts_with_heal(engine: Engine
     assert result.new_tokens == 6 + (tok.decode([best]) == heal)
 
 
-def test_unhealed_generation_is_unconstrained(engine: Engine) -> None:
+def test_unhealed_generation_is_unconstrained(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + "const x = ")
     with torch.inference_mode():
         top = int(engine.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
     assert engine.generate(ids, max_new_tokens=3, cache_key="unhealed").token_ids[0] == top
 
 
-def test_healed_typing_keeps_reusing_the_kv_cache(engine: Engine) -> None:
+def test_healed_typing_keeps_reusing_the_kv_cache(engine: TorchEngine) -> None:
     """Healing leaves the last token out of the prompt: typing a word keeps the cache valid."""
     from server.context import build_prompt
 
@@ -351,7 +349,7 @@ def test_healed_typing_keeps_reusing_the_kv_cache(engine: Engine) -> None:
     assert max(computed[1:]) <= 4, computed
 
 
-def test_a_heal_no_token_starts_with_is_spelled_in_parts(engine: Engine) -> None:
+def test_a_heal_no_token_starts_with_is_spelled_in_parts(engine: TorchEngine) -> None:
     tok = engine.tokenizer
     heal = " zqxItemsCount"
     assert not any(tok.decode([i]).startswith(heal) for i in range(len(tok)))
@@ -386,7 +384,7 @@ class DraftingGuide:
         return out
 
 
-def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: Engine) -> None:
+def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE)
     plain = engine.generate(ids, max_new_tokens=16, cache_key="plain")
     true = DraftingGuide(plain.token_ids)
@@ -412,7 +410,7 @@ def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: Engine
     assert warm.text == engine.generate(longer, max_new_tokens=8, cache_key="cold-after-draft").text
 
 
-def test_engine_is_a_backend_in_process(engine: Engine) -> None:
+def test_engine_is_a_backend_in_process(engine: TorchEngine) -> None:
     """`Engine.complete` takes the request a remote engine gets and answers like one."""
     from server.backends import Backend, BackendRequest
     from server.context import build_prompt

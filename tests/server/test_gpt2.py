@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from server.engines.pytorch import NATIVE_ENV, Engine
+from server.engines.pytorch import NATIVE_ENV, TorchEngine
 from server.gpt2 import GPT2LM, KVCache, load_native
 from server.settings import Settings
 
@@ -105,10 +105,10 @@ def test_engine_generates_what_transformers_generates(trained_dir: Path, monkeyp
     """Greedy text, with healing and KV reuse across keystrokes, is the same on both forwards,
     and the same as a cold start: including when the new prompt extends the whole cached
     sequence (the engine then crops nothing: `crop(0)`)."""
-    fast = Engine(Settings(model=str(trained_dir), device="cpu"))
+    fast = TorchEngine(Settings(model=str(trained_dir), device="cpu"))
     fast.load()
     monkeypatch.setenv(NATIVE_ENV, "0")
-    slow = Engine(Settings(model=str(trained_dir), device="cpu"))
+    slow = TorchEngine(Settings(model=str(trained_dir), device="cpu"))
     slow.load()
     assert fast.native and not slow.native
     tokenizer = fast.tokenizer
@@ -171,14 +171,14 @@ def test_missing_tensor_is_left_to_transformers(trained_dir: Path, tmp_path: Pat
 
 
 def test_engine_falls_back_for_int8_and_adapters(trained_dir: Path) -> None:
-    engine = Engine(Settings(model=str(trained_dir), device="cpu", quantize="int8"))
+    engine = TorchEngine(Settings(model=str(trained_dir), device="cpu", quantize="int8"))
     engine.load()
     assert not engine.native
     assert engine.generate([1, 2, 3], max_new_tokens=3).new_tokens >= 1
 
 
 def test_bf16_runs_natively(trained_dir: Path) -> None:
-    engine = Engine(Settings(model=str(trained_dir), device="cpu", quantize="bf16"))
+    engine = TorchEngine(Settings(model=str(trained_dir), device="cpu", quantize="bf16"))
     engine.load()
     assert engine.native and next(engine.model.parameters()).dtype == torch.bfloat16
     x = ids(60, engine.model.shape.vocab_size)
@@ -199,9 +199,9 @@ def test_loading_and_generating_never_imports_transformers_models(trained_dir: P
     complete."""
     script = (
         "import sys\n"
-        "from server.engines.pytorch import Engine\n"
+        "from server.engines.pytorch import TorchEngine\n"
         "from server.settings import Settings\n"
-        f"engine = Engine(Settings(model={str(trained_dir)!r}, device='cpu'))\n"
+        f"engine = TorchEngine(Settings(model={str(trained_dir)!r}, device='cpu'))\n"
         "engine.load()\n"
         f"result = engine.generate(engine.tokenizer({CODE!r})['input_ids'], max_new_tokens=5, heal=' ')\n"
         "assert engine.native and result.new_tokens >= 1\n"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import server.models as models
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.errors import HubUnavailableError, ModelLoadError, ModelNotFoundError
 from server.models import resolve_model
 from server.settings import Settings
@@ -58,7 +58,7 @@ def test_pickle_only_dir_is_refused(tmp_path: Path, tiny_model_dir: Path) -> Non
     with pytest.raises(ModelLoadError) as info:
         resolve_model(str(tmp_path))
     assert "pytorch_model.bin" in info.value.user_message and "never loaded" in info.value.user_message
-    eng = Engine(Settings(model=str(tmp_path), device="cpu"))
+    eng = TorchEngine(Settings(model=str(tmp_path), device="cpu"))
     with pytest.raises(ModelLoadError):
         eng.load()
 
@@ -138,8 +138,8 @@ def test_pickle_only_adapter_is_refused(adapter_dir: Path, tmp_path: Path, tiny_
 
 
 def test_engine_loads_and_merges_adapter(adapter_dir: Path, tiny_model_dir: Path) -> None:
-    base = Engine(Settings(model=str(tiny_model_dir), device="cpu"))
-    tuned = Engine(Settings(model=str(tiny_model_dir), adapter=str(adapter_dir), device="cpu"))
+    base = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
+    tuned = TorchEngine(Settings(model=str(tiny_model_dir), adapter=str(adapter_dir), device="cpu"))
     base.load()
     tuned.load()
     assert type(tuned.model).__name__ == "GPT2LMHeadModel"  # merged: no peft wrapper per token

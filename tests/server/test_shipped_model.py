@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.completion import Completer
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.models import DEFAULT_MODEL_DIR, resolve_model
 from server.settings import Settings
 from training.data.decontam import is_reserved, package_name
@@ -44,7 +44,7 @@ def completer() -> Iterator[Completer]:
     assert (DEFAULT_MODEL_DIR / "config.json").is_file(), (
         "the shipped model is missing from server/models/default"
     )
-    engine = Engine(Settings())  # model "" = the shipped default
+    engine = TorchEngine(Settings())  # model "" = the shipped default
     engine.load()
     yield Completer(engine)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.engines.pytorch import Engine
+from server.engines.pytorch import TorchEngine
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.snippets import MIN_SCORE, WINDOW, SnippetIndex
 from server.settings import Settings
@@ -62,7 +62,7 @@ HELPER = (
 OTHER = "const express = require('express');\nconst app = express();\napp.listen(3000);\n"
 
 
-def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engine: Engine) -> None:
+def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engine: TorchEngine) -> None:
     from server.completion import Completer
     from server.workspace import new_index
 
@@ -83,7 +83,7 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
     assert Completer(engine, workspace=index)._snippet_block(engine, above, "main.js", settings, 400) == []
 
 
-def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engine: Engine) -> None:
+def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engine: TorchEngine) -> None:
     from server.completion import Completer
     from server.workspace import new_index
 

@@ -73,7 +73,7 @@ def _error_line(capfd: pytest.CaptureFixture[str], args: list[str]) -> str:
                                     "codeparrot-js-lora --adapter"])
 def test_greedy_equals_the_servers_greedy(recipe: str, causal_dirs: dict[str, tuple[str, str, str]],
                                           capfd: pytest.CaptureFixture[str]) -> None:
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
     from server.settings import Settings
 
     model, adapter, prompt = causal_dirs[recipe]
@@ -81,7 +81,7 @@ def test_greedy_equals_the_servers_greedy(recipe: str, causal_dirs: dict[str, tu
     result = _run_json(capfd, "--model", model, *extra, "--max-new-tokens", "12", prompt)
     assert result["do_sample"] is False and len(result["continuations"]) == 1
 
-    engine = Engine(Settings(model=model, adapter=adapter, device="cpu"))
+    engine = TorchEngine(Settings(model=model, adapter=adapter, device="cpu"))
     engine.load()
     served = engine.generate(engine.tokenizer(prompt)["input_ids"], max_new_tokens=12)
     assert served.new_tokens > 0

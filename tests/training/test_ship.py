@@ -55,7 +55,7 @@ def test_ship_stores_fp16_that_loads_back_as_float32(tmp_path: Path) -> None:
 def test_training_and_the_server_load_the_fp16_model_as_float32(tmp_path: Path) -> None:
     import torch
 
-    from server.engines.pytorch import Engine
+    from server.engines.pytorch import TorchEngine
     from server.settings import Settings
     from training.config import apply_overrides, load_recipe
     from training.modeling import build_model, load_tokenizer
@@ -65,11 +65,11 @@ def test_training_and_the_server_load_the_fp16_model_as_float32(tmp_path: Path) 
     cfg = apply_overrides(load_recipe("codeparrot-js"), [f"model.name_or_path={dest}"])
     model = build_model(cfg, load_tokenizer(str(dest)))
     assert {p.dtype for p in model.parameters()} == {torch.float32}
-    engine = Engine(Settings(model=str(dest), quantize="none"))
+    engine = TorchEngine(Settings(model=str(dest), quantize="none"))
     engine.load()
     assert {p.dtype for p in engine.model.parameters()} == {torch.float32}
     # The default is float32 too, or bf16 on a CPU with bf16 instructions: never fp16 on a CPU.
-    engine = Engine(Settings(model=str(dest), device="cpu"))
+    engine = TorchEngine(Settings(model=str(dest), device="cpu"))
     engine.load()
     assert {p.dtype for p in engine.model.parameters()} <= {torch.float32, torch.bfloat16}
 
