@@ -82,12 +82,14 @@ class CompletionServer(LanguageServer):
         self.documents = DocumentStore()
         self.stats = Stats()
         self.loader = ModelLoader(self, self.stats)
+        self.loader.on_tokenizer = self._index_early
         # Answers while the model loads: copies from the open documents (server.retrieval.copy).
         # Its own stats: `requests` and the stages stay the model's; `copy_while_loading` counts these.
         self._copier = Completer(None, cache=CompletionCache(64), backend=CopyBackend(self._open_texts))
         self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
         self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
         self._index_was_ready = False  # to drop cached answers computed before the index was built
+        self._background: set[asyncio.Future[Any]] = set()  # tasks kept referenced until done
         # One generation at a time: the model, its KV caches and the CPU cores are shared.
         self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
         self._inflight: dict[str, threading.Event] = {}
@@ -144,6 +146,15 @@ class CompletionServer(LanguageServer):
                 await self.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
             except Exception as exc:  # the index still follows open documents
                 logger.warning("file watcher registration refused: %s", exc)
+
+    def _index_early(self, tokenizer: Any) -> None:
+        """The model's tokenizer is loaded (its weights may still be loading): index the
+        workspace folders now, so that the first completions of a day know the other files."""
+        if self.settings.workspace_index != "on" or self.settings.backend != "local" or not self.repo.folders:
+            return  # without folders, the first request with two documents open builds it
+        task = asyncio.ensure_future(self._attach_index(tokenizer))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _attach_index(self, tokenizer: Any) -> Any:
         """The workspace index for this tokenizer; the first call starts building it in the
@@ -255,6 +266,10 @@ class CompletionServer(LanguageServer):
             "loaded": self.loader.loaded,
             "loading": self.loader.loading,
         }
+        index = self.repo.status()
+        if self.settings.workspace_index != "on" or self.settings.backend != "local":
+            index["state"] = "off"  # settled by the settings, whatever was built before
+        snapshot["index"] = index
         return snapshot
 
     def on_shutdown(self, params: Any) -> None:

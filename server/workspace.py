@@ -1,17 +1,22 @@
 """The LSP side of workspace retrieval: which folders, when to (re)index, and events to updates.
 
-`initialize` gives the folders. The index is tied to the model's tokenizer, so it is built once
-a `Completer` exists (the model is loaded), in a background thread with `$/progress`;
-completions run without it meanwhile. Open documents win over disk: `didOpen/didChange` mark a
-document dirty and the next completion in *another* document re-indexes it first (the document
-being typed in is never needed in the index: the completer searches its own text directly);
-`didClose` goes back to the file on disk, `workspace/didChangeWatchedFiles` follows disk changes.
+`initialize` gives the folders. The index is in the model's token ids, so it is built as soon as
+the model's tokenizer is loaded (`server.loader`, long before the weights are), in a background
+thread with `$/progress`; completions run without it meanwhile. Any tokenizer with the same
+vocabulary serves (`vocabulary_key`): the one loaded early and the engine's own share the index.
+
+Open documents win over disk: `didOpen/didChange` mark a document dirty and the next completion
+in *another* document re-indexes it first (the document being typed in is never needed in the
+index: the completer searches its own text directly); `didClose` goes back to the file on disk
+(or out of the index, for a file outside the folders), `workspace/didChangeWatchedFiles` follows
+disk changes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +86,19 @@ def word_ids(tokenizer: Any) -> np.ndarray:
     return words
 
 
+_VOCABULARY_KEYS: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+def vocabulary_key(tokenizer: Any) -> tuple[int, int]:
+    """The size and a hash of `tokenizer`'s vocabulary (token -> id): two tokenizers with the
+    same key give the same ids, so an index built with one serves the other. Once per tokenizer."""
+    cached = _VOCABULARY_KEYS.get(tokenizer)
+    if cached is None:
+        cached = (len(tokenizer), hash(tuple(sorted(tokenizer.get_vocab().items()))))
+        _VOCABULARY_KEYS[tokenizer] = cached
+    return cached
+
+
 def new_index(tokenizer: Any, snippets: bool = False) -> WorkspaceIndex:
     """An empty index over `tokenizer`'s ids; with `snippets`, also the similar-code windows that
     `Completer(snippet_tokens=N)` puts in the prompt (off by default: no gain measured with the
@@ -94,11 +112,13 @@ class Workspace:
         self.folders: list[Path] = []
         self.max_total_bytes = max_total_bytes
         self.index: WorkspaceIndex | None = None
-        self._tokenizer_id: int | None = None
+        self._vocabulary: tuple[int, int] | None = None
         self._dirty: dict[str, str] = {}  # uri -> latest text not yet indexed
         self._lock = threading.Lock()
         self.ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._state = "not_started"  # then "building", then "ready" or "failed"
+        self._build_s = 0.0
 
     def set_folders(self, folder_uris: list[str]) -> None:
         for uri in folder_uris:
@@ -113,24 +133,44 @@ class Workspace:
     # ----- building
 
     def attached(self, tokenizer: Any) -> bool:
-        """Whether the index for this tokenizer exists (built or building)."""
-        return self.index is not None and self._tokenizer_id == id(tokenizer)
+        """Whether the index for this tokenizer's vocabulary exists (built or building)."""
+        return self.index is not None and self._vocabulary == vocabulary_key(tokenizer)
 
     def attach(self, tokenizer: Any, progress: Progress | None = None) -> WorkspaceIndex:
-        """The index for this tokenizer; starts its build in the background the first time."""
+        """The index for this tokenizer's vocabulary; starts its build in the background the
+        first time."""
+        vocabulary = vocabulary_key(tokenizer)
         with self._lock:
-            if self.index is not None and self._tokenizer_id == id(tokenizer):
+            if self.index is not None and self._vocabulary == vocabulary:
                 return self.index
             self.index = new_index(tokenizer)
-            self._tokenizer_id = id(tokenizer)
+            self._vocabulary = vocabulary
             self.ready.clear()
+            self._state = "building"
             index = self.index
             self._thread = threading.Thread(target=self._build, args=(index, progress), name="index", daemon=True)
             self._thread.start()
             return index
 
+    def status(self) -> dict[str, Any]:
+        """`codeparrot/stats`' `index`: state ("not_started", "building", "ready", "failed"),
+        files, tokens and bytes indexed (0 until built), and the build's seconds."""
+        index = self.index
+        files = tokens = size = 0
+        if index is not None and self.ready.is_set():
+            for _ in range(3):  # the counts sum dicts that an update may be changing: try again
+                try:
+                    files, tokens, size = len(index), index.tokens, index.nbytes
+                    break
+                except RuntimeError:
+                    continue
+        return {"state": self._state, "files": files, "tokens": tokens, "bytes": size,
+                "build_s": round(self._build_s, 3)}
+
     def _build(self, index: WorkspaceIndex, progress: Progress | None) -> None:
         report = progress or (lambda _m, _p: None)
+        start = time.perf_counter()
+        state = "failed"
         try:
             report("Indexing workspace", 0)
             remaining = self.max_total_bytes
@@ -141,12 +181,15 @@ class Workspace:
                     remaining -= len(text.encode("utf-8", "surrogatepass"))
             report(f"Indexing {len(texts)} files", 30)
             index.build(texts)
+            state = "ready"
             report(f"Workspace indexed: {len(texts)} files", 100)
         except Exception:  # a bad file must never take the server down
             log.exception("workspace indexing failed")
             report("Workspace indexing failed (see the server log); completing without it", 100)
         finally:
-            self.ready.set()
+            if self.index is index:  # not replaced by an index for another tokenizer meanwhile
+                self._build_s, self._state = time.perf_counter() - start, state
+                self.ready.set()
 
     # ----- events
 
