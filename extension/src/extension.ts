@@ -1,20 +1,13 @@
 // Entry point: activation, commands, status bar, and the server's life cycle.
 
-import { spawn } from "node:child_process";
+import * as path from "node:path";
 import * as vscode from "vscode";
 import { DidChangeConfigurationNotification, type LanguageClient, State } from "vscode-languageclient/node";
 
+import { type Bundle, readBundle } from "./bundle";
 import { createClient } from "./client";
-import {
-  checkServerInstalled,
-  findInterpreter,
-  installArgs,
-  installCommandLine,
-  type Interpreter,
-  nodePythonHost,
-  type PythonExtensionApi,
-  type PythonHost,
-} from "./python";
+import { nodePythonHost, type PythonExtensionApi, type PythonHost } from "./python";
+import { type Origin, type Resolution, resolveServer } from "./resolve";
 import {
   classifyChange,
   didChangeConfigurationParams,
@@ -23,9 +16,19 @@ import {
   SECTION,
 } from "./settings";
 import { formatStats, STATS_METHOD } from "./stats";
+import { ServerSetup } from "./setupUi";
 import { type ServerState, stateAfterProgress, statusView } from "./status";
+import { processRunner } from "./steps";
+import { describeSource, type EnvRecord, EnvStore, FAST_EXTRA, type InstallTarget, installTarget } from "./venv";
 
 const PYTHON_EXTENSION_ID = "ms-python.python";
+
+const ORIGIN_LABEL: Record<Origin, string> = {
+  setting: "setting",
+  managed: "the extension's private environment",
+  "python-extension": "python-extension",
+  path: "path",
+};
 
 let controller: Controller | undefined;
 
@@ -49,11 +52,26 @@ class Controller {
   private readonly output = vscode.window.createOutputChannel("CodeParrot", { log: true });
   private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
   private readonly host: PythonHost = nodePythonHost(pythonExtensionApi);
+  private readonly store: EnvStore;
+  private readonly setup: ServerSetup;
   private client: LanguageClient | undefined;
   private starting: Promise<void> | undefined;
   private state: ServerState = { kind: "starting" };
+  /** The private environment the running server uses, and what the setup would install now. */
+  private managed: { record: EnvRecord; target: InstallTarget | undefined } | undefined;
+  /** Work that waits for the server to be up: an upgrade or the llama.cpp offer. */
+  private afterStart: (() => Promise<void>) | undefined;
 
-  constructor(context: vscode.ExtensionContext) {
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.store = new EnvStore(path.join(context.globalStorageUri.fsPath, "server"));
+    this.setup = new ServerSetup({
+      output: this.output,
+      store: this.store,
+      host: this.host,
+      runner: processRunner(),
+      memento: context.globalState,
+      setStatus: (state) => { this.setState(state); },
+    });
     const reg = (id: string, fn: () => unknown): void => {
       context.subscriptions.push(vscode.commands.registerCommand(id, fn));
     };
@@ -63,6 +81,7 @@ class Controller {
     reg("codeparrot.restartServer", () => this.restart());
     reg("codeparrot.showLogs", () => { this.output.show(true); });
     reg("codeparrot.showStats", () => this.showStats());
+    reg("codeparrot.setupServer", () => this.setupCommand());
     context.subscriptions.push(
       this.output,
       this.item,
@@ -103,23 +122,14 @@ class Controller {
 
   private async doStart(): Promise<void> {
     this.setState({ kind: "starting" });
-    let python: Interpreter;
-    try {
-      python = await findInterpreter(readClientSettings(this.config()).pythonPath, this.host);
-    } catch (err) {
-      this.setState({ kind: "error", message: errorText(err) });
-      void vscode.window.showErrorMessage(`CodeParrot: ${errorText(err)}`, "Open Settings").then((pick) => {
-        if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "codeparrot.pythonPath");
-      });
-      return;
-    }
-    this.output.appendLine(`Python: ${python.path} (from ${python.source})`);
-    if (!(await this.ensureInstalled(python.path))) return;
+    this.managed = undefined;
+    const python = await this.findServer();
+    if (python === undefined) return;
 
     const { settings, problems } = readServerSettings(this.config());
     for (const p of problems) this.output.appendLine(`[settings] ${p}`);
     const client = createClient({
-      python: python.path,
+      python,
       settings,
       outputChannel: this.output,
       onProgress: (value) => { this.setState(stateAfterProgress(value, this.enabled())); },
@@ -135,72 +145,97 @@ class Controller {
       this.setState(this.readyState());
     } catch (err) {
       this.setState({ kind: "error", message: `server failed to start: ${errorText(err)}` });
+      return;
+    }
+    const after = this.afterStart;
+    this.afterStart = undefined;
+    if (after) void after();
+  }
+
+  private async bundle(): Promise<Bundle | undefined> {
+    try {
+      return await readBundle(this.context.extensionPath);
+    } catch (err) {
+      this.output.appendLine(`[setup] ${errorText(err)}`);
+      return undefined;
     }
   }
 
-  /** True when codeparrot-lsp is importable, possibly after installing it with the user's consent. */
-  private async ensureInstalled(python: string): Promise<boolean> {
-    const check = await checkServerInstalled(python, this.host);
-    if (check.ok) {
-      this.output.appendLine(`codeparrot-lsp ${check.version}`);
-      return true;
-    }
-    const source = readClientSettings(this.config()).installSource;
-    const commandLine = installCommandLine(python, source);
-    this.setState({ kind: "error", message: `codeparrot-lsp is not installed for ${python}` });
-    this.output.appendLine(`codeparrot-lsp not importable by ${python}: ${check.detail}`);
-    this.output.appendLine(`To install it, run: ${commandLine}`);
-    const pick = await vscode.window.showWarningMessage(
-      `CodeParrot: the completion server (codeparrot-lsp) is not installed for ${python}. ` +
-        `Install it now? This runs: ${commandLine}`,
-      "Install",
-      "Copy Command",
-      "Choose Interpreter",
-    );
-    if (pick === "Copy Command") {
-      await vscode.env.clipboard.writeText(commandLine);
-      return false;
-    }
-    if (pick === "Choose Interpreter") {
-      void vscode.commands.executeCommand("workbench.action.openSettings", "codeparrot.pythonPath");
-      return false;
-    }
-    if (pick !== "Install") return false;
-    const code = await this.runPipInstall(python, installArgs(source));
-    const again = await checkServerInstalled(python, this.host);
-    if (code === 0 && again.ok) {
-      this.output.appendLine(`Installed codeparrot-lsp ${again.version}`);
-      return true;
-    }
-    this.output.show(true);
-    void vscode.window.showErrorMessage(
-      `CodeParrot: installing codeparrot-lsp failed (see the CodeParrot output). Run it yourself: ${commandLine}`,
-    );
-    return false;
-  }
-
-  private runPipInstall(python: string, args: string[]): Thenable<number | null> {
-    return vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: "Installing codeparrot-lsp", cancellable: true },
-      (progress, token) =>
-        new Promise<number | null>((resolve) => {
-          this.output.appendLine(`$ ${python} ${args.join(" ")}`);
-          const proc = spawn(python, args, { env: { ...process.env, PIP_PROGRESS_BAR: "off" } });
-          token.onCancellationRequested(() => proc.kill());
-          const onData = (chunk: Buffer): void => {
-            const text = chunk.toString();
-            this.output.append(text);
-            const last = text.trim().split(/\r?\n/).pop();
-            if (last) progress.report({ message: last.slice(0, 120) });
-          };
-          proc.stdout.on("data", onData);
-          proc.stderr.on("data", onData);
-          proc.on("error", (err) => {
-            this.output.appendLine(`[error] ${err.message}`);
-            resolve(null);
+  /** The interpreter to start the server with, after the setup offer when there is none; undefined: not now. */
+  private async findServer(): Promise<string | undefined> {
+    const { pythonPath, installSource } = readClientSettings(this.config());
+    const bundle = await this.bundle();
+    for (;;) {
+      let res: Resolution;
+      try {
+        res = await resolveServer({ pythonPath, installSource, bundle, store: this.store, host: this.host });
+      } catch (err) {
+        // Only a codeparrot.pythonPath that is not an executable gets here: the user asked for it.
+        this.setState({ kind: "error", message: errorText(err) });
+        void vscode.window.showErrorMessage(`CodeParrot: ${errorText(err)}`, "Open Settings").then((pick) => {
+          if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "codeparrot.pythonPath");
+        });
+        return undefined;
+      }
+      if (res.kind === "use") {
+        this.output.appendLine(`Python: ${res.python} (from ${ORIGIN_LABEL[res.origin]})`);
+        this.output.appendLine(`codeparrot-lsp ${res.version}`);
+        if (res.record) {
+          const { record, upgrade } = res;
+          this.managed = { record, target: upgrade ?? installTarget(installSource, bundle) };
+          if (upgrade) this.afterStart = () => this.upgradeThenRestart(record, upgrade);
+          void this.store.sweep().then((gone) => {
+            for (const g of gone) this.output.appendLine(`[setup] removed the old environment ${g}`);
           });
-          proc.on("close", (code) => { resolve(code); });
-        }),
+        }
+        return res.python;
+      }
+      const outcome = await this.setup.offer(res);
+      if (outcome.kind === "declined") return undefined;
+      if (outcome.kind === "installed") {
+        const { record } = outcome;
+        this.managed = { record, target: res.target };
+        this.afterStart = () => this.offerFast(record, res.target, false);
+        this.output.appendLine(`Python: ${record.python} (from ${ORIGIN_LABEL.managed})`);
+        return record.python;
+      }
+      // "retry": installed into the interpreter itself; resolve again.
+    }
+  }
+
+  private async upgradeThenRestart(record: EnvRecord, target: InstallTarget): Promise<void> {
+    const next = await this.setup.upgrade(record, target);
+    if (next === undefined) return;
+    await this.restart();
+    void vscode.window.showInformationMessage(`CodeParrot: the completion server is now ${describeSource(next.source)}.`);
+  }
+
+  private async offerFast(record: EnvRecord, target: InstallTarget | undefined, asked: boolean): Promise<void> {
+    const next = await this.setup.offerFast(record, target, asked);
+    if (next === undefined) return;
+    await this.restart();
+    void vscode.window.showInformationMessage("CodeParrot: the llama.cpp engine is installed; the server was restarted.");
+  }
+
+  /** CodeParrot: Set Up Server: the offer again when there is no server, else the llama.cpp engine. */
+  private async setupCommand(): Promise<void> {
+    await this.starting;
+    if (this.client?.isRunning() !== true) {
+      await this.restart();
+      return;
+    }
+    if (this.managed) {
+      const { record, target } = this.managed;
+      if (record.fast || target?.bundle?.extras.includes(FAST_EXTRA) !== true) {
+        void vscode.window.showInformationMessage(`CodeParrot: the completion server is set up: ${describeSource(record.source)} in ${record.python}.`);
+        return;
+      }
+      await this.offerFast(record, target, true);
+      return;
+    }
+    void vscode.window.showInformationMessage(
+      "CodeParrot: the completion server runs from an interpreter of your own (see CodeParrot: Show Logs); " +
+        "clear codeparrot.pythonPath to use a private environment instead.",
     );
   }
 

@@ -1,5 +1,5 @@
-// Finding the Python interpreter that runs the server, checking that codeparrot-lsp is
-// importable there, and building the pip command that installs it. The vscode API and the
+// Finding the Python interpreter that runs the server and checking that codeparrot-lsp is
+// importable there (installing it is venv.ts's business). The vscode API and the
 // process/file system enter through `PythonHost`, so the logic runs in plain Node tests.
 
 import { execFile } from "node:child_process";
@@ -109,18 +109,20 @@ export async function checkServerInstalled(python: string, host: PythonHost): Pr
   return { ok: false, detail: lines[lines.length - 1] || `exit code ${String(res.code)}` };
 }
 
-/** What to install: a configured local path / requirement, else the PyPI package. */
-export function installTarget(installSource: string): string {
-  return installSource || "codeparrot-lsp";
+/** Prints `major.minor.micro` of an interpreter. */
+const VERSION_SCRIPT = "import sys; print('%d.%d.%d' % sys.version_info[:3])";
+
+/** The interpreter's version, e.g. "3.11.7", or undefined when it does not run as a Python. */
+export async function pythonVersion(python: string, host: PythonHost): Promise<string | undefined> {
+  const res = await host.run(python, ["-c", VERSION_SCRIPT], 30_000);
+  const v = res.stdout.trim();
+  return res.code === 0 && /^\d+\.\d+\.\d+$/.test(v) ? v : undefined;
 }
 
-export function installArgs(installSource: string): string[] {
-  return ["-m", "pip", "install", installTarget(installSource)];
-}
-
-/** The command line a user can paste into a terminal (quoted for POSIX shells and PowerShell). */
-export function installCommandLine(python: string, installSource: string): string {
-  return [python, ...installArgs(installSource)].map(shellQuote).join(" ");
+/** Python 3.11+ (the server's Requires-Python, and `-P`). */
+export function supportedVersion(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > 3 || (major === 3 && minor >= 11);
 }
 
 export function shellQuote(arg: string): string {

@@ -6,6 +6,10 @@ export type ServerState =
   | { kind: "loading"; message?: string; percentage?: number }
   | { kind: "ready" }
   | { kind: "disabled" }
+  /** No usable server: the private environment can be set up (the click offers it). */
+  | { kind: "setup"; message: string }
+  /** The private environment is being set up or updated. */
+  | { kind: "installing"; message: string }
   | { kind: "error"; message: string };
 
 export interface StatusView {
@@ -19,6 +23,7 @@ export interface StatusView {
 
 export const TOGGLE_COMMAND = "codeparrot.toggle";
 export const SHOW_LOGS_COMMAND = "codeparrot.showLogs";
+export const SETUP_COMMAND = "codeparrot.setupServer";
 
 function clampPercent(p: number): number {
   return Math.max(0, Math.min(100, Math.round(p)));
@@ -55,6 +60,20 @@ export function statusView(state: ServerState): StatusView {
         tooltip: "CodeParrot: completions off — click to turn them on",
         command: TOGGLE_COMMAND,
         background: "warning",
+      };
+    case "setup":
+      return {
+        text: "$(cloud-download) CodeParrot",
+        tooltip: `CodeParrot: ${state.message} — click to set up the completion server`,
+        command: SETUP_COMMAND,
+        background: "warning",
+      };
+    case "installing":
+      return {
+        text: "$(sync~spin) CodeParrot",
+        tooltip: `CodeParrot: setting up the completion server — ${state.message}`,
+        command: SHOW_LOGS_COMMAND,
+        background: "none",
       };
     case "error":
       return {

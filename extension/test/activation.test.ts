@@ -1,16 +1,18 @@
 // The built bundle (out/extension.js) activated against a fake `vscode` module: commands are
-// registered as package.json declares them, and an interpreter without codeparrot-lsp leads to an
-// error status and an install offer with the exact pip command. (VS Code itself cannot be
-// downloaded here, so the language client's own start is covered by e2e.test.ts instead.)
+// registered as package.json declares them, and an interpreter without codeparrot-lsp leads to
+// the offer to set up a private environment with the wheel bundled in the extension (never a
+// PyPI name), which refuses a tampered wheel. (The language client's own start and a real setup
+// are covered by e2e.test.ts and tests/e2e in VS Code.)
 
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import Module from "node:module";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { installCommandLine } from "../src/python";
+import type { Bundle } from "../src/bundle";
+import { script, writeBundle } from "./wheels";
 
 const REPO = path.resolve(__dirname, "..", "..", "..");
 
@@ -18,6 +20,9 @@ interface Recorded {
   commands: Map<string, (...args: unknown[]) => unknown>;
   warnings: string[];
   errors: string[];
+  infos: string[];
+  /** What the fake user clicks on an information message: the first of these it offers. */
+  answers: string[];
   clipboard: string[];
   output: string[];
   updates: [string, unknown, unknown][];
@@ -28,6 +33,8 @@ const rec: Recorded = {
   commands: new Map(),
   warnings: [],
   errors: [],
+  infos: [],
+  answers: [],
   clipboard: [],
   output: [],
   updates: [],
@@ -82,7 +89,13 @@ const fakeVscode = {
       rec.errors.push(msg);
       return Promise.resolve(undefined);
     },
-    showInformationMessage: () => Promise.resolve(undefined),
+    showInformationMessage: (msg: string, ...items: string[]) => {
+      rec.infos.push(msg);
+      return Promise.resolve(items.find((i) => rec.answers.includes(i)));
+    },
+    showQuickPick: () => Promise.resolve(undefined),
+    withProgress: (_opts: unknown, task: (progress: unknown, token: unknown) => Promise<unknown>) =>
+      task({ report(): void {} }, { isCancellationRequested: false, onCancellationRequested: () => disposable }),
   },
   commands: {
     registerCommand: (id: string, fn: (...args: unknown[]) => unknown) => {
@@ -119,15 +132,39 @@ interface ExtensionModule {
 
 let dir: string;
 let fakePython: string;
+let bundle: Bundle;
+let storage: string;
 let ext: ExtensionModule;
+const memento = new Map<string, unknown>();
+let context: {
+  subscriptions: unknown[];
+  extensionPath: string;
+  globalStorageUri: { fsPath: string };
+  globalState: { get(key: string): unknown; update(key: string, value: unknown): Promise<void> };
+};
 
 before(() => {
   dir = mkdtempSync(path.join(tmpdir(), "codeparrot-activate-"));
-  // An interpreter without codeparrot-lsp, as the check script sees it.
-  fakePython = path.join(dir, "python3");
-  writeFileSync(fakePython, "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'server'\" >&2\nexit 1\n");
-  chmodSync(fakePython, 0o755);
+  // A Python 3.11 without codeparrot-lsp, as the version and import checks see it.
+  fakePython = script(
+    path.join(dir, "python3"),
+    `case "$*" in *"[:3]"*) echo 3.11.7 ;; *) echo "ModuleNotFoundError: No module named 'server'" >&2; exit 1 ;; esac`,
+  );
   rec.config = { pythonPath: fakePython, enable: true };
+  bundle = writeBundle(path.join(dir, "extension"), "0.1.0");
+  storage = path.join(dir, "globalStorage");
+  context = {
+    subscriptions: [],
+    extensionPath: path.join(dir, "extension"),
+    globalStorageUri: { fsPath: storage },
+    globalState: {
+      get: (key) => memento.get(key),
+      update: (key, value) => {
+        memento.set(key, value);
+        return Promise.resolve();
+      },
+    },
+  };
 
   const mod = Module as unknown as {
     _resolveFilename: (request: string, ...rest: unknown[]) => string;
@@ -147,7 +184,7 @@ after(() => {
 
 describe("out/extension.js activated with a fake vscode", () => {
   it("registers exactly the commands package.json contributes", async () => {
-    await ext.activate({ subscriptions: [] });
+    await ext.activate(context);
     const manifest = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as {
       contributes: { commands: { command: string }[] };
     };
@@ -155,16 +192,36 @@ describe("out/extension.js activated with a fake vscode", () => {
     assert.deepEqual([...rec.commands.keys()].sort(), declared);
   });
 
-  it("offers to install codeparrot-lsp with the exact pip command and shows an error status", () => {
-    const command = installCommandLine(fakePython, "");
-    assert.equal(rec.warnings.length, 1);
-    assert.match(rec.warnings[0] ?? "", /not installed/);
-    assert.ok(rec.warnings[0]?.includes(command), rec.warnings[0]);
-    assert.deepEqual(rec.clipboard, [command]); // the fake user picked "Copy Command"
-    assert.ok(rec.output.some((l) => l.includes(`To install it, run: ${command}`)));
+  it("offers to set up a private environment with the bundled wheel, never a PyPI name", () => {
+    assert.equal(rec.infos.length, 1, rec.infos.join("\n"));
+    const offer = rec.infos[0] ?? "";
+    assert.match(offer, /set up the completion server\?/);
+    assert.match(offer, /private Python environment/);
+    assert.ok(offer.includes(fakePython), offer);
+    assert.match(offer, /codeparrot-lsp 0\.1\.0 \(bundled with the extension\)/);
+    assert.match(offer, /CPU PyTorch 2\.13\.0/);
+    assert.doesNotMatch(offer, /pip install codeparrot-lsp/);
+    assert.deepEqual(rec.errors, []);
     assert.match(rec.output.join("\n"), /No module named 'server'/);
-    assert.match(statusItem.text, /\$\(error\)/);
-    assert.equal(statusItem.command, "codeparrot.showLogs");
+    // Dismissed: the status bar item says setup is needed, and a click offers it again.
+    assert.match(statusItem.text, /\$\(cloud-download\)/);
+    assert.equal(statusItem.command, "codeparrot.setupServer");
+    assert.equal(existsSync(storage), false); // nothing was created without consent
+  });
+
+  it("refuses a tampered wheel when the offer is accepted, and creates nothing", async () => {
+    const bytes = readFileSync(bundle.wheelPath);
+    bytes[0] ^= 0xff;
+    writeFileSync(bundle.wheelPath, bytes);
+    rec.answers = ["Set Up"];
+    await rec.commands.get("codeparrot.setupServer")?.();
+    assert.equal(rec.infos.length, 2);
+    assert.equal(rec.errors.length, 1, rec.errors.join("\n"));
+    assert.match(rec.errors[0] ?? "", /changed or damaged after packaging/);
+    assert.match(rec.errors[0] ?? "", /commands to run by hand are in the logs/);
+    assert.ok(rec.output.some((l) => l.includes(`-m venv`)), rec.output.join("\n"));
+    const root = path.join(storage, "server");
+    assert.deepEqual(existsSync(root) ? readdirSync(root) : [], []);
   });
 
   it("toggles the enable setting from the status bar command", async () => {

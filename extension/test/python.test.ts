@@ -7,13 +7,15 @@ import { after, before, describe, it } from "node:test";
 import {
   checkServerInstalled,
   findInterpreter,
-  installCommandLine,
   interpreterFromPythonApi,
   InterpreterNotFoundError,
   type PythonHost,
+  pythonVersion,
   type RunResult,
   runProcess,
   serverArgs,
+  shellQuote,
+  supportedVersion,
   whichOnPath,
 } from "../src/python";
 
@@ -147,17 +149,30 @@ describe("runProcess", () => {
   });
 });
 
-describe("install command", () => {
-  it("installs from PyPI by default and from a configured path when set", () => {
-    assert.equal(installCommandLine("/usr/bin/python3", ""), "/usr/bin/python3 -m pip install codeparrot-lsp");
-    assert.equal(
-      installCommandLine("/opt/my py/python", "/src/codeparrot lsp"),
-      "'/opt/my py/python' -m pip install '/src/codeparrot lsp'",
-    );
-  });
-
+describe("server command and versions", () => {
   it("starts the server as a module, never from the current directory", () => {
     assert.deepEqual(serverArgs(), ["-P", "-m", "server"]);
+  });
+
+  it("quotes arguments for a shell only when they need it", () => {
+    assert.equal(shellQuote("/usr/bin/python3"), "/usr/bin/python3");
+    assert.equal(shellQuote("torch==2.13.0"), "torch==2.13.0");
+    assert.equal(shellQuote("/opt/my py/it's"), `'/opt/my py/it'"'"'s'`);
+  });
+
+  it("reads a real interpreter's version and refuses what is not a Python", async () => {
+    const real: PythonHost = { pythonExtensionInterpreter: () => Promise.resolve(undefined), which: () => Promise.resolve(undefined), run: runProcess };
+    const version = await pythonVersion(process.env.CODEPARROT_PYTHON ?? "python3", real);
+    assert.match(version ?? "", /^3\.\d+\.\d+$/);
+    assert.equal(await pythonVersion(pyB, real), undefined); // a script that prints nothing
+  });
+
+  it("needs Python 3.11 or newer", () => {
+    assert.equal(supportedVersion("3.11.0"), true);
+    assert.equal(supportedVersion("3.13.2"), true);
+    assert.equal(supportedVersion("4.0.0"), true);
+    assert.equal(supportedVersion("3.10.14"), false);
+    assert.equal(supportedVersion("2.7.18"), false);
   });
 });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { formatStats } from "../src/stats";
-import { SHOW_LOGS_COMMAND, stateAfterProgress, statusView, TOGGLE_COMMAND } from "../src/status";
+import { SETUP_COMMAND, SHOW_LOGS_COMMAND, stateAfterProgress, statusView, TOGGLE_COMMAND } from "../src/status";
 
 describe("statusView", () => {
   it("shows loading progress as a percentage", () => {
@@ -22,6 +22,23 @@ describe("statusView", () => {
     assert.equal(v.command, SHOW_LOGS_COMMAND);
     assert.equal(v.background, "error");
     assert.match(v.tooltip, /model not found/);
+  });
+});
+
+describe("statusView while the server is set up", () => {
+  it("offers the setup on click while none is set up, without an error look", () => {
+    const v = statusView({ kind: "setup", message: "the completion server is not set up" });
+    assert.equal(v.command, SETUP_COMMAND);
+    assert.equal(v.background, "warning");
+    assert.doesNotMatch(v.text, /error/);
+    assert.match(v.tooltip, /click to set up/);
+  });
+
+  it("spins with the current step while installing", () => {
+    const v = statusView({ kind: "installing", message: "Installing CPU PyTorch 2.13.0" });
+    assert.equal(v.text, "$(sync~spin) CodeParrot");
+    assert.match(v.tooltip, /Installing CPU PyTorch 2\.13\.0/);
+    assert.equal(v.command, SHOW_LOGS_COMMAND);
   });
 });
 
