@@ -29,6 +29,7 @@ FLAG_SETTINGS = {
     "max_prompt_tokens": "maxPromptTokens",
     "device": "device",
     "quantize": "quantize",
+    "engine": "engine",
     "multiline": "multiline",
     "fim": "fim",
     "backend": "backend",
@@ -71,6 +72,12 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
     )
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), default=default)
     group.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default=default)
+    group.add_argument(
+        "--engine",
+        choices=("auto", "torch", "llama"),
+        default=default,
+        help="auto: llama.cpp when llama-cpp-python is installed and the model converts, else torch",
+    )
     group.add_argument("--multiline", choices=("auto", "never", "always"), default=default)
     group.add_argument("--fim", choices=("auto", "off"), default=default, help="fill-in-the-middle prompts")
     group.add_argument(
@@ -182,7 +189,7 @@ def setup_logging(level: str, log_file: str | None) -> None:
 def run_complete(args: argparse.Namespace, settings: Any) -> int:
     """The `complete` subcommand: one completion, printed alone on stdout."""
     from server.completion import Completer
-    from server.engines.pytorch import TorchEngine
+    from server.engines import load_engine
 
     path, line, col = parse_location(args.location)
     try:
@@ -197,8 +204,7 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
 
             completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
         else:
-            engine = TorchEngine(settings)
-            engine.load()
+            engine = load_engine(settings)
             completer = Completer(engine)
         outcome = completer.complete(text, offset, settings=settings)
     if outcome.backend is not None and outcome.backend.error is not None:

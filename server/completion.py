@@ -33,7 +33,7 @@ from server.workspace import blank_kinds, encoder
 
 if TYPE_CHECKING:  # torch loads with the model, not with the server (copy answers meanwhile)
     from server.engines.decode import GenerationResult
-    from server.engines.pytorch import TorchEngine
+    from server.engines.base import BaseEngine
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Completer:
 
     def __init__(
         self,
-        engine: TorchEngine | None,
+        engine: BaseEngine | None,
         cache: CompletionCache | None = None,
         stats: Stats | None = None,
         *,
@@ -224,7 +224,13 @@ class Completer:
                 heal=prompt.heal,
                 guide=guide,
             )
-        stats.set_last(result.prompt_tokens, result.prompt_tokens_computed, result.new_tokens)
+        stats.set_last(
+            result.prompt_tokens,
+            result.prompt_tokens_computed,
+            result.new_tokens,
+            round(result.prefill_ms, 2),
+            None if result.decode_ms_per_token is None else round(result.decode_ms_per_token, 3),
+        )
         if result.drafted:
             stats.incr("draft_tokens", result.drafted)
             stats.incr("draft_tokens_accepted", result.draft_accepted)
@@ -350,7 +356,7 @@ class Completer:
             prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first, admit=admit
         )
 
-    def _snippet_block(self, engine: TorchEngine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
+    def _snippet_block(self, engine: BaseEngine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of
         whole lines, to go before the prompt; [] when there is none. It depends only on the text
         above the cursor line, so it stays the same (and the KV cache valid) while typing on it."""
@@ -375,7 +381,7 @@ class Completer:
         return ids
 
     def _guide(
-        self, engine: TorchEngine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
+        self, engine: BaseEngine, prompt: Prompt, prefix: str, suffix: str, key: str, settings: Settings
     ) -> NgramGuide | None:
         """The ∞-gram guide for one request: the file itself (all of it), then the workspace."""
         if settings.workspace_index == "off":

@@ -31,7 +31,7 @@ from server.settings import Settings
 from server.stats import Stats
 
 if TYPE_CHECKING:
-    from server.engines.pytorch import TorchEngine
+    from server.engines.base import BaseEngine
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +121,21 @@ class ModelLoader:
                 value = types.WorkDoneProgressReport(message=message, percentage=percentage)
                 loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
 
-        def load() -> TorchEngine:  # in the load thread: importing torch + transformers takes seconds
+        def notice(message: str) -> None:  # runs in the load thread: the engine asked for fell back
+            params = types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            loop.call_soon_threadsafe(self._server.window_show_message, params)
+
+        def load() -> BaseEngine:  # in the load thread: importing torch + transformers takes seconds
             tokenizer = early_tokenizer(settings)
             if tokenizer is not None:
                 loop.call_soon_threadsafe(self._tokenizer_loaded, key, tokenizer)
-            from server.engines.pytorch import TorchEngine
+            from server.engines import load_engine
 
             _slow_load_for_tests()
-            engine = TorchEngine(settings)
-            engine.load(progress=report)
-            return engine
+            return load_engine(settings, report, notice)
 
         error: CodeparrotError | None = None
-        engine: TorchEngine | None = None
+        engine: BaseEngine | None = None
         try:
             engine = await loop.run_in_executor(self._pool, load)
         except CodeparrotError as exc:
@@ -155,10 +157,11 @@ class ModelLoader:
             return
         _inject_test_faults(engine)
         self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
-        logger.info("model ready: %s", describe(settings))
+        logger.info("model ready: %s on the %s engine (%s)", describe(settings), engine.name, engine.format)
         self._tokenizer_loaded(key, engine.tokenizer)  # if the early load failed, index now
 
     def _tokenizer_loaded(self, key: tuple[Any, ...], tokenizer: Any) -> None:
+        self._stats.set_engine(engine.describe())
         if key == self._key and self.on_tokenizer is not None:
             try:
                 self.on_tokenizer(tokenizer)
@@ -236,25 +239,30 @@ def _slow_load_for_tests() -> None:
         time.sleep(int(value) / 1000)
 
 
-def _inject_test_faults(engine: TorchEngine) -> None:
-    """Honour FAULT_ENV (tests only); a no-op unless that variable is set."""
+def _inject_test_faults(engine: BaseEngine) -> None:
+    """Honour FAULT_ENV (tests only); a no-op unless that variable is set. Faults enter at the KV
+    sequence's `eval`, so they act the same on every engine."""
     spec = os.environ.get(FAULT_ENV, "")
     kind, _, value = spec.partition(":")
     if kind not in ("generate-oom", "generate-slow"):
         return
-    import torch
-
     remaining = [int(value)]
-    model = engine.model
-    forward = model.forward
+    new_sequence = engine._new_sequence
 
-    def faulty_forward(*args: Any, **kwargs: Any) -> Any:
-        if kind == "generate-slow":
-            time.sleep(remaining[0] / 1000)
-        elif remaining[0] > 0:
-            remaining[0] -= 1
-            raise torch.OutOfMemoryError(f"out of memory (injected by {FAULT_ENV})")
-        return forward(*args, **kwargs)
+    def faulty_sequence(cache_key: str) -> Any:
+        seq = new_sequence(cache_key)
+        evaluate = seq.eval
 
-    model.forward = faulty_forward
+        def faulty_eval(ids: list[int], rows: int) -> Any:
+            if kind == "generate-slow":
+                time.sleep(remaining[0] / 1000)
+            elif remaining[0] > 0:
+                remaining[0] -= 1
+                raise MemoryError(f"out of memory (injected by {FAULT_ENV})")
+            return evaluate(ids, rows)
+
+        seq.eval = faulty_eval  # type: ignore[method-assign]
+        return seq
+
+    engine._new_sequence = faulty_sequence  # type: ignore[method-assign]
     logger.warning("%s=%s: fault injection active", FAULT_ENV, spec)

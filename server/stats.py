@@ -30,7 +30,8 @@ class Stats:
         self._window = window
         self._stages: dict[str, deque[float]] = {}
         self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._last = {"prompt_tokens": 0, "prompt_tokens_computed": 0, "new_tokens": 0}
+        self._last: dict[str, Any] = {"prompt_tokens": 0, "prompt_tokens_computed": 0, "new_tokens": 0}
+        self._engine: dict[str, Any] | None = None
 
     def record(self, stage: str, ms: float) -> None:
         """One timing of `stage` in milliseconds."""
@@ -54,14 +55,28 @@ class Stats:
         with self._lock:
             self._counts[counter] = self._counts.get(counter, 0) + n
 
-    def set_last(self, prompt_tokens: int, prompt_tokens_computed: int, new_tokens: int) -> None:
-        """Token counts of the latest generation."""
+    def set_last(
+        self,
+        prompt_tokens: int,
+        prompt_tokens_computed: int,
+        new_tokens: int,
+        prefill_ms: float | None = None,
+        decode_ms_per_token: float | None = None,
+    ) -> None:
+        """Token counts (and the engine's prefill time and per-token decode time) of the latest generation."""
         with self._lock:
             self._last = {
                 "prompt_tokens": prompt_tokens,
                 "prompt_tokens_computed": prompt_tokens_computed,
                 "new_tokens": new_tokens,
+                "prefill_ms": prefill_ms,
+                "decode_ms_per_token": decode_ms_per_token,
             }
+
+    def set_engine(self, description: dict[str, Any]) -> None:
+        """Which engine and weight format serve completions (`BaseEngine.describe`)."""
+        with self._lock:
+            self._engine = dict(description)
 
     def snapshot(self) -> dict[str, Any]:
         """The `codeparrot/stats` result: counters, last token counts, p50/p95/p99 per stage."""
@@ -69,6 +84,8 @@ class Stats:
             stages = {name: list(samples) for name, samples in self._stages.items()}
             result: dict[str, Any] = dict(self._counts)
             result["last"] = dict(self._last)
+            if self._engine is not None:
+                result["engine"] = dict(self._engine)
         result["stages_ms"] = {
             name: {**percentiles(samples), "count": len(samples)}
             for name, samples in stages.items()

@@ -192,11 +192,10 @@ def predict_lines(
     without the line being predicted: the Completer searches that text itself).
     """
     from server.completion import Completer
-    from server.engines.pytorch import TorchEngine
+    from server.engines import load_engine
     from training.data.npm import folder_name
 
-    engine = TorchEngine(settings)
-    engine.load()
+    engine = load_engine(settings)
     # No completion cache: each row is scored on its own.
     completer = Completer(
         engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts, mix=mix

@@ -16,6 +16,7 @@ export const SECTION = "codeparrot";
 
 export type Device = "auto" | "cpu" | "cuda";
 export type Quantize = "auto" | "none" | "int8" | "bf16";
+export type EngineKind = "auto" | "torch" | "llama";
 export type Multiline = "auto" | "never" | "always";
 export type OnOff = "on" | "off";
 export type Fim = "auto" | "off";
@@ -29,6 +30,7 @@ export interface ServerSettings {
   maxPromptTokens: number;
   device: Device;
   quantize: Quantize;
+  engine: EngineKind;
   multiline: Multiline;
   enable: boolean;
   workspaceIndex: OnOff;
@@ -48,6 +50,7 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "maxPromptTokens",
   "device",
   "quantize",
+  "engine",
   "multiline",
   "enable",
   "workspaceIndex",
@@ -65,6 +68,7 @@ export const CLIENT_KEYS = ["pythonPath", "installSource", "trace.server"] as co
 const ENUMS = {
   device: ["auto", "cpu", "cuda"],
   quantize: ["auto", "none", "int8", "bf16"],
+  engine: ["auto", "torch", "llama"],
   multiline: ["auto", "never", "always"],
   workspaceIndex: ["on", "off"],
   fim: ["auto", "off"],
@@ -119,6 +123,7 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
         break;
       case "device":
       case "quantize":
+      case "engine":
       case "multiline":
       case "workspaceIndex":
       case "fim":

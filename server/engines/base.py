@@ -174,10 +174,10 @@ class BaseEngine:
             return GenerationResult("", len(ids), 0, 0, cancelled=max_new_tokens > 0)
         seq = self._sequences.pop(cache_key, None)
         if seq is None:
+            while len(self._sequences) >= MAX_CACHED_SEQUENCES:  # the least recent document's goes
+                self._drop_sequence(next(iter(self._sequences)))
             seq = self._new_sequence(cache_key)
         self._sequences[cache_key] = seq  # most recent last
-        while len(self._sequences) > MAX_CACHED_SEQUENCES:
-            self._drop_sequence(next(iter(self._sequences)))
         index = self._healing_index() if heal else None
         request = DecodeRequest(ids, max_new_tokens, stop, cancel, heal, guide)
         return decode(

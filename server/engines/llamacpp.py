@@ -1,0 +1,261 @@
+"""The llama.cpp engine: a GGUF model in this process, driven token by token through
+llama-cpp-python's C API (`llama_cpp.llama_decode` on batches we fill ourselves).
+
+Why the C API and not `llama_cpp.Llama`: the decode loop (`server.engines.decode`) needs the KV
+state of several documents at once, cut back to any position, and the logits row of every
+drafted token; `Llama` keeps one sequence and samples for us. One llama.cpp context holds up to
+`MAX_CACHED_SEQUENCES` sequences (one per document being typed in, `seq_id` = slot) in a unified
+KV cache; a request removes only the KV past the common prefix (`llama_memory_seq_rm`) and
+evaluates the new tail.
+
+Models: a Hugging Face GPT-2 dir (the shipped model among them) is converted once and cached
+(`server.engines.gguf_cache`), its tokenizer loaded from the dir as the torch engine does; a
+`.gguf` file runs directly with the tokenizer its metadata carries (transformers' GGUF reader),
+which the workspace index then uses too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from server.engines.base import MAX_CACHED_SEQUENCES, BaseEngine, Progress
+from server.errors import ModelLoadError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+# Tokens one llama_decode call takes: a prefill chunk (decode.PREFILL_CHUNK) or a verified draft
+# (max_new_tokens + 1, at most 1025) fits; the KV is what grows with documents, not this.
+BATCH_TOKENS = 1024
+# quantize setting -> GGUF format. q8_0 decodes fastest here at no measured quality cost;
+# llama.cpp has no bf16 matmuls on most CPUs, so bf16 maps to f16.
+FORMAT_OF_QUANTIZE = {"auto": "q8_0", "int8": "q8_0", "none": "f32", "bf16": "f16"}
+THREADS_BATCH_ENV = "CODEPARROT_THREADS_BATCH"
+
+
+def available() -> str | None:
+    """None when llama-cpp-python imports, else why not (for the log and the user)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        return f"llama-cpp-python is not installed ({exc}); pip install 'codeparrot-lsp[fast]'"
+    except OSError as exc:  # the shared library failed to load
+        return f"llama-cpp-python's library failed to load: {exc}"
+    return None
+
+
+def batch_threads() -> int:
+    """Threads for batches (prefill): `CODEPARROT_THREADS_BATCH`, else every CPU we may use. A
+    prompt's matmuls are large enough to gain from all cores; one-token decode steps use
+    `default_threads()` (see `server.engines.pytorch`)."""
+    override = os.environ.get(THREADS_BATCH_ENV, "").strip()
+    if override.isdigit() and int(override) > 0:
+        return int(override)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LlamaSequence:
+    """One document's tokens in the shared llama.cpp context (`decode.KVSequence`)."""
+
+    def __init__(self, engine: LlamaEngine, seq_id: int) -> None:
+        self._engine = engine
+        self.seq_id = seq_id
+        self.ids: list[int] = []
+
+    def eval(self, ids: list[int], rows: int) -> torch.Tensor:
+        engine = self._engine
+        llama_cpp = engine.lib
+        batch = engine.batch
+        n, start = len(ids), len(self.ids)
+        if n > BATCH_TOKENS:
+            raise RuntimeError(f"{n} tokens in one evaluation (at most {BATCH_TOKENS})")
+        batch.n_tokens = n
+        for i, token in enumerate(ids):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = self.seq_id
+            batch.logits[i] = i >= n - rows
+        status = llama_cpp.llama_decode(engine.ctx, batch)
+        if status != 0:
+            # The failed batch may have left part of its KV: make the sequence agree with `ids`.
+            llama_cpp.llama_memory_seq_rm(engine.memory, self.seq_id, start, -1)
+            raise RuntimeError(f"llama_decode returned {status}")
+        self.ids.extend(ids)
+        out = torch.empty((rows, engine.n_vocab), dtype=torch.float32)
+        view = out.numpy()
+        for r in range(rows):
+            pointer = llama_cpp.llama_get_logits_ith(engine.ctx, n - rows + r)
+            view[r] = np.ctypeslib.as_array(pointer, shape=(engine.n_vocab,))
+        return out
+
+    def truncate(self, keep: int) -> int:
+        if keep >= len(self.ids):
+            return len(self.ids)
+        llama_cpp, memory = self._engine.lib, self._engine.memory
+        if keep > 0 and llama_cpp.llama_memory_seq_rm(memory, self.seq_id, keep, -1):
+            del self.ids[keep:]
+            return keep
+        llama_cpp.llama_memory_seq_rm(memory, self.seq_id, -1, -1)  # all of it (always possible)
+        self.ids = []
+        return 0
+
+
+class LlamaEngine(BaseEngine):
+    """A GGUF model (converted from a model dir, or given) on llama.cpp's CPU backend."""
+
+    name = "llama"
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.gguf: Path | None = None
+        self.lib: Any = None
+        self.model: Any = None
+        self.ctx: Any = None
+        self.memory: Any = None
+        self.batch: Any = None
+        self.n_vocab = 0
+        self._free_slots: list[int] = list(range(MAX_CACHED_SEQUENCES))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_vocab
+
+    def _load(self, report: Progress) -> None:
+        why = available()
+        if why is not None:
+            raise ModelLoadError(why)
+        import llama_cpp
+
+        from server.engines.pytorch import default_threads
+
+        quiet = logging.getLogger("llama-cpp-python")  # llama.cpp's own log, printed to stderr
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)  # not its per-load tensor listing
+
+        s = self.settings
+        report("Resolving model", 0)
+        fmt = FORMAT_OF_QUANTIZE[s.quantize]
+        if is_gguf_path(s.model):
+            path = Path(s.model).expanduser()
+            if not path.is_file():
+                raise ModelNotFoundError(f"GGUF file {s.model!r} does not exist.")
+            if s.adapter:
+                raise ModelLoadError("A LoRA adapter cannot be applied to a .gguf model; merge it before converting.")
+            report(f"Loading tokenizer from {path.name}", 10)
+            tokenizer = gguf_tokenizer(path)
+            fmt = "as given"
+        else:
+            from server.engines.gguf_cache import gguf_for
+            from server.engines.gguf_export import ExportError
+            from server.engines.pytorch import load_tokenizer, tokenizer_dir
+            from server.models import resolve_model
+
+            source = resolve_model(s.model, s.adapter)
+            report(f"Loading tokenizer from {source.path.name}", 10)
+            tokenizer = load_tokenizer(tokenizer_dir(source))
+            try:
+                path = gguf_for(source, fmt, lambda message: report(message, 20))
+            except ExportError as exc:
+                raise ModelLoadError(f"The llama.cpp engine cannot convert {source.path.name}: {exc}") from exc
+        report("Loading weights", 60)
+        llama_cpp.llama_backend_init()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = 0
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not model:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path.name}: not a GGUF file it reads (truncated, corrupt, or an "
+                "architecture this llama.cpp does not know). The log has llama.cpp's own reason."
+            )
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
+        positions = int(llama_cpp.llama_model_n_ctx_train(model)) or 1024
+        if len(tokenizer) > n_vocab:
+            llama_cpp.llama_model_free(model)
+            raise ModelLoadError(f"{path.name} has {n_vocab} tokens but its tokenizer {len(tokenizer)}.")
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = positions * MAX_CACHED_SEQUENCES
+        params.n_seq_max = MAX_CACHED_SEQUENCES
+        params.kv_unified = True  # sequences share the cells: one long document may use more than its share
+        params.n_batch = params.n_ubatch = BATCH_TOKENS
+        params.n_threads = default_threads()
+        params.n_threads_batch = batch_threads()
+        params.no_perf = True
+        ctx = llama_cpp.llama_init_from_model(model, params)
+        if not ctx:
+            llama_cpp.llama_model_free(model)
+            raise ModelLoadError(f"llama.cpp could not create a context for {path.name} (out of memory?).")
+        self.lib, self.model, self.ctx = llama_cpp, model, ctx
+        self.memory = llama_cpp.llama_get_memory(ctx)
+        self.batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self.n_vocab, self.max_positions, self.gguf, self.format = n_vocab, positions, path, fmt
+        self._warm_up()
+        self._finish_load(tokenizer)
+        report("Model ready", 100)
+        log.info(
+            "loaded %s with the llama.cpp engine (%s, %d positions, %d/%d threads)",
+            path, fmt, positions, params.n_threads, params.n_threads_batch,
+        )
+
+    def _warm_up(self) -> None:
+        """Evaluate a short batch and one token once, then forget them: llama.cpp's first calls
+        set up per-shape work (measured: the first prompt took ~1 s instead of ~30 ms), which
+        belongs to the load, not to the user's first completion."""
+        seq = LlamaSequence(self, self._free_slots[0])
+        seq.eval([0] * 8, rows=1)
+        seq.eval([0], rows=1)
+        seq.truncate(0)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "gguf": str(self.gguf) if self.gguf else None}
+
+    def _new_sequence(self, cache_key: str) -> LlamaSequence:
+        return LlamaSequence(self, self._free_slots.pop())  # the shell keeps ≤ MAX_CACHED_SEQUENCES
+
+    def _drop_sequence(self, cache_key: str) -> None:
+        seq = self._sequences.pop(cache_key, None)
+        if isinstance(seq, LlamaSequence):
+            self.lib.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+            self._free_slots.append(seq.seq_id)
+
+    def close(self) -> None:
+        """Free llama.cpp's context, batch and model (also done when the engine is collected)."""
+        if self.lib is None:
+            return
+        lib, self.lib = self.lib, None
+        if self.batch is not None:
+            lib.llama_batch_free(self.batch)
+        if self.ctx:
+            lib.llama_free(self.ctx)
+        if self.model:
+            lib.llama_model_free(self.model)
+        self.batch = self.ctx = self.model = self.memory = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: the library may be gone already
+            self.close()
+
+
+def is_gguf_path(spec: str) -> bool:
+    return spec.strip().lower().endswith(".gguf")
+
+
+def gguf_tokenizer(path: Path) -> Any:
+    """The tokenizer a GGUF file carries, as a transformers fast tokenizer (offsets included:
+    the prompt builder and the workspace index need them)."""
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
+    except Exception as exc:  # transformers raises many types for a file it cannot read
+        raise ModelLoadError(f"Could not read the tokenizer in {path.name}: {exc}") from exc
