@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 # GGUF conversions of the llama.cpp engine go to a fresh folder per run, never the user's cache.
 os.environ.setdefault("CODEPARROT_CACHE_DIR", tempfile.mkdtemp(prefix="codeparrot-cache-"))
+
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "server"))  # lsp_wire: raw LSP client, trained tiny model
 
