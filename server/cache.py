@@ -61,6 +61,14 @@ class CompletionCache:
                     return completion[typed:]
             return None
 
+    def forget(self, key: str) -> None:
+        """Drop the entries of one document: those whose key is `key` or starts with `key` and a
+        NUL (`server.completion.cache_key`). A closed document's completions serve no one."""
+        head = key + "\x00"
+        with self._lock:
+            for k in [k for k in self._entries if k[0] == key or k[0].startswith(head)]:
+                del self._entries[k]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -76,6 +76,11 @@ class ModelLoader:
         return self._completer is not None
 
     @property
+    def current(self) -> Completer | None:
+        """The loaded completer, if any (no waiting, no load started)."""
+        return self._completer
+
+    @property
     def loading(self) -> bool:
         return self._task is not None and not self._task.done()
 

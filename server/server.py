@@ -10,6 +10,7 @@ same document sets, and the engine checks it between tokens.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import json
 import logging
@@ -206,6 +207,25 @@ class CompletionServer(LanguageServer):
             event.set()
         self.documents.close(uri)
         self.repo.closed(uri)
+        self._forget(uri)
+
+    def _forget(self, uri: str) -> None:
+        """Release what a closed document leaves behind, so that memory stays flat over a day of
+        files (`benchmarks/soak.py`): its cached completions, and, in the generation thread (after
+        a generation that may still be running, without blocking the event loop), the engine's KV
+        sequence for it; then the C heap's free pages go back to the system."""
+        completer = self.loader.current
+        for owner in (completer, self._copier):
+            if owner is not None and owner.cache is not None:
+                owner.cache.forget(uri)
+        engine = completer.engine if completer is not None else None
+
+        def release() -> None:
+            if engine is not None:
+                engine.reset_cache(uri)
+            trim_heap()
+
+        self._generate_pool.submit(release)
 
     async def on_workspace_did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
         raw = params.settings
@@ -482,6 +502,22 @@ def _as_function(method: Callable[..., Any]) -> Callable[..., Any]:
         return method(params)
 
     return handler
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op elsewhere).
+    Tensors, token arrays and strings freed while typing leave holes that glibc keeps mapped."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None  # libc's malloc_trim once looked up, False where there is none
 
 
 def word_before(text: str, offset: int) -> str:
