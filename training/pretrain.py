@@ -10,7 +10,14 @@ So the learning-rate schedule runs on *time*, not steps: linear warmup over `tra
 of the budget, then cosine decay to `--min-lr-ratio` of the peak, and training stops when the
 budget is spent. With `train.max_steps > 0` the same schedule runs on steps instead (exactly
 reproducible; the tests use it). A time-budget run is not bit-reproducible (the step at which
-each learning rate applies depends on the machine), and it does not resume: it is one stage.
+each learning rate applies depends on the machine). `--until UNIX_TIME` gives the budget as a
+clock time instead: the loop trains for whatever remains once the data and the model are ready
+(a lease's command limit minus its set-up, `training.kit`).
+
+A run continues an earlier one when the recipe loads its weights (`model.from_scratch=false`,
+`model.name_or_path=DIR`): a new stage, with its own warmup and cosine, whose step and token
+counts and loss curve carry on from DIR's `metrics.json` and `log_history.json`, and whose block
+order is drawn afresh (the seed moves with the steps already taken).
 
 The data are `training.data.build.build_lm_blocks` of the token file: the same filters, package
 split, FIM and manifest as `training.finetune` with `data.tokens`. Every training block lives on
@@ -146,8 +153,10 @@ def _write_run(
 
 def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minutes: float = 0.0,
         eval_blocks: int = 256, final_eval_blocks: int = 0, min_lr_ratio: float = 0.1, save_dtype: str = "float32",
-        compile_model: bool = False, dry_run: bool = False, device_name: str = "auto") -> dict[str, Any]:
-    """Train per `cfg` for `minutes` (or `train.max_steps`); returns the metrics written to OUT."""
+        compile_model: bool = False, dry_run: bool = False, device_name: str = "auto",
+        until: float | None = None) -> dict[str, Any]:
+    """Train per `cfg` for `minutes` (or `train.max_steps`, or until the clock reads `until`);
+    returns the metrics written to OUT."""
     import torch
     from transformers import set_seed
 
@@ -162,8 +171,8 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
         raise ConfigError("training.pretrain trains causal LMs only (train.objective=clm)")
     if cfg.train.lr_scheduler != "cosine":
         raise ConfigError("training.pretrain's schedule is warmup + cosine (train.lr_scheduler=cosine)")
-    if cfg.train.max_steps <= 0 and minutes <= 0 and not dry_run:
-        raise ConfigError("give a budget: --minutes M or --set train.max_steps=N")
+    if cfg.train.max_steps <= 0 and minutes <= 0 and until is None and not dry_run:
+        raise ConfigError("give a budget: --minutes M, --until UNIX_TIME or --set train.max_steps=N")
     out = Path(cfg.train.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device_name == "auto" else device_name)
@@ -207,9 +216,14 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
     log.info("model: %.1f M parameters on %s (%s), %d blocks (%d tokens) per step", n_params / 1e6, device,
              "bf16 autocast" if bf16 else "float32", per_step, per_step * cfg.data.block_size)
 
-    history: list[dict[str, Any]] = []
+    prior = prior_run(cfg)
+    history: list[dict[str, Any]] = list(prior["history"])
+    step0, tokens0 = int(prior["steps"]), int(prior["tokens_seen"])
+    if until is not None:  # what remains of the clock once the data and the model are ready
+        minutes = max(until - time.time(), 0.0) / 60.0
+        log.info("training for the %.2f minutes left before the deadline", minutes)
     budget = Budget(max_steps=t.max_steps, seconds=minutes * 60.0)
-    gen = torch.Generator().manual_seed(t.seed)
+    gen = torch.Generator().manual_seed(t.seed + step0)
     order = torch.randperm(len(train), generator=gen)
     step, epoch_pos, tokens, running_n = 0, 0, 0, 0
     running = torch.zeros((), device=device)
@@ -225,8 +239,10 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
             "eval_loss": eval_loss,
             "eval_blocks": len(held_out) if n_eval <= 0 else min(len(held_out), n_eval),
             "perplexity": None if eval_loss is None else math.exp(min(eval_loss, 50.0)),
-            "tokens_seen": tokens,
-            "steps": step,
+            "tokens_seen": tokens0 + tokens,
+            "steps": step0 + step,
+            "run_tokens": tokens,
+            "run_steps": step,
             "epochs": round(step / steps_per_epoch, 3),
             "runtime_s": round(elapsed, 1),
             "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None,
@@ -238,6 +254,7 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
             "budget_minutes": minutes if t.max_steps <= 0 else None,
             "min_lr_ratio": min_lr_ratio,
             "final": final,
+            **({"continued_from": prior["source"]} if prior["source"] else {}),
         }
 
     while not budget.done(step):
@@ -264,8 +281,8 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
             loss_now = float(running) / running_n  # mean over the micro-batches since the last log
             running, running_n = torch.zeros((), device=device), 0
             elapsed = budget.elapsed()
-            history.append({"step": step, "loss": round(loss_now, 4), "learning_rate": t.learning_rate * factor,
-                            "tokens": tokens, "elapsed_s": round(elapsed, 1),
+            history.append({"step": step0 + step, "loss": round(loss_now, 4), "learning_rate": t.learning_rate * factor,
+                            "tokens": tokens0 + tokens, "elapsed_s": round(elapsed, 1),
                             "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None})
             log.info("step %d loss %.4f lr %.2e %.0f tokens/s", step, loss_now, t.learning_rate * factor,
                      tokens / max(elapsed, 1e-9))
@@ -273,7 +290,7 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
                 raise RuntimeError(f"the loss is {loss_now} at step {step}: lower train.learning_rate")
         now = time.perf_counter()
         if eval_minutes > 0 and now - last_eval >= eval_minutes * 60 and len(held_out):
-            history.append({"step": step, "eval_loss": evaluate(model, held_out, batch, bf16, eval_blocks)})
+            history.append({"step": step0 + step, "eval_loss": evaluate(model, held_out, batch, bf16, eval_blocks)})
             log.info("step %d eval loss %.4f", step, history[-1]["eval_loss"])
             last_eval = time.perf_counter()
         if save_minutes > 0 and now - last_save >= save_minutes * 60:
@@ -283,10 +300,28 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
 
     metrics = snapshot(final=True)
     if metrics["eval_loss"] is not None:
-        history.append({"step": step, "eval_loss": metrics["eval_loss"]})
+        history.append({"step": step0 + step, "eval_loss": metrics["eval_loss"]})
     _write_run(cfg, model, tokenizer, out, history, metrics, save_dtype, manifest_dir)
     log.info("model written to %s: %s", out, json.dumps(metrics))
     return metrics
+
+
+def prior_run(cfg: RunConfig) -> dict[str, Any]:
+    """What the run being continued did (`model.name_or_path`'s metrics and loss curve), or zeros
+    for a run from scratch or from weights that `training.pretrain` did not write."""
+    none: dict[str, Any] = {"steps": 0, "tokens_seen": 0, "history": [], "source": None}
+    if cfg.model.from_scratch or not cfg.model.name_or_path:
+        return none
+    src = Path(cfg.model.name_or_path)
+    try:
+        metrics = json.loads((src / "metrics.json").read_text(encoding="utf-8"))
+        history = json.loads((src / "log_history.json").read_text(encoding="utf-8"))
+        steps, tokens = int(metrics["steps"]), int(metrics["tokens_seen"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return none
+    source = {"path": str(src), "steps": steps, "tokens_seen": tokens, "eval_loss": metrics.get("eval_loss")}
+    return {"steps": steps, "tokens_seen": tokens, "history": history if isinstance(history, list) else [],
+            "source": source}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None, help="output dir (train.output_dir)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget of the training loop")
+    ap.add_argument("--until", type=float, default=None, metavar="UNIX_TIME",
+                    help="the budget as a clock time: train until then, whatever the set-up took")
     ap.add_argument("--save-minutes", type=float, default=0.0, help="publish a checkpoint into OUT this often")
     ap.add_argument("--eval-minutes", type=float, default=0.0, help="log a held-out loss this often")
     ap.add_argument("--eval-blocks", type=int, default=256, help="held-out blocks for the periodic eval")
@@ -320,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         validate(cfg)
         run(cfg, minutes=args.minutes, save_minutes=args.save_minutes, eval_minutes=args.eval_minutes,
             eval_blocks=args.eval_blocks, final_eval_blocks=args.final_eval_blocks, min_lr_ratio=args.min_lr_ratio, save_dtype=args.save_dtype,
-            compile_model=args.compile, dry_run=args.dry_run, device_name=args.device)
+            compile_model=args.compile, dry_run=args.dry_run, device_name=args.device, until=args.until)
     except (ConfigError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
