@@ -1,5 +1,9 @@
 """Command line: `python -m server` (LSP over stdio), `--tcp HOST:PORT`, `complete FILE:LINE:COL`.
 
+`complete` answers as the editor would: the folder an editor would open (the nearest one above
+FILE holding package.json or .git, or `--workspace DIR`) is indexed as the workspace, with the
+same copies and mixing; `--workspace none` completes from the file alone.
+
 `main()` is also the `codeparrot-lsp` console script. Nothing but LSP frames (or, for `complete`,
 the completion itself) ever reaches stdout: logs go to stderr or `--log-file`.
 """
@@ -13,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from server import __version__
@@ -122,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the completion at FILE:LINE:COL (1-based; COL counts characters) to stdout.",
     )
     complete.add_argument("location", metavar="FILE:LINE:COL")
+    complete.add_argument(
+        "--workspace",
+        metavar="DIR|none",
+        help="folder indexed as the editor's workspace (default: the nearest folder above FILE "
+        "holding package.json or .git; none: the file alone)",
+    )
     _add_model_flags(complete, suppress=True)
     return parser
 
@@ -174,6 +185,27 @@ def offset_of(text: str, line: int, col: int) -> int:
     return start + col - 1
 
 
+def find_workspace(path: Path) -> Path | None:
+    """The folder an editor would open for `path`: the nearest above it holding package.json or
+    .git (a package, or a repository), or None."""
+    for folder in path.resolve().parents:
+        if (folder / "package.json").is_file() or (folder / ".git").exists():
+            return folder
+    return None
+
+
+def workspace_of(path: Path, given: str | None) -> Path | None:
+    """`--workspace`: DIR, "none" (None), or unset (`find_workspace`)."""
+    if given is None:
+        return find_workspace(path)
+    if given.lower() == "none":
+        return None
+    folder = Path(given)
+    if not folder.is_dir():
+        raise CliError(f"--workspace {given}: not a folder (give a folder, or none)")
+    return folder.resolve()
+
+
 def setup_logging(level: str, log_file: str | None) -> None:
     handler: logging.Handler = (
         logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
@@ -198,6 +230,8 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from exc
     offset = offset_of(text, line, col)
+    folder = workspace_of(Path(path), getattr(args, "workspace", None))
+    key = Path(path).resolve().as_uri()  # the editor's key: the file's own indexed copy is left out
     with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints must not mix with the result
         if settings.backend == "openai":
             from server.backends.openai import OpenAIBackend
@@ -206,13 +240,29 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
         else:
             engine = load_engine(settings)
             completer = Completer(engine)
-        outcome = completer.complete(text, offset, settings=settings)
+            if folder is not None and settings.workspace_index == "on":
+                completer.workspace = index_folder(folder, engine.tokenizer)
+        outcome = completer.complete(text, offset, settings=settings, key=key)
     if outcome.backend is not None and outcome.backend.error is not None:
         raise CliError(str(outcome.backend.error))
     logger.info("complete %s:%d:%d -> %r (%s)", path, line, col, outcome.text, outcome.reason)
     sys.stdout.write(outcome.text + ("\n" if sys.stdout.isatty() else ""))
     sys.stdout.flush()
     return 0
+
+
+def index_folder(folder: Path, tokenizer: Any) -> Any:
+    """The workspace index the server builds for `folder` (same files, same keys), built now."""
+    from server.workspace import Workspace
+
+    workspace = Workspace()
+    workspace.set_folders([folder.as_uri()])
+    index = workspace.attach(tokenizer)
+    workspace.ready.wait()
+    status = workspace.status()
+    logger.info("workspace %s: %d files, %d tokens indexed in %.2f s", folder, status["files"],
+                status["tokens"], status["build_s"])
+    return index
 
 
 def run_server(args: argparse.Namespace, settings: Any, cli_keys: frozenset[str]) -> int:
