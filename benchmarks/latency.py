@@ -1,7 +1,7 @@
 """Typing-replay latency: the real server over stdio vs. naive `model.generate` per request.
 
     python benchmarks/latency.py --make-codeparrot-shaped /tmp/cp-shaped --max-new-tokens 16
-    python benchmarks/latency.py --model DIR [--quantize int8] [--in-process]
+    python benchmarks/latency.py --model DIR [--quantize int8] [--in-process] [--engine torch|llama]
     python benchmarks/latency.py --model DIR --backend openai --url http://127.0.0.1:8080
 
 A JavaScript file is opened with its first part as context; then the next characters are
@@ -11,6 +11,10 @@ baseline is slow) are then timed with the naive approach: the same prompt ids, n
 stop checks, `model.generate(max_new_tokens=N)`. Prints p50/p95 of both and their ratio, the
 server's RSS, and the cold start (process spawn → first completion, model load included).
 `--in-process` drives `server.completion.Completer` directly instead of the stdio server.
+`--engine auto|torch|llama` is the server's `codeparrot.engine` (default auto: llama.cpp when
+llama-cpp-python is installed); for llama.cpp the model's GGUF conversion is made (or found in the
+cache) before the server starts, so the cold start is that of a second start. The naive baseline
+is transformers' `generate` in float32 whatever the engine.
 `--workspace DIR` opens DIR as the workspace folder (the replayed file is a new, unsaved file in
 it): the cold start is still to the first completion (the index builds in the background
 meanwhile), then the replay waits for the index to be built (its `$/progress` end, timed from
@@ -265,7 +269,7 @@ def run_stdio(
 ) -> dict[str, Any]:
     argv = [sys.executable, "-m", "server", "--model", str(args.model)]
     argv += ["--max-new-tokens", str(args.max_new_tokens), "--max-prompt-tokens", str(args.max_prompt_tokens)]
-    argv += ["--quantize", args.quantize, "--device", "cpu"]
+    argv += ["--quantize", args.quantize, "--device", "cpu", "--engine", args.engine]
     if backend_url:
         argv += ["--backend", "openai", "--backend-url", backend_url, "--backend-model", args.backend_model]
     uri = "file:///bench/sample.js"
@@ -359,7 +363,7 @@ def wait_for_index(client: StdioClient, t0: float, timeout: float = 600.0) -> tu
 def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
     from server.cache import CompletionCache
     from server.completion import Completer
-    from server.engines.pytorch import TorchEngine
+    from server.engines import load_engine
     from server.settings import Settings
 
     settings = Settings(
@@ -368,16 +372,17 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
         max_prompt_tokens=args.max_prompt_tokens,
         quantize=args.quantize,
         device="cpu",
+        engine=args.engine,
     )
     t0 = time.perf_counter()
-    completer = Completer(TorchEngine(settings), cache=CompletionCache(256))
+    engine = load_engine(settings)
+    completer = Completer(engine, cache=CompletionCache(256))
     indexed = None
     if args.workspace:
         from server.retrieval.files import scan_workspace
         from server.workspace import new_index
 
-        completer.engine.load()
-        completer.workspace = new_index(completer.engine.tokenizer)
+        completer.workspace = new_index(engine.tokenizer)
         completer.workspace.build((str(path), text) for path, text in scan_workspace(args.workspace))
         indexed = (time.perf_counter() - t0, f"{len(completer.workspace)} files, {completer.workspace.tokens} tokens")
     first_text, first_offset = steps[0]
@@ -406,6 +411,21 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
         "computed": computed,
         "indexed": indexed,
     }
+
+
+def cache_gguf(args: argparse.Namespace) -> None:
+    """Convert the model for llama.cpp now (once; later runs find it cached), so that the cold
+    start measured is a second start's. Without llama-cpp-python, nothing: the server uses torch."""
+    from server.engines.llamacpp import FORMAT_OF_QUANTIZE, available, is_gguf_path
+
+    if available() is not None or is_gguf_path(str(args.model)):
+        return
+    from server.engines.gguf_cache import gguf_for
+    from server.models import resolve_model
+
+    t = time.perf_counter()
+    path = gguf_for(resolve_model(str(args.model), ""), FORMAT_OF_QUANTIZE[args.quantize])
+    print(f"GGUF for llama.cpp: {path} (ready in {time.perf_counter() - t:.1f} s)")
 
 
 def _self_rss_kb() -> int:
@@ -504,6 +524,7 @@ def report_run(args: argparse.Namespace, mode: str, server: dict[str, Any]) -> t
         timed = stats.get("stages_ms", {}).get(stage, {})
         if timed:
             print(f"  {stage} stage p50 {timed['p50']:.1f} ms  p95 {timed['p95']:.1f} ms  ({timed['count']} calls)")
+    print(f"  engine {stats.get('engine')}")
     print(f"  cache hits {stats.get('cache_hits')}  last request tokens {stats.get('last')}")
     if server.get("computed"):
         print(f"  prompt tokens computed per generation: {server['computed']}")
@@ -532,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-requests", type=int, default=12, help="keystrokes timed for the baseline")
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes")
     parser.add_argument("--in-process", action="store_true", help="drive the Completer, not the server")
+    parser.add_argument("--engine", choices=("auto", "torch", "llama"), default="auto",
+                        help="the server's codeparrot.engine (llama.cpp's GGUF conversion is cached first)")
     parser.add_argument("--no-naive", action="store_true", help="skip the baseline")
     parser.add_argument("--workspace", type=Path, help="folder opened as the workspace (retrieval on)")
     parser.add_argument("--backend", choices=("local", "openai"), default="local",
@@ -549,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         from server.settings import Settings
 
         args.max_prompt_tokens = Settings().max_prompt_tokens
+    if args.engine != "torch":
+        cache_gguf(args)
     text = args.file.read_text(encoding="utf-8") if args.file else SAMPLE_JS
     marker = args.type_from if args.type_from is not None else (TYPE_FROM if not args.file else None)
     start = text.index(marker) if marker and marker in text else (len(text) * 2) // 3
