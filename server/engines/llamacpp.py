@@ -151,12 +151,10 @@ class LlamaEngine(BaseEngine):
                 raise ModelNotFoundError(f"GGUF file {s.model!r} does not exist.")
             if s.adapter:
                 raise ModelLoadError("A LoRA adapter cannot be applied to a .gguf model; merge it before converting.")
-            report(f"Loading tokenizer from {path.name}", 10)
-            tokenizer = gguf_tokenizer(path)
+            tokenizer = None  # read from the file once llama.cpp has accepted it
             fmt = "as given"
         else:
             from server.engines.gguf_cache import gguf_for
-            from server.engines.gguf_export import ExportError
             from server.engines.pytorch import load_tokenizer, tokenizer_dir
             from server.models import resolve_model
 
@@ -164,7 +162,13 @@ class LlamaEngine(BaseEngine):
             report(f"Loading tokenizer from {source.path.name}", 10)
             tokenizer = load_tokenizer(tokenizer_dir(source))
             try:
+                from server.engines.gguf_export import ExportError  # imports the gguf writer
+
                 path = gguf_for(source, fmt, lambda message: report(message, 20))
+            except ImportError as exc:  # the gguf writer (or peft, for an adapter) is not installed
+                raise ModelLoadError(
+                    f"Converting {source.path.name} to GGUF needs {exc.name or exc}: pip install 'codeparrot-lsp[fast]'"
+                ) from exc
             except ExportError as exc:
                 raise ModelLoadError(f"The llama.cpp engine cannot convert {source.path.name}: {exc}") from exc
         report("Loading weights", 60)
@@ -177,6 +181,13 @@ class LlamaEngine(BaseEngine):
                 f"llama.cpp could not load {path.name}: not a GGUF file it reads (truncated, corrupt, or an "
                 "architecture this llama.cpp does not know). The log has llama.cpp's own reason."
             )
+        if tokenizer is None:
+            report(f"Loading tokenizer from {path.name}", 70)
+            try:
+                tokenizer = gguf_tokenizer(path)
+            except ModelLoadError:
+                llama_cpp.llama_model_free(model)
+                raise
         vocab = llama_cpp.llama_model_get_vocab(model)
         n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
         positions = int(llama_cpp.llama_model_n_ctx_train(model)) or 1024
