@@ -5,8 +5,14 @@
 //   node tests/e2e/vscode_driver.mjs CONFIG.json
 //
 // CONFIG: {url, fileName, typed, outDir, chromium, timeouts: {workbenchMs, readyMs, firstGhostMs,
-// ghostMs, finalGhostMs, stepMs}}. Writes OUT_DIR/result.json (always, also on failure, with the
-// step that failed) and OUT_DIR/vscode-ghost-text.png. Exit code 0 when every step passed.
+// ghostMs, finalGhostMs, stepMs}, acceptOffer?, declineOffer?}. Writes OUT_DIR/result.json (always,
+// also on failure, with the step that failed) and OUT_DIR/vscode-ghost-text.png. Exit code 0 when
+// every step passed.
+//
+// acceptOffer {text, button, timeoutMs}: after opening the file, wait for a notification whose
+// message contains `text` and click its `button` (the extension's setup offer), as a user would;
+// the time from that click to the ready status and to the first ghost text goes into the result.
+// declineOffer {text, button, timeoutMs}: once ready, the same for a second offer, if it comes.
 //
 // Latency is measured inside the page on one clock (performance.now()): from the keydown event of
 // each typed character to the first animation frame after the editor's DOM shows ghost text
@@ -28,6 +34,7 @@ mkdirSync(cfg.outDir, { recursive: true });
 const STATUS_ITEM = "[id='codeparrot-lsp.codeparrot-lsp']"; // the extension's status bar item
 const GHOST = ".monaco-editor .view-lines .ghost-text-decoration, .monaco-editor .ghost-text";
 const SUGGEST_WIDGET = ".editor-widget.suggest-widget.visible";
+const TOAST = ".notifications-toasts .notification-toast";
 
 const result = { ok: false, step: "", error: null, steps: {}, chars: [], statusHistory: [], console: [] };
 const t0 = Date.now();
@@ -106,6 +113,17 @@ async function editorLine(lineNumber) {
   }, lineNumber);
 }
 
+/** Waits for a notification toast whose message contains `text`, clicks `button`; returns the message. */
+async function clickNotification({ text, button, timeoutMs }) {
+  const toast = page.locator(TOAST, { hasText: text }).first();
+  await toast.waitFor({ state: "visible", timeout: timeoutMs }).catch((err) => {
+    throw new Error(`no notification containing ${JSON.stringify(text)} within ${timeoutMs} ms: ${err.message.split("\n")[0]}`);
+  });
+  const message = (await toast.locator(".notification-list-item-message").innerText()).trim();
+  await toast.locator(".monaco-button", { hasText: button }).first().click({ timeout: T.stepMs });
+  return message;
+}
+
 async function cursor() {
   const text = await page.locator("[id='status.editor.selection']").innerText();
   const m = /Ln (\d+), Col (\d+)/.exec(text);
@@ -154,6 +172,13 @@ async function main() {
       await page.locator(".monaco-editor.focused").waitFor({ timeout: T.stepMs });
     });
 
+    if (cfg.acceptOffer) {
+      await step("accept the setup offer", async () => {
+        result.offer = await clickNotification(cfg.acceptOffer);
+        result.acceptedT = await page.evaluate(() => performance.now());
+      });
+    }
+
     await step("extension ready", async () => {
       // Ready, or an error state (failing at once, with the item's tooltip, rather than waiting out the timeout).
       const state = await waitFor(
@@ -170,6 +195,12 @@ async function main() {
       ).then((h) => h.jsonValue());
       if (state.error !== undefined) throw new Error(`the CodeParrot status bar item shows an error: ${state.error}`);
     });
+
+    if (cfg.declineOffer) {
+      await step("decline the second offer", async () => {
+        result.secondOffer = await clickNotification(cfg.declineOffer).catch((err) => ({ missing: err.message }));
+      });
+    }
 
     await step("type line", async () => {
       // End of the last line, then Enter: VS Code indents the new line itself.
@@ -257,6 +288,14 @@ async function main() {
     const rec = await page.evaluate(() => window.__cp);
     result.statusHistory = rec.status.map((s) => ({ label: s.label, tMs: Math.round(s.t) }));
     result.statusFinal = rec.status.length ? rec.status[rec.status.length - 1].label : "";
+    if (result.acceptedT !== undefined) {
+      // From the click on the offer, on the page's clock: the status bar's first "completions on",
+      // and the first ghost text on screen.
+      const ready = rec.status.find((s) => s.t >= result.acceptedT && /completions on/.test(s.label));
+      const ghost = rec.ghosts.find((g) => g.t >= result.acceptedT && g.text !== "");
+      result.acceptToReadyMs = ready ? ready.t - result.acceptedT : null;
+      result.acceptToFirstGhostMs = ghost ? ghost.t - result.acceptedT : null;
+    }
     const latencies = result.chars.map((c) => c.latencyMs).filter((x) => x !== null);
     result.latency = {
       p50Ms: median(latencies),

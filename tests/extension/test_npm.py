@@ -7,11 +7,15 @@ Python and the session's trained tiny model.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -65,13 +69,35 @@ def test_unit_and_e2e_tests_pass(trained_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_package_produces_a_small_vsix() -> None:
-    _npm("package")
+def test_package_bundles_the_server_wheel_in_a_small_vsix() -> None:
+    _npm("package", {"CODEPARROT_PYTHON": sys.executable})  # builds the wheel with this Python
     vsix = REPO / "out" / "codeparrot-lsp.vsix"
     with zipfile.ZipFile(vsix) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read("extension/package.json"))
+        bundle = json.loads(zf.read("extension/out/server/manifest.json"))
+        wheel = zf.read(f"extension/out/server/{bundle['wheel']}")
     assert {"extension/package.json", "extension/out/extension.js", "extension.vsixmanifest"} <= names
     assert not any(n.startswith("extension/node_modules/") or n.endswith(".py") for n in names), sorted(names)
     assert manifest["activationEvents"] == ["onLanguage:javascript", "onLanguage:javascriptreact"]
-    assert vsix.stat().st_size < 1_000_000
+    # The wheel the extension installs: this checkout's version, the sha256 its manifest records,
+    # the server and the shipped model inside.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert bundle["name"] == "codeparrot-lsp" and bundle["version"] == project["version"]
+    assert bundle["sha256"] == hashlib.sha256(wheel).hexdigest() and bundle["size"] == len(wheel)
+    with zipfile.ZipFile(io.BytesIO(wheel)) as wz:
+        inside = set(wz.namelist())
+    assert {
+        "server/__main__.py",
+        "server/models/default/model.safetensors",
+        "server/models/default/tokenizer.json",
+    } <= inside
+    assert vsix.stat().st_size < 40_000_000, vsix.stat().st_size
+
+
+def test_setup_pins_the_torch_the_readme_pins() -> None:
+    """The extension's setup installs the CPU torch release that the README's install command pins."""
+    readme_pin = re.search(r"torch==(\S+)", (REPO / "README.md").read_text(encoding="utf-8").splitlines()[1])
+    venv_ts = (REPO / "extension" / "src" / "venv.ts").read_text(encoding="utf-8")
+    extension_pin = re.search(r'export const TORCH_VERSION = "([^"]+)"', venv_ts)
+    assert readme_pin and extension_pin and readme_pin.group(1) == extension_pin.group(1)
