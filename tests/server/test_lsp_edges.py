@@ -198,3 +198,27 @@ async def test_index_state_is_off_with_the_setting(client: LanguageClient) -> No
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings={"codeparrot": {"workspaceIndex": "on"}})
         )
+
+
+async def test_a_closed_document_leaves_no_cached_completion_or_kv_cache(client: LanguageClient) -> None:
+    """didClose forgets the document's cached completions and its KV cache: the same text opened
+    again under the same URI is completed afresh, its whole prompt computed."""
+    text = "function add(a, b) {\n  return a\n}\n"
+    uri = open_doc(client, text)
+    await inline(client, uri, 1, 10)
+    first = await stats(client)
+    await inline(client, uri, 1, 10)
+    again = await stats(client)
+    assert again["cache_hits"] == first["cache_hits"] + 1  # asked twice: the second from the cache
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="javascript", version=1, text=text)
+        )
+    )
+    await inline(client, uri, 1, 10)
+    reopened = await stats(client)
+    assert reopened["cache_hits"] == again["cache_hits"]
+    assert generated(reopened) == generated(again) + 1
+    last = reopened["last"]
+    assert last["prompt_tokens_computed"] == last["prompt_tokens"] > 3, last
