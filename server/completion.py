@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,9 @@ from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, co
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
+from server.retrieval.names import CLOSERS_ONLY, name_to_offer, path_to_offer, specifier_quote
 from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
-from server.retrieval.rules import CopyRules, loop_bound
+from server.retrieval.rules import CopyRules, loop_bound, trailing_word
 from server.retrieval.segment import Match, merge
 from server.settings import Settings
 from server.stats import Stats
@@ -124,7 +126,8 @@ class Completer:
         stats.incr("requests")
         start = time.perf_counter()
         try:
-            return self._complete(text, offset, tree, settings, key, cancel)
+            outcome = self._complete(text, offset, tree, settings, key, cancel)
+            return self._named(outcome, text, offset, settings, key, cancel)
         finally:
             stats.record("total", (time.perf_counter() - start) * 1000.0)
 
@@ -239,9 +242,9 @@ class Completer:
             return Outcome("", decision.multiline, False, result, "cancelled")
         with stats.timer("postprocess"):
             completion = apply_filters(result.text, ctx)
-        if self.cache is not None:
             # The ∞-gram counts mix TypeScript files and definitions in: the copy rules hold here too.
             completion = loop_bound(prefix, completion) if CopyRules.at(key, prefix).fits(completion) else ""
+        if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)
         log.debug(
             "completion %r: %d/%d prompt tokens computed, %d new",
@@ -251,6 +254,40 @@ class Completer:
             result.new_tokens,
         )
         return Outcome(completion, decision.multiline, False, result, decision.reason)
+
+    def _named(
+        self, outcome: Outcome, text: str, offset: int, settings: Settings, key: str, cancel: threading.Event | None
+    ) -> Outcome:
+        """`outcome`, or: in a relative module path, the workspace file that the line imports; where
+        the completion makes up a name for the word being typed while the project has names that
+        start with it, the most common of those and the line completed after it
+        (`server.retrieval.names`)."""
+        if outcome.cache_hit or outcome.reason == "cancelled" or not self._copies(settings):
+            return outcome
+        prefix, suffix = text[:offset], text[offset:]
+        workspace = self.workspace
+        files = workspace.files if workspace is not None else dict  # read only where a rule applies
+        quote = specifier_quote(prefix)
+        if quote and CLOSERS_ONLY.fullmatch(suffix.split("\n", 1)[0]):
+            path = path_to_offer(prefix, outcome.text, _fs_path(key), lambda: {_fs_path(k): t for k, t in files().items()})
+            ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False, quote)
+            completion = apply_filters(path, ctx) if path else ""
+        elif outcome.text and not quote:
+            own = [prefix[: len(prefix) - trailing_word(prefix)], suffix]
+            rest = name_to_offer(prefix, outcome.text, lambda: own + [t for k, t in files().items() if k != key])
+            if not rest:
+                return outcome
+            more = self._complete(prefix + rest + suffix, offset + len(rest), None, settings, key, cancel)
+            # The line after the name, unless it goes on with the name itself (`formatPrice` + `s`).
+            going_on = more.reason != "cancelled" and not trailing_word(more.text[:1])
+            completion = rest + (more.text if going_on else "")
+        else:
+            return outcome
+        if not completion:
+            return outcome
+        if self.cache is not None:
+            self.cache.put(cache_key(key, settings, outcome.multiline), prefix, suffix, completion)
+        return dataclasses.replace(outcome, text=completion, reason=f"from the workspace's names ({outcome.reason})")
 
     def _complete_remote(
         self,
@@ -305,7 +342,7 @@ class Completer:
         rules = CopyRules.at(key, prefix)
         with self.stats.timer("copy"):
             verdict = self._copy_verdict(prefix, suffix, key, rules)
-        copied = apply_filters(verdict.text, ctx) if verdict.sure and rules.fits(verdict.text) else ""
+        copied = apply_filters(verdict.text, ctx) if verdict.sure and rules.takes(verdict.text, verdict.length) else ""
         if copied:
             self.stats.incr("copied")
         return copied
@@ -416,6 +453,12 @@ def _line_aligned_tail(text: str, chars: int) -> str:
     tail = text[-chars:]
     newline = tail.find("\n")
     return tail[newline + 1 :] if 0 <= newline < len(tail) // 2 else tail
+
+
+def _fs_path(key: str) -> str:
+    """A document key's file path (a `file:` URI's path; any other key as it is)."""
+    parsed = urllib.parse.urlparse(key)
+    return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else key
 
 
 def _short_path(key: str) -> str:

@@ -77,17 +77,17 @@ def copy_verdict(
     verdict is the same, without scanning the texts that cannot match. `first` is a length to probe
     before 8 (the shortest tail that `narrow` narrows): any order of probes finds the same
     longest tail, and when that one occurs, no short tail has to be looked for everywhere.
-    `admit`, when given, judges each occurrence of the longest tail: those it refuses do not vote
-    (the longest tail stays the one that occurs, so a refused copy is not traded for a shorter,
-    weaker match)."""
+    `admit`, when given, judges each occurrence: one it refuses does not count, so the verdict is
+    the longest tail with an occurrence it admits (a definition `function formatPrice(` matches
+    more of `return formatPrice(` than a call site's `= formatPrice(` does; the call site votes)."""
     tail_max = min(len(prefix), COPY_MAX_TAIL)
     if tail_max == 0:
         return NO_VERDICT
 
-    def occurrences(n: int) -> list[tuple[str, str, int]]:
-        """(rest of the line, the text, where the rest starts) for each occurrence."""
+    def occurrences(n: int) -> list[str]:
+        """The rest of the line after each (admitted) occurrence."""
         tail = prefix[len(prefix) - n :]
-        found: list[tuple[str, str, int]] = []
+        found: list[str] = []
         for text in narrow(n) if narrow is not None else sources:
             start = text.find(tail)
             while start >= 0 and len(found) < MAX_OCCURRENCES:
@@ -95,13 +95,15 @@ def copy_verdict(
                 # nothing of how the line goes on: it is no vote, and no longer match either.
                 if start + n < len(text):
                     end = text.find("\n", start + n)
-                    found.append((text[start + n : end if end >= 0 else len(text)], text, start + n))
+                    rest = text[start + n : end if end >= 0 else len(text)]
+                    if admit is None or admit(rest, n, text, start + n):
+                        found.append(rest)
                 start = text.find(tail, start + 1)
             if len(found) == MAX_OCCURRENCES:
                 break  # enough votes: the other sources need not be searched
         return found
 
-    lo, best = 0, list[tuple[str, str, int]]()  # lo: longest length known to occur
+    lo, best = 0, list[str]()  # lo: longest length known to occur
     hi = tail_max + 1  # shortest length known not to occur
     n = min(SURE_MIN_CHARS, tail_max)
     if first > n:  # a narrowed probe first: the longest tail is past it, or below it (then from 8)
@@ -130,14 +132,11 @@ def copy_verdict(
             hi = mid
     if not best or lo < at_least:
         return NO_VERDICT
-    rests = [rest for rest, text, start in best if admit is None or admit(rest, lo, text, start)]
-    if not rests:
-        return NO_VERDICT
     counts: dict[str, int] = {}
-    for rest in rests:
+    for rest in best:
         counts[rest] = counts.get(rest, 0) + 1
-    top = max(counts, key=lambda r: (counts[r], -rests.index(r)))
-    return CopyVerdict(top, lo, counts[top], len(rests))
+    top = max(counts, key=lambda r: (counts[r], -best.index(r)))
+    return CopyVerdict(top, lo, counts[top], len(best))
 
 
 def copy_prediction(prefix: str, suffix: str, others: list[str]) -> str:
@@ -169,5 +168,5 @@ class CopyBackend:
         verdict = copy_verdict(
             prefix, sources, at_least=SURE_MIN_CHARS, admit=lambda rest, n, _text, _start: rules.admits(rest, n)
         )
-        text = verdict.text if verdict.sure and rules.fits(verdict.text) else ""
+        text = verdict.text if verdict.sure and rules.takes(verdict.text, verdict.length) else ""
         return BackendResult(text, ms=(time.perf_counter() - start) * 1000.0, finish_reason="stop")

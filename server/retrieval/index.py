@@ -248,6 +248,11 @@ class WorkspaceIndex:
             self._key_of_text = {id(text): (key, text) for key, text in zip(keys, texts, strict=True)}
         return version, keys, texts, row_of
 
+    def files(self) -> dict[str, str]:
+        """Every indexed document's text, by key."""
+        _, keys, texts, _ = self._copy_docs()
+        return dict(zip(keys, texts, strict=True))
+
     def key_of(self, text: str) -> str:
         """The key of a text that `copy_sources` gave (the same object), or "" when the index has
         changed since (a copy rule that needs the file's name then leaves it unchecked)."""

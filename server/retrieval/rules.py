@@ -120,18 +120,21 @@ class CopyRules:
         return matched < self.word + (0 if self.whole else 1)
 
     def admits(self, rest: str, matched: int, source: str = "", start: int = 0, key: str = "") -> bool:
-        """Whether `rest` (what followed a match of `matched` characters, at `source[start:]`, in
-        the document `key`; source "" when unknown) may be copied here. An empty rest (the line
-        ended there) is always a vote: for nothing."""
+        """Whether the occurrence of a match of `matched` characters followed by `rest` (at
+        `source[start:]`, in the document `key`; source "" when unknown) may vote for copying
+        `rest` here. An empty rest (the line ended there) is always a vote: for nothing. Whether a
+        word is continued is judged on the verdict (`takes`): a longer match may hold all of it."""
         if not rest.strip():
             return True
-        if self.continues_word(rest, matched):
-            return False
         if self.call >= 0 and defines(self.line[self.call + 1 :], rest):
             return False
         if self.javascript and source and is_typescript(key):
             return not ts_only_span(source, start, start + len(rest), tsx=key.lower().endswith(".tsx"))
         return True
+
+    def takes(self, text: str, matched: int) -> bool:
+        """Whether a copy verdict (`text` after a match of `matched` characters) may be shown."""
+        return bool(text) and not self.continues_word(text, matched) and self.fits(text)
 
     def fits(self, completion: str) -> bool:
         """Whether a completion (from any source: the model too) may be shown here."""

@@ -158,3 +158,43 @@ def test_a_text_that_changed_since_it_was_indexed_is_never_left_out() -> None:
     version, rows = index.next_lines.rows([("b.js", "not the indexed text"), ("x.js", "load")])
     table = index.next_lines.word_table([word_id("load"), word_id("nowhere")], version)
     assert rows.tolist() == [-1, -1] and table is not None and table[rows].all()  # unknown: has all
+
+
+# -- the copy rules (server.retrieval.rules) in verdicts and in the while-loading backend -----------
+
+
+def test_a_verdict_counts_only_the_continuations_the_rules_admit() -> None:
+    from server.retrieval.rules import CopyRules
+
+    utils = "export function formatPrice(cents) {\n  return cents / 100;\n}\n"
+    caller = "const a = formatPrice(order.total);\n"
+    prefix = "  total() { return formatPrice("
+    rules = CopyRules.at("file:///p/cart.js", prefix)
+
+    def admit(rest: str, n: int, text: str, start: int) -> bool:
+        return rules.admits(rest, n, text, start)
+
+    assert copy_verdict(prefix, [utils], at_least=SURE_MIN_CHARS).text == "cents) {"  # the definition
+    assert copy_verdict(prefix, [utils], at_least=SURE_MIN_CHARS, admit=admit).text == ""
+    both = copy_verdict(prefix, [utils, caller], at_least=SURE_MIN_CHARS, admit=admit)
+    assert both.text == "order.total);" and both.sure  # what the call site passes
+
+
+def test_the_while_loading_backend_copies_only_sure_fitting_verdicts() -> None:
+    from server.backends.base import BackendRequest
+    from server.retrieval.copy import CopyBackend
+
+    def ask(prefix: str, after: str, others: list[str]) -> str:
+        backend = CopyBackend(lambda key: others)
+        return backend.complete(BackendRequest(prompt=prefix, max_tokens=16, text_after=after, key="file:///p/a.js")).text
+
+    # The editor's selected `false` after `f`: a 1-character match used to copy `turn a + b;`.
+    selected = "function add(a, b) {\n  return a + b;\n  false"
+    assert copy_prediction(selected, "\n}\n", []) == "turn a + b;"  # the any-length baseline
+    assert ask(selected, "\n}\n", []) == ""
+    helper = "function cartTotal(items) {\n  return items.reduce((sum, item) => sum + item.price, 0);\n}\n"
+    assert ask("const t = order.items.reduce((sum, ", "\n", [helper]) == "item) => sum + item.price, 0);"
+    split = helper + "function count(items) {\n  return items.reduce((sum, item) => sum + 1, 0);\n}\n"
+    assert ask("  return items.reduce((sum, ", "\n", [split]) == ""  # not unanimous
+    utils = "export function formatPrice(cents) {\n  return cents / 100;\n}\n"
+    assert ask("  total() { return formatPrice(", "\n", [utils]) == ""  # a definition at a call site

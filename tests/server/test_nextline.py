@@ -114,3 +114,22 @@ def test_the_workspace_index_keeps_its_lines_current() -> None:
     assert index.follow("  'no-process-exit': 'error',")[0] < 0.5
     assert index.follow("let x = 1;", exclude="b.js")[0] == 0.0
     assert index.nbytes > 0
+
+
+def test_a_typescript_next_line_is_no_vote_in_javascript() -> None:
+    from server.retrieval.rules import CopyRules
+
+    index = WorkspaceIndex(encode, 256)
+    dts = "export const VERSION = '1.0';\nexport type Headers = Partial<Record<string, string>>;\n"
+    js = "export const VERSION = '1.0';\nexport default VERSION;\n"
+    index.build([("file:///p/index.d.ts", dts)])
+    rules = CopyRules.at("file:///p/lib/a.js", "export const VERSION = '2.0';\n")
+
+    def admit(line: str, key: str, text: str, start: int) -> bool:
+        return rules.admits(line, 100, text, start, key)
+
+    query = "export const VERSION = '2.0';"
+    assert index.follow(query)[1] == Counter({"export type Headers = Partial<Record<string, string>>;": 1})
+    assert index.follow(query, admit=admit)[1] == Counter()
+    index.update("file:///p/lib/b.js", js)  # the JavaScript twin votes; the declaration still does not
+    assert index.follow(query, admit=admit)[1] == Counter({"export default VERSION;": 1})
