@@ -1,0 +1,2 @@
+export { hexToRgb, rgbToHex } from './color.js';
+export { lighten } from './lighten.js';

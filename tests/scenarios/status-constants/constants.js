@@ -1,0 +1,7 @@
+export const STATUS = {
+  ACTIVE: 'active',
+  SUSPENDED: 'suspended',
+  DELETED: 'deleted',
+};
+
+export const ROLES = ['admin', 'editor', 'viewer'];
