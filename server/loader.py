@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -222,17 +223,11 @@ def early_tokenizer(settings: Settings) -> Any:
     handed over once loaded)."""
     try:
         from server.models import resolve_model
-        from server.tokenizer import load_fast
+        from server.tokenizer import gguf_tokenizer, is_gguf_path, load_model_tokenizer
 
-        source = resolve_model(settings.model, settings.adapter)
-        adapter = source.adapter
-        directory = adapter if adapter is not None and (adapter / "tokenizer.json").is_file() else source.path
-        fast = load_fast(directory)
-        if fast is not None:
-            return fast
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+        if is_gguf_path(settings.model):
+            return gguf_tokenizer(Path(settings.model).expanduser())
+        return load_model_tokenizer(resolve_model(settings.model, settings.adapter))
     except Exception as exc:
         logger.info("tokenizer not loaded ahead of the model (%s); indexing waits for the model", exc)
         return None

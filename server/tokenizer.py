@@ -18,11 +18,18 @@ special tokens the file lacks; slow tokenizers) loads with `AutoTokenizer` as be
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from server.models import ModelSource
+
+# "0": load with transformers' AutoTokenizer and modeling code, not `FastTokenizer` and
+# `server.gpt2` (to compare; tests check the two agree).
+NATIVE_ENV = "CODEPARROT_NATIVE"
 # Classes whose encode/decode are exactly the backend's (no pre-tokenizer rewrite, no cleanup).
 PLAIN_CLASSES = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
 NAMED_SPECIALS = ("bos_token", "eos_token", "unk_token", "pad_token")
@@ -125,3 +132,46 @@ def load_fast(directory: Path) -> FastTokenizer | None:
     # The wrapper's special tokens are the named ones, then the extras, then other special added tokens.
     ordered = [*specials, *sorted((t for t in added if t not in specials), key=added.__getitem__)]
     return FastTokenizer(backend, ordered, named.get("eos_token"))
+
+
+def native_allowed() -> bool:
+    return os.environ.get(NATIVE_ENV, "").strip() != "0"
+
+
+def tokenizer_dir(source: ModelSource) -> Path:
+    """Where a model's tokenizer lives: the adapter's own, when it brings one."""
+    if source.adapter and (source.adapter / "tokenizer.json").is_file():
+        return source.adapter
+    return source.path
+
+
+def load_model_tokenizer(source: ModelSource) -> Any:
+    """The tokenizer of a resolved model (both engines use it, and the workspace index before
+    the weights load): a `FastTokenizer` when transformers' wrapper would only call the Rust
+    tokenizer (its import is ~0.85 s of a cold start), else transformers' AutoTokenizer."""
+    directory = tokenizer_dir(source)
+    if native_allowed():
+        fast = load_fast(directory)
+        if fast is not None:
+            return fast
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
+
+
+def is_gguf_path(spec: str) -> bool:
+    """Whether the `model` setting names a GGUF file (run by the llama.cpp engine)."""
+    return spec.strip().lower().endswith(".gguf")
+
+
+def gguf_tokenizer(path: Path) -> Any:
+    """The tokenizer a GGUF file carries, as a transformers fast tokenizer (offsets included: the
+    prompt builder and the workspace index need them). Raises `ModelLoadError`."""
+    from server.errors import ModelLoadError
+
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
+    except Exception as exc:  # transformers raises many types for a file it cannot read
+        raise ModelLoadError(f"Could not read the tokenizer in {path.name}: {exc}") from exc

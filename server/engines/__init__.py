@@ -16,6 +16,7 @@ from collections.abc import Callable
 from server.engines.base import BaseEngine, Progress
 from server.errors import CodeparrotError, ModelLoadError
 from server.settings import Settings
+from server.tokenizer import is_gguf_path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def load_engine(
     """A loaded engine for `settings`. When llama.cpp cannot serve a model dir (no
     llama-cpp-python, a model it cannot convert, a failed load), torch serves it and `notice`
     gets one line saying why (only when the user asked for `llama`; under `auto` it is logged)."""
-    from server.engines.llamacpp import LlamaEngine, is_gguf_path
+    from server.engines.llamacpp import LlamaEngine
 
     gguf = is_gguf_path(settings.model)
     if settings.engine == "torch" and gguf:

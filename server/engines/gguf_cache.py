@@ -112,7 +112,8 @@ def _merged_adapter(source: ModelSource, out: Path) -> Path:
     """The base model with the LoRA adapter merged in, saved as a plain GPT-2 dir (safetensors)."""
     from transformers import AutoModelForCausalLM
 
-    from server.engines.pytorch import apply_adapter, tokenizer_dir
+    from server.engines.pytorch import apply_adapter
+    from server.tokenizer import tokenizer_dir
 
     model = AutoModelForCausalLM.from_pretrained(str(source.path), use_safetensors=True, trust_remote_code=False)
     merged = apply_adapter(model, source)

@@ -27,6 +27,7 @@ import torch
 
 from server.engines.base import MAX_CACHED_SEQUENCES, BaseEngine, Progress
 from server.errors import ModelLoadError, ModelNotFoundError
+from server.tokenizer import gguf_tokenizer, is_gguf_path, load_model_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +156,11 @@ class LlamaEngine(BaseEngine):
             fmt = "as given"
         else:
             from server.engines.gguf_cache import gguf_for
-            from server.engines.pytorch import load_tokenizer, tokenizer_dir
             from server.models import resolve_model
 
             source = resolve_model(s.model, s.adapter)
             report(f"Loading tokenizer from {source.path.name}", 10)
-            tokenizer = load_tokenizer(tokenizer_dir(source))
+            tokenizer = load_model_tokenizer(source)
             try:
                 from server.engines.gguf_export import ExportError  # imports the gguf writer
 
@@ -255,18 +255,3 @@ class LlamaEngine(BaseEngine):
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown: the library may be gone already
             self.close()
-
-
-def is_gguf_path(spec: str) -> bool:
-    return spec.strip().lower().endswith(".gguf")
-
-
-def gguf_tokenizer(path: Path) -> Any:
-    """The tokenizer a GGUF file carries, as a transformers fast tokenizer (offsets included:
-    the prompt builder and the workspace index need them)."""
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
-    except Exception as exc:  # transformers raises many types for a file it cannot read
-        raise ModelLoadError(f"Could not read the tokenizer in {path.name}: {exc}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,15 +17,13 @@ import torch
 from server.engines.base import BaseEngine, Progress
 from server.errors import ModelLoadError
 from server.models import ModelSource, resolve_model
+from server.tokenizer import load_model_tokenizer, native_allowed
 
 log = logging.getLogger(__name__)
 
 # More threads than this slows down the small matmuls of one-token decode steps.
 MAX_TORCH_THREADS = 8
 THREADS_ENV = "CODEPARROT_THREADS"
-# "0": load with transformers' AutoTokenizer and modeling code, not `server.tokenizer` and
-# `server.gpt2` (to compare; tests check the two agree).
-NATIVE_ENV = "CODEPARROT_NATIVE"
 
 
 def pick_device(device: str, quantize: str) -> str:
@@ -141,7 +138,7 @@ class TorchEngine(BaseEngine):
         quantize = resolve_quantize(s.quantize, device)
         torch.set_num_threads(default_threads())
         report(f"Loading tokenizer from {source.path.name}", 10)
-        tokenizer = load_tokenizer(tokenizer_dir(source))
+        tokenizer = load_model_tokenizer(source)
         report("Loading weights", 30)
         model: Any = _load_native(source, quantize)
         if model is None:
@@ -220,35 +217,10 @@ class TorchEngine(BaseEngine):
         return out.logits, out[self._cache_arg] if isinstance(out, dict) else getattr(out, self._cache_arg)
 
 
-def tokenizer_dir(source: ModelSource) -> Path:
-    """Where a model's tokenizer lives: the adapter's own, when it brings one."""
-    if source.adapter and (source.adapter / "tokenizer.json").is_file():
-        return source.adapter
-    return source.path
-
-
-def _native_allowed() -> bool:
-    return os.environ.get(NATIVE_ENV, "").strip() != "0"
-
-
-def load_tokenizer(directory: Path) -> Any:
-    """`server.tokenizer.FastTokenizer` when transformers' wrapper would only call the Rust
-    tokenizer (its import is ~0.85 s of a cold start), else transformers' AutoTokenizer."""
-    if _native_allowed():
-        from server.tokenizer import load_fast
-
-        fast = load_fast(directory)
-        if fast is not None:
-            return fast
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
-
-
 def _load_native(source: ModelSource, quantize: str) -> Any:
     """The model on `server.gpt2` (fast import, lean decode) when it is a plain GPT-2 without an
     adapter or int8 (both need transformers' modules); None otherwise, or when NATIVE_ENV is 0."""
-    if source.adapter is not None or quantize == "int8" or not _native_allowed():
+    if source.adapter is not None or quantize == "int8" or not native_allowed():
         return None
     from server.gpt2 import load_native
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from server.engines.pytorch import NATIVE_ENV, TorchEngine
+from server.engines.pytorch import TorchEngine
 from server.gpt2 import GPT2LM, KVCache, load_native
 from server.settings import Settings
+from server.tokenizer import NATIVE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "function add(a, b) {\n  return a + b;\n}\nconst items = [1, 2, 3];\nfor (let i = 0; i < items.length; i++) {\n"
