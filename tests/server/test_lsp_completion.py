@@ -284,7 +284,9 @@ async def test_inline_completion_extends_the_selected_suggest_item(client: Any) 
     (plain,) = await inline(client, typed, end_of("const fs = require"))
     assert item.insert_text == "require" + str(plain.insert_text)
 
-    bad = types.SelectedCompletionInfo(range=types.Range(start=end_of(text), end=end_of(text + "xx")), text="x")
+    # A range ending past the document (a column past its line's end would be clamped to the cursor).
+    after = types.Position(line=end_of(text).line + 1, character=0)
+    bad = types.SelectedCompletionInfo(range=types.Range(start=end_of(text), end=after), text="x")
     with pytest.raises(JsonRpcInvalidParams):
         await client.text_document_inline_completion_async(
             types.InlineCompletionParams(
