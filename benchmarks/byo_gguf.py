@@ -84,7 +84,7 @@ def speed(model: str, repeats: int) -> dict[str, Any]:
            "decode_ms_per_token": statistics.median(d for d in decode if d is not None),
            "decode_all": decode, "new_tokens": new, "prefill_768_ms": statistics.median(prefill),
            "prefill_all": prefill, "vocab": engine.vocab_size, "load_avg": os.getloadavg()[0]}
-    engine.close()
+    getattr(engine, "close", lambda: None)()  # llama.cpp's context and model, now
     return fig
 
 
