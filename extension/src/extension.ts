@@ -59,8 +59,8 @@ class Controller {
   private state: ServerState = { kind: "starting" };
   /** The private environment the running server uses, and what the setup would install now. */
   private managed: { record: EnvRecord; target: InstallTarget | undefined } | undefined;
-  /** Work that waits for the server to be up: an upgrade or the llama.cpp offer. */
-  private afterStart: (() => Promise<void>) | undefined;
+  /** Work that waits for the server's start: an upgrade (even if it failed) or the llama.cpp offer. */
+  private afterStart: { run: () => Promise<void>; evenIfDown: boolean } | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.store = new EnvStore(path.join(context.globalStorageUri.fsPath, "server"));
@@ -128,28 +128,30 @@ class Controller {
 
     const { settings, problems } = readServerSettings(this.config());
     for (const p of problems) this.output.appendLine(`[settings] ${p}`);
-    const client = createClient({
-      python,
-      settings,
-      outputChannel: this.output,
-      onProgress: (value) => { this.setState(stateAfterProgress(value, this.enabled())); },
-    });
-    client.onDidChangeState((e) => {
-      if (e.newState === State.Stopped && this.client === client) {
-        this.setState({ kind: "error", message: "the completion server stopped" });
-      }
-    });
-    this.client = client;
-    try {
-      await client.start();
-      this.setState(this.readyState());
-    } catch (err) {
-      this.setState({ kind: "error", message: `server failed to start: ${errorText(err)}` });
-      return;
-    }
+    // An upgrade runs whether or not the old server starts (the new one may well fix it); the
+    // llama.cpp offer only follows a server that works.
     const after = this.afterStart;
     this.afterStart = undefined;
-    if (after) void after();
+    try {
+      const client = createClient({
+        python,
+        settings,
+        outputChannel: this.output,
+        onProgress: (value) => { this.setState(stateAfterProgress(value, this.enabled())); },
+      });
+      client.onDidChangeState((e) => {
+        if (e.newState === State.Stopped && this.client === client) {
+          this.setState({ kind: "error", message: "the completion server stopped" });
+        }
+      });
+      this.client = client;
+      await client.start();
+      this.setState(this.readyState());
+      if (after) void after.run();
+    } catch (err) {
+      this.setState({ kind: "error", message: `server failed to start: ${errorText(err)}` });
+      if (after?.evenIfDown) void after.run();
+    }
   }
 
   private async bundle(): Promise<Bundle | undefined> {
@@ -183,7 +185,7 @@ class Controller {
         if (res.record) {
           const { record, upgrade } = res;
           this.managed = { record, target: upgrade ?? installTarget(installSource, bundle) };
-          if (upgrade) this.afterStart = () => this.upgradeThenRestart(record, upgrade);
+          if (upgrade) this.afterStart = { run: () => this.upgradeThenRestart(record, upgrade), evenIfDown: true };
           void this.store.sweep().then((gone) => {
             for (const g of gone) this.output.appendLine(`[setup] removed the old environment ${g}`);
           });
@@ -195,7 +197,7 @@ class Controller {
       if (outcome.kind === "installed") {
         const { record } = outcome;
         this.managed = { record, target: res.target };
-        this.afterStart = () => this.offerFast(record, res.target, false);
+        this.afterStart = { run: () => this.offerFast(record, res.target, false), evenIfDown: false };
         this.output.appendLine(`Python: ${record.python} (from ${ORIGIN_LABEL.managed})`);
         return record.python;
       }

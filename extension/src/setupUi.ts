@@ -126,14 +126,19 @@ export class ServerSetup {
     this.d.output.appendLine(`[setup] then set codeparrot.pythonPath to ${envPython(MANUAL_ENV)}`);
   }
 
-  private hooks(progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken): InstallHooks {
+  /** `statusBar`: show the steps in the status bar item (not while a working server runs). */
+  private hooks(
+    progress: vscode.Progress<{ message?: string; increment?: number }>,
+    token: vscode.CancellationToken,
+    statusBar = true,
+  ): InstallHooks {
     return {
       runner: this.d.runner,
       token,
       onStep: (title, index, count) => {
         const increment = index === 0 ? 0 : 100 / count;
         progress.report({ message: `${title}…`, increment });
-        this.d.setStatus({ kind: "installing", message: title });
+        if (statusBar) this.d.setStatus({ kind: "installing", message: title });
         this.d.output.appendLine(`[setup] ${title} (step ${index + 1} of ${count})`);
       },
       onOutput: (text) => {
@@ -146,16 +151,23 @@ export class ServerSetup {
   }
 
   /** A new private environment for `plan`; undefined (and the reason shown) when it did not complete. */
-  async install(plan: InstallPlan, title: string): Promise<EnvRecord | undefined> {
+  async install(plan: InstallPlan, title: string, statusBar = true): Promise<EnvRecord | undefined> {
     const started = Date.now();
     try {
       const record = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `CodeParrot: ${title}`, cancellable: true },
-        (progress, token) => installEnvironment(this.d.store, plan, this.hooks(progress, token)),
+        (progress, token) => installEnvironment(this.d.store, plan, this.hooks(progress, token, statusBar)),
       );
       this.d.output.appendLine(`[setup] ${describeSource(record.source)} installed in ${record.python} (${Math.round((Date.now() - started) / 1000)} s)`);
       return record;
     } catch (err) {
+      if (statusBar) {
+        this.d.setStatus(
+          err instanceof InstallCancelledError
+            ? { kind: "setup", message: "the setup was cancelled" }
+            : { kind: "error", message: "the completion server could not be set up (see the logs)" },
+        );
+      }
       await this.failed(err, plan);
       return undefined;
     }
@@ -211,7 +223,7 @@ export class ServerSetup {
       `CodeParrot: updating the completion server from ${describeSource(record.source)} to ${describeSource(target.source)}; ` +
         "completions go on meanwhile.",
     );
-    return this.install(plan, "Updating the completion server");
+    return this.install(plan, "Updating the completion server", false);
   }
 
   /**
@@ -235,7 +247,7 @@ export class ServerSetup {
     try {
       return await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: "CodeParrot: building the llama.cpp engine", cancellable: true },
-        (progress, token) => installFastExtra(this.d.store, record, target, this.hooks(progress, token)),
+        (progress, token) => installFastExtra(this.d.store, record, target, this.hooks(progress, token, false)),
       );
     } catch (err) {
       await this.failed(err, plan);

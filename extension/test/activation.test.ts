@@ -12,7 +12,10 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import type { Bundle } from "../src/bundle";
-import { script, writeBundle } from "./wheels";
+import { checkServerInstalled, runProcess } from "../src/python";
+import { NEVER_CANCELLED, processRunner } from "../src/steps";
+import { EnvStore, installEnvironment, installTarget } from "../src/venv";
+import { offlinePipEnv, script, writeBundle, writeWheel } from "./wheels";
 
 const REPO = path.resolve(__dirname, "..", "..", "..");
 
@@ -230,6 +233,61 @@ describe("out/extension.js activated with a fake vscode", () => {
   });
 
   it("deactivates cleanly without a running server", async () => {
+    await ext.deactivate();
+  });
+});
+
+describe("after an extension update that bundles another server", () => {
+  const saved = { ...process.env };
+  let store: EnvStore;
+
+  before(async () => {
+    // pip offline from a folder with a tiny torch, for the test's own install and the extension's.
+    const findLinks = path.join(dir, "wheels");
+    writeWheel(findLinks, "torch", "2.13.0");
+    Object.assign(process.env, offlinePipEnv(findLinks));
+    // The environment an older version of the extension set up (codeparrot-lsp 0.0.9)...
+    store = new EnvStore(path.join(storage, "server"));
+    const old = writeBundle(path.join(dir, "old-extension"), "0.0.9");
+    const target = installTarget("", old);
+    assert.ok(target);
+    const host = { pythonExtensionInterpreter: () => Promise.resolve(undefined), which: () => Promise.resolve(undefined), run: runProcess };
+    await installEnvironment(store, { ...target, basePython: process.env.CODEPARROT_PYTHON ?? "python3", fast: false }, {
+      runner: processRunner(),
+      token: NEVER_CANCELLED,
+      onStep: () => undefined,
+      onOutput: () => undefined,
+      check: (python) => checkServerInstalled(python, host),
+    });
+    // ...and the new extension, which bundles 0.1.0.
+    bundle = writeBundle(path.join(dir, "extension"), "0.1.0");
+    rec.config = { pythonPath: "", enable: true };
+    rec.infos = [];
+    rec.errors = [];
+    rec.output = [];
+  });
+
+  after(() => {
+    for (const key of Object.keys(process.env)) if (!(key in saved)) Reflect.deleteProperty(process.env, key);
+  });
+
+  it("replaces the private environment at the next start, with a notice", async () => {
+    const old = await store.current();
+    assert.ok(old);
+    assert.deepEqual(old.source.kind === "bundled" && old.source.version, "0.0.9");
+    await ext.activate(context);
+    const deadline = Date.now() + 120_000;
+    while (!rec.infos.some((m) => m.includes("is now")) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(rec.infos.some((m) => /updating the completion server from codeparrot-lsp 0\.0\.9 \(bundled\) to codeparrot-lsp 0\.1\.0/.test(m)), rec.infos.join("\n"));
+    assert.ok(rec.infos.some((m) => m.includes("the completion server is now codeparrot-lsp 0.1.0")), rec.output.join(""));
+    const now = await store.current();
+    assert.ok(now);
+    assert.deepEqual(now.source, { kind: "bundled", version: "0.1.0", sha256: bundle.sha256 });
+    assert.notEqual(now.env, old.env);
+    const host = { pythonExtensionInterpreter: () => Promise.resolve(undefined), which: () => Promise.resolve(undefined), run: runProcess };
+    assert.deepEqual(await checkServerInstalled(now.python, host), { ok: true, version: "0.1.0" });
     await ext.deactivate();
   });
 });

@@ -231,6 +231,11 @@ def start_code_server(
         "TMPDIR": str(short_tmp),
     }
     env.pop("PORT", None)  # code-server would take its port from $PORT
+    # pip, run by the extension's setup, keeps reading the user's own configuration (their index,
+    # find-links), which the XDG_CONFIG_HOME above would hide from it.
+    user_pip = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "pip" / "pip.conf"
+    if "PIP_CONFIG_FILE" not in os.environ and user_pip.exists():
+        env["PIP_CONFIG_FILE"] = str(user_pip)
     base = [
         str(NODE24),
         str(CODE_SERVER),
