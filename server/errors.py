@@ -33,7 +33,9 @@ class ModelNotFoundError(ModelLoadError):
     )
 
 
-class HubUnavailableError(ModelLoadError):
+class HubUnavailableError(CodeparrotError):
+    """The Hugging Face hub is needed (a model, a dataset) but offline or unreachable."""
+
     default_message = (
         "The model hub is not reachable (offline or HF_HUB_OFFLINE=1). Download the model "
         "elsewhere and set `codeparrot.model` to its local directory."

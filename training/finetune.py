@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             desc = _description(cfg.recipe_path)
             print(f"{name:22s} {desc}")
         return 0
-    from training.data.hub import HubUnavailableError
+    from server.errors import HubUnavailableError
     from training.data.sources import DataError
 
     try:

@@ -7,31 +7,16 @@ download is attempted, because without network `from_pretrained` retries for ten
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
+from server import hub
 from training.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
 
 FIM_TOKENS = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
 EOS_TOKEN = "<|endoftext|>"
-HUB_HOST = ("huggingface.co", 443)
-
-
-def _offline_env() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """A short TCP probe: the hub libraries would otherwise retry for ~20 s before failing."""
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def check_source(key: str, name_or_path: str) -> None:
@@ -40,14 +25,15 @@ def check_source(key: str, name_or_path: str) -> None:
         return
     if Path(name_or_path).is_absolute() or name_or_path.startswith((".", "~")):
         raise ConfigError(f"{key}={name_or_path!r}: directory not found")
-    if _offline_env():
+    var = hub.offline_var()
+    if var is not None:
         raise ConfigError(
-            f"{key}={name_or_path!r} is a hub id but HF_HUB_OFFLINE=1: point it at a local model dir "
+            f"{key}={name_or_path!r} is a hub id but {var}=1: point it at a local model dir "
             f"(--set {key}=/path/to/model)"
         )
-    if not hub_reachable():
+    if not hub.reachable():
         raise ConfigError(
-            f"{key}={name_or_path!r} is a hub id but huggingface.co is unreachable: point it at a local "
+            f"{key}={name_or_path!r} is a hub id but {hub.endpoint()} is unreachable: point it at a local "
             f"model dir (--set {key}=/path/to/model) or check the network"
         )
 

@@ -7,25 +7,19 @@ weights itself (the engine does) and it never waits on a network that is not the
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from server import hub
 from server.errors import CodeparrotError, HubUnavailableError, ModelLoadError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR: Path = Path(__file__).parent / "default"
 
-DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
-# Total time we allow the connectivity probe: the issue's promise is "an error within 2 s".
-PROBE_TIMEOUT_S = 1.5
 # What we fetch from the hub: configs, tokenizers and safetensors weights, never pickles.
 HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -175,45 +169,6 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or spec.count("/") > 1
 
 
-def hub_offline() -> bool:
-    """True when the user or the environment asked for no hub access."""
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_HUB_ENDPOINT
-
-
-def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """One HTTPS HEAD request to the hub endpoint, bounded in wall time.
-
-    A bare TCP connect is not enough (sandboxes and proxies accept connections to any address),
-    and socket timeouts do not bound the DNS lookup, so the request runs in a daemon thread that
-    we wait on for at most `timeout` seconds. Any HTTP answer counts as reachable.
-    """
-    url = urlsplit(hub_endpoint())
-    result: list[bool] = []
-
-    def probe() -> None:
-        conn_cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        try:
-            conn = conn_cls(url.hostname or "", url.port, timeout=timeout)
-            conn.request("HEAD", "/")
-            conn.getresponse()
-            conn.close()
-            result.append(True)
-        except (OSError, http.client.HTTPException):
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name="hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
 def _hub_snapshot(repo_id: str) -> Path:
     """A local snapshot of a hub repo: from the local HF cache when present, else downloaded."""
     from huggingface_hub import snapshot_download
@@ -224,18 +179,10 @@ def _hub_snapshot(repo_id: str) -> Path:
             return cached
     except Exception:  # any miss in the cache means "not cached"
         pass
-    if hub_offline():
-        raise _error(
-            HubUnavailableError,
-            f"{repo_id!r} looks like a hub id, but hub access is off (HF_HUB_OFFLINE=1) and it is "
-            "not in the local cache. Pass a local model directory with --model / codeparrot.model.",
-        )
-    if not hub_reachable():
-        raise _error(
-            HubUnavailableError,
-            f"{repo_id!r} looks like a hub id, but {hub_endpoint()} cannot be reached. Pass a local "
-            "model directory with --model / codeparrot.model.",
-        )
+    hub.ensure_reachable(
+        f"{repo_id!r} looks like a hub id and is not in the local cache: it",
+        "pass a local model directory with --model / codeparrot.model.",
+    )
     try:
         local = Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW_PATTERNS, etag_timeout=5))
     except Exception as exc:  # hub errors come in many types; all mean the same here

@@ -9,9 +9,10 @@ import pytest
 from conftest import eli5_rows, js_source
 from transformers import AutoTokenizer
 
+from server.errors import HubUnavailableError
+from server.hub import DATASETS_OFFLINE_VARS, ensure_reachable
 from training.data.build import build_lm_datasets, iter_texts
 from training.data.config import DataConfig
-from training.data.hub import HubUnavailableError, ensure_hub_reachable
 
 
 def gh_cfg(root: Path, **kw) -> DataConfig:
@@ -74,7 +75,7 @@ def test_hub_probe_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     with pytest.raises(HubUnavailableError, match="unreachable"):
-        ensure_hub_reachable("data.source=github-code", "use local files")
+        ensure_reachable("data.source=github-code", "use local files", DATASETS_OFFLINE_VARS)
     with pytest.raises(HubUnavailableError):
         list(iter_texts(DataConfig(source="github-code", files="hf://datasets/codeparrot/github-code/data/x.parquet")))
 

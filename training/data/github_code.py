@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from server import hub
 from training.data.config import GITHUB_CODE_HUB_DATASET, GITHUB_CODE_HUB_FILES, DataConfig
 from training.data.filters import path_reason
-from training.data.hub import ensure_hub_reachable
 from training.data.licenses import label_allowed
 from training.data.sources import Drop, Record
 
@@ -26,7 +26,7 @@ TEXT_COLUMNS = ("content", "code")  # raw shards say content; the old loading sc
 def resolve_files(pattern: str, default_hub_files: str, what: str, hint: str) -> str | list[str]:
     """Hub pattern (after a reachability check) or the sorted local files a glob matches."""
     if not pattern or pattern.startswith("hf://"):
-        ensure_hub_reachable(what, hint)
+        hub.ensure_reachable(what, hint, hub.DATASETS_OFFLINE_VARS)
         return pattern or default_hub_files
     files = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
     if not files:
