@@ -26,7 +26,6 @@ completion start with their text (`Prompt.heal`), which it then strips: the mode
 from __future__ import annotations
 
 import bisect
-import contextlib
 import re
 import weakref
 from collections import OrderedDict
@@ -37,8 +36,9 @@ from typing import Any
 from tree_sitter import Node, Tree
 
 from server.documents import TREE_MAX_BYTES, new_parser, utf8
+from server.fim import MIDDLE, PREFIX, SUFFIX, fim_ids, layout
 
-FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = "<fim_prefix>", "<fim_middle>", "<fim_suffix>"
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = PREFIX, MIDDLE, SUFFIX  # the FIM tokens, as the tests name them
 
 SUFFIX_SHARE = 0.25  # the prefix predicts the next tokens far better than the suffix does
 SUFFIX_MAX_CHARS_PER_TOKEN = 8  # chars of suffix looked at per budget token (code is ~3-4 chars/token)
@@ -274,23 +274,6 @@ def _opens_empty_block(text: str, offset: int, tree: Tree | None) -> bool:
 
 Tokenize = Callable[[str], tuple[list[int], list[int]]]  # text -> (ids, start char of each id)
 
-_FIM_IDS: weakref.WeakKeyDictionary[Any, tuple[int, int, int] | None] = weakref.WeakKeyDictionary()
-
-
-def fim_ids(tokenizer: Any) -> tuple[int, int, int] | None:
-    """(prefix, middle, suffix) token ids when the tokenizer has all three FIM tokens."""
-    try:
-        return _FIM_IDS[tokenizer]
-    except (KeyError, TypeError):
-        pass
-    vocab = tokenizer.get_vocab()
-    ids = tuple(vocab.get(t) for t in (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX))
-    found = (ids[0], ids[1], ids[2]) if None not in ids else None
-    with contextlib.suppress(TypeError):  # not weak-referenceable: just don't cache
-        _FIM_IDS[tokenizer] = found
-    return found
-
-
 _TOKENIZED: weakref.WeakKeyDictionary[Any, OrderedDict[str, tuple[list[int], list[int]]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -486,7 +469,7 @@ def build_prompt(
         drop = _heal(prefix, prefix_ids, starts, keep=0) if heal else 0
         tail = prefix[starts[-drop] :] if drop else ""
         prefix_ids = prefix_ids[: len(prefix_ids) - drop]
-    ids = [fim_suffix, *suffix_ids, fim_prefix, *prefix_ids, fim_middle]
+    ids = layout((fim_prefix, fim_middle, fim_suffix), prefix_ids, suffix_ids, spm=True)
     return Prompt(
         ids, len(ids), True, prefix[cut:], suffix[:suffix_end], tail, prefix_ids=prefix_ids, suffix_ids=suffix_ids
     )

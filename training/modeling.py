@@ -10,13 +10,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from server import hub
+from server import fim, hub
 from training.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
 
-FIM_TOKENS = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
-EOS_TOKEN = "<|endoftext|>"
+EOS_TOKEN = fim.EOS
 
 
 def check_source(key: str, name_or_path: str) -> None:
@@ -45,8 +44,7 @@ def check_sources(cfg: RunConfig) -> None:
 
 
 def has_fim_tokens(tokenizer: Any) -> bool:
-    vocab = tokenizer.get_vocab()
-    return all(t in vocab for t in FIM_TOKENS[:3])
+    return fim.fim_ids(tokenizer) is not None
 
 
 def load_tokenizer(path: str) -> Any:
@@ -61,7 +59,7 @@ def load_tokenizer(path: str) -> Any:
 
 def add_fim_tokens(tokenizer: Any) -> bool:
     """Add the FIM special tokens a pretrained tokenizer lacks; True if the vocab grew."""
-    missing = [t for t in FIM_TOKENS if t not in tokenizer.get_vocab()]
+    missing = [t for t in fim.TOKENS if t not in tokenizer.get_vocab()]
     if not missing:
         return False
     tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-EOS = "<|endoftext|>"
-FIM_TOKENS = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+from server import fim
+
+EOS = fim.EOS
+FIM_TOKENS = list(fim.TOKENS)
 SPECIAL_TOKENS = [EOS, *FIM_TOKENS]
 MODEL_MAX_LENGTH = 2048  # informational for transformers; the model config decides the real context
 

@@ -35,12 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from server.fim import require_fim_ids
 from training.data.config import DataConfig
 from training.data.decontam import check_manifest, is_reserved, repo_is_reserved
 from training.data.dedup import ExactDedup, NearDedup
 from training.data.filters import chars_per_token_reasons, quality_reason
 from training.data.manifest import Manifest
-from training.data.packing import encode_batch, encode_documents, fim_ids, fim_token_documents, pack_blocks
+from training.data.packing import encode_batch, encode_documents, fim_token_documents, pack_blocks
 from training.data.sources import DataError, Drop, Record, is_code_source, iter_raw
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def _split_and_pack(
             docs = fim_token_documents(
                 [plain[i] for i in idx],
                 [records[i].sha256 for i in idx],
-                fim_ids(tokenizer) if fim and data_cfg.fim_rate > 0 else (0, 0, 0),
+                require_fim_ids(tokenizer) if fim and data_cfg.fim_rate > 0 else (0, 0, 0),
                 fim_rate=data_cfg.fim_rate if fim else 0.0,
                 fim_spm_rate=data_cfg.fim_spm_rate,
                 seed=data_cfg.seed,

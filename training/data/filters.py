@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from server import fim
 from training.data.config import DataConfig
 
 # Directories whose contents are build output, dependencies or vendored copies, not authored code.
@@ -45,7 +46,7 @@ COMPILED_MARKERS = (
 TSC_VOID_EXPORTS = re.compile(r"^\s*exports\.[\w$]+ = (?:exports\.[\w$]+ = )*void 0;", re.M)
 # `test/lib/` (and `tests/lib/`) hold vendored test frameworks (mocha, chai, qunit copies), not the package.
 TEST_DIRS = frozenset({"test", "tests"})
-SPECIAL_TEXT = ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>")
+SPECIAL_TEXT = fim.SPECIAL_TEXT
 
 
 def is_excluded_dir(name: str) -> bool:

@@ -4,10 +4,9 @@ FIM is applied at the character level, per document, *before* tokenization: the 
 two random character positions into prefix/middle/suffix, the three pieces are tokenized
 separately and joined with the FIM special-token ids (never by putting the literal token strings
 in the text, so source text cannot inject special tokens). Tokenizing the pieces separately
-matches what the server does at inference (prefix and suffix are tokenized apart). Formats
-(docs/internals.md), the packer adding the final `<|endoftext|>`:
-  PSM: <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
-  SPM: <fim_suffix> suffix <fim_prefix> prefix <fim_middle> middle <|endoftext|>
+matches what the server does at inference (prefix and suffix are tokenized apart). The tokens
+and the PSM/SPM layouts are `server.fim`, the contract the server's prompts follow; the packer
+adds the final `<|endoftext|>`.
 Each document's FIM choice uses a RNG seeded by (seed, document sha256), so it does not depend
 on the other documents or their order.
 
@@ -24,17 +23,9 @@ from typing import Any
 
 import numpy as np
 
-FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = "<fim_prefix>", "<fim_middle>", "<fim_suffix>"
+from server import fim
+
 TOKENIZE_BATCH = 512  # documents per tokenizer call: fast-tokenizer parallelism without huge lists
-
-
-def fim_ids(tokenizer: Any) -> tuple[int, int, int]:
-    """(prefix, middle, suffix) ids; ValueError when the tokenizer lacks FIM tokens."""
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in (FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX) if t not in vocab]
-    if missing:
-        raise ValueError(f"FIM requested but the tokenizer has no {', '.join(missing)} tokens")
-    return vocab[FIM_PREFIX], vocab[FIM_MIDDLE], vocab[FIM_SUFFIX]
 
 
 def fim_split(text: str, rng: random.Random) -> tuple[str, str, str]:
@@ -68,7 +59,7 @@ def encode_documents(
     """
     if fim_rate <= 0:
         return list(plain) if plain is not None else encode_batch(tokenizer, list(texts))
-    pre_id, mid_id, suf_id = fim_ids(tokenizer)
+    pre_id, mid_id, suf_id = fim.require_fim_ids(tokenizer)
     plans: list[tuple[bool, bool] | None] = []  # (fim, spm) per doc
     pieces: list[str] = []
     for text, key in zip(texts, keys, strict=True):
@@ -95,12 +86,10 @@ def encode_documents(
 def fim_join(
     fim_token_ids: tuple[int, int, int], prefix: np.ndarray, middle: np.ndarray, suffix: np.ndarray, *, spm: bool
 ) -> np.ndarray:
-    """One FIM example from its pieces' ids (the formats in the module docstring; no EOS)."""
-    pre_id, mid_id, suf_id = (np.asarray([t], dtype=np.int32) for t in fim_token_ids)
-    p, m, s = (np.asarray(x, dtype=np.int32) for x in (prefix, middle, suffix))
-    if spm:
-        return np.concatenate([suf_id, s, pre_id, p, mid_id, m])
-    return np.concatenate([pre_id, p, suf_id, s, mid_id, m])
+    """One FIM example from its pieces' ids (`server.fim.layout`; no EOS)."""
+    pieces = (np.asarray(x, dtype=np.int32).tolist() for x in (prefix, middle, suffix))
+    p, m, s = pieces
+    return np.asarray(fim.layout(fim_token_ids, p, s, m, spm=spm), dtype=np.int32)
 
 
 def fim_token_documents(
