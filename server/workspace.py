@@ -119,6 +119,10 @@ class Workspace:
         self._thread: threading.Thread | None = None
         self._state = "not_started"  # then "building", then "ready" or "failed"
         self._build_s = 0.0
+        # uri -> hash of the text the index holds for it: closing a document that was never
+        # edited (or saved as indexed) re-indexes nothing, and the index's delta stays small.
+        self._indexed: dict[str, int] = {}
+        self._touched: set[str] = set()  # uris updated or removed while a build runs
 
     def set_folders(self, folder_uris: list[str]) -> None:
         for uri in folder_uris:
@@ -147,6 +151,7 @@ class Workspace:
             self._vocabulary = vocabulary
             self.ready.clear()
             self._state = "building"
+            self._indexed, self._touched = {}, set()
             index = self.index
             self._thread = threading.Thread(target=self._build, args=(index, progress), name="index", daemon=True)
             self._thread.start()
@@ -181,6 +186,9 @@ class Workspace:
                     remaining -= len(text.encode("utf-8", "surrogatepass"))
             report(f"Indexing {len(texts)} files", 30)
             index.build(texts)
+            with self._lock:  # what changed during the build holds its own, newer entry
+                built = {uri: hash(text) for uri, text in texts if uri not in self._touched}
+                self._indexed = built | self._indexed
             state = "ready"
             report(f"Workspace indexed: {len(texts)} files", 100)
         except Exception:  # a bad file must never take the server down
@@ -198,8 +206,13 @@ class Workspace:
             self._dirty[uri] = text
 
     def closed(self, uri: str) -> None:
+        """Back to the file on disk; a document that is no file (`untitled:`) leaves the index."""
         with self._lock:
             self._dirty.pop(uri, None)
+        if self.index is not None and not uris.to_fs_path(uri):
+            self.index.remove(uri)
+            self._record(uri, None)
+            return
         self.disk_changed(uri)
 
     def disk_changed(self, uri: str) -> None:
@@ -214,8 +227,20 @@ class Workspace:
         text = read_text(path) if is_candidate(path) and path.is_file() and self.contains(path) else None
         if text is None:
             index.remove(uri)
-        else:
+            self._record(uri, None)
+        elif self._indexed.get(uri) != hash(text):
             index.update(uri, text)
+            self._record(uri, text)
+
+    def _record(self, uri: str, text: str | None) -> None:
+        """Remember which text the index now holds for `uri` (None: none)."""
+        with self._lock:
+            if self._state == "building":
+                self._touched.add(uri)
+            if text is None:
+                self._indexed.pop(uri, None)
+            else:
+                self._indexed[uri] = hash(text)
 
     def flush(self, current_uri: str) -> None:
         """Index the dirty open documents other than `current_uri` (they changed since)."""
@@ -225,7 +250,9 @@ class Workspace:
         with self._lock:
             todo = {u: t for u, t in self._dirty.items() if u != current_uri}
         for uri, text in todo.items():
-            index.update(uri, text)
+            if self._indexed.get(uri) != hash(text):  # opened, not edited: the index has it
+                index.update(uri, text)
+                self._record(uri, text)
             with self._lock:
                 if self._dirty.get(uri) is text:
                     del self._dirty[uri]
