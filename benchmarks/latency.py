@@ -380,7 +380,7 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
     indexed = None
     if args.workspace:
         from server.retrieval.files import scan_workspace
-        from server.workspace import new_index
+        from server.retrieval.vocab import new_index
 
         completer.workspace = new_index(engine.tokenizer)
         completer.workspace.build((str(path), text) for path, text in scan_workspace(args.workspace))

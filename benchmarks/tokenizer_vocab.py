@@ -33,7 +33,7 @@ def main() -> int:
 
     from training.data.build import iter_texts
     from training.data.config import DataConfig
-    from training.data.tokens import open_tokens
+    from training.data.tokenfile import open_tokens
     from training.modeling import load_tokenizer
     from training.tokenizer import train_tokenizer
 

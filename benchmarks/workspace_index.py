@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 
 from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_verdict
 from server.retrieval.files import scan_workspace
-from server.workspace import new_index
+from server.retrieval.vocab import new_index
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from training.data.config import DataConfig
 from training.data.decontam import package_name
 from training.data.filters import quality_reason
 from training.data.npm import iter_npm_records, read_package_list
-from training.data.sources import Record
+from training.data.records import Record
 
 ROWS = 500  # enough for EM/ES to move by < ±2.5 points between two runs of a model
 SEED = 1234  # fixed: the dev set must not change between evaluations

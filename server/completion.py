@@ -29,13 +29,13 @@ from server.retrieval.names import CLOSERS_ONLY, name_to_offer, path_to_offer, s
 from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
 from server.retrieval.rules import CopyRules, loop_bound, trailing_word
 from server.retrieval.segment import Match, merge
+from server.retrieval.vocab import blank_kinds, encoder
 from server.settings import Settings
 from server.stats import Stats
-from server.workspace import blank_kinds, encoder
 
 if TYPE_CHECKING:  # torch loads with the model, not with the server (copy answers meanwhile)
-    from server.engines.decode import GenerationResult
     from server.engines.base import BaseEngine
+    from server.engines.decode import GenerationResult
 
 log = logging.getLogger(__name__)
 

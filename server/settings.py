@@ -13,8 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from server.backends.base import validate_url
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,26 @@ MAX_NEW_TOKENS_RANGE = (1, 1024)
 MAX_PROMPT_TOKENS_RANGE = (16, 32768)
 BACKEND_TIMEOUT_MS_RANGE = (50, 60000)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Plain http is allowed only to these: a key sent in clear must not leave the machine.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def validate_url(url: str) -> str | None:
+    """None when `url` may be used; else why not. Plain http only to this machine (no key leaks)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in LOCAL_HOSTS:
+        return None
+    return (
+        "not allowed: use https://…, or http://127.0.0.1, http://localhost or http://[::1] "
+        "(any port) for an engine on this machine"
+    )
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ special tokens the file lacks; slow tokenizers) loads with `AutoTokenizer` as be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,6 +134,20 @@ def load_fast(directory: Path) -> FastTokenizer | None:
     # The wrapper's special tokens are the named ones, then the extras, then other special added tokens.
     ordered = [*specials, *sorted((t for t in added if t not in specials), key=added.__getitem__)]
     return FastTokenizer(backend, ordered, named.get("eos_token"))
+
+
+_TEXTS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def token_texts(tokenizer: Any) -> list[str]:
+    """The text of every token id, decoded alone (a partial UTF-8 sequence decodes to U+FFFD).
+    Decoding a whole vocabulary takes a noticeable fraction of a second: once per tokenizer."""
+    cached = _TEXTS.get(tokenizer)
+    if cached is None or len(cached) != len(tokenizer):
+        cached = list(tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False))
+        with contextlib.suppress(TypeError):  # not weak-referenceable: just don't cache
+            _TEXTS[tokenizer] = cached
+    return cached
 
 
 def native_allowed() -> bool:

@@ -17,94 +17,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pygls import uris
 
 from server.retrieval.files import MAX_TOTAL_BYTES, is_candidate, read_text, scan_workspace
-from server.retrieval.index import Encode, WorkspaceIndex
+from server.retrieval.index import WorkspaceIndex
+from server.retrieval.vocab import new_index, vocabulary_key
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int | None], None]
-
-
-def encoder(tokenizer: Any) -> Encode:
-    """Batch token ids without special tokens: the Rust tokenizer's fast batch call when there
-    is one (~3x the Python wrapper), else the tokenizer itself."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-
-    def encode(texts: list[str]) -> list[list[int]]:
-        if backend is not None:
-            return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
-        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-
-    return encode
-
-
-# blank_kinds per tokenizer: decoding a whole vocabulary once is enough for the Completer, every
-# index built over it (one per package in `training.evaluate`) and the benchmarks.
-_BLANK_KINDS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-
-
-def blank_kinds(tokenizer: Any) -> np.ndarray:
-    """Per token id: 0 for a token with anything but spaces, tabs and line breaks in it, 1 for
-    spaces/tabs, 2 for blanks holding a line break. Matching folds runs of blanks
-    (`server.retrieval.segment`); mixing lets the model choose the line break (`mixing`).
-    Computed once per tokenizer."""
-    cached = _BLANK_KINDS.get(tokenizer)
-    if cached is not None and len(cached) == len(tokenizer):
-        return cached
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-
-    def kind(text: str) -> int:
-        if not text or text.strip(" \t\r\n"):
-            return 0
-        return 2 if "\n" in text or "\r" in text else 1
-
-    kinds = _BLANK_KINDS[tokenizer] = np.array([kind(t) for t in texts], dtype=np.int8)
-    return kinds
-
-
-_WORD_IDS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-
-
-def word_ids(tokenizer: Any) -> np.ndarray:
-    """Per token id: True when its text has a letter or digit (what similar-code windows compare;
-    `server.retrieval.snippets`). Computed once per tokenizer."""
-    cached = _WORD_IDS.get(tokenizer)
-    if cached is not None and len(cached) == len(tokenizer):
-        return cached
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    words = np.array([i not in special and any(c.isalnum() for c in t) for i, t in enumerate(texts)], dtype=bool)
-    _WORD_IDS[tokenizer] = words
-    return words
-
-
-_VOCABULARY_KEYS: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
-
-
-def vocabulary_key(tokenizer: Any) -> tuple[int, int]:
-    """The size and a hash of `tokenizer`'s vocabulary (token -> id): two tokenizers with the
-    same key give the same ids, so an index built with one serves the other. Once per tokenizer."""
-    cached = _VOCABULARY_KEYS.get(tokenizer)
-    if cached is None:
-        cached = (len(tokenizer), hash(tuple(sorted(tokenizer.get_vocab().items()))))
-        _VOCABULARY_KEYS[tokenizer] = cached
-    return cached
-
-
-def new_index(tokenizer: Any, snippets: bool = False) -> WorkspaceIndex:
-    """An empty index over `tokenizer`'s ids; with `snippets`, also the similar-code windows that
-    `Completer(snippet_tokens=N)` puts in the prompt (off by default: no gain measured with the
-    shipped model, and they cost build time and ~1 byte per token)."""
-    words = word_ids(tokenizer) if snippets else None
-    return WorkspaceIndex(encoder(tokenizer), len(tokenizer), blank=blank_kinds(tokenizer) > 0, words=words)
 
 
 class Workspace:

@@ -43,7 +43,7 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
                limits: Limits | None = None, timing: Timing | None = None) -> Plan:
     """Everything `plan` does: sizes, the bundle (unless a dry run), the calls; plan.json written."""
     from training.config import apply_overrides, load_recipe
-    from training.data.tokens import open_tokens, paths
+    from training.data.tokenfile import open_tokens, paths
     from training.kit.archive import write_bundle
     from training.kit.plan import PLAN_FILE, make_plan, travelling_bytes, travels
     from training.kit.sizing import estimate_payload, model_info, same_shape
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     from training.config import ConfigError
-    from training.data.sources import DataError
+    from training.data.records import DataError
     from training.kit.archive import BundleError
     from training.ship import ShipError
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.data.config import DataConfig, TokenizerConfig
+from training.data.tokenfile import paths
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -303,8 +304,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.train.data_offset and cfg.train.data_order != "walk":
         raise ConfigError("'train.data_offset' needs train.data_order=walk")
     if cfg.data.tokens:
-        from training.data.tokens import paths
-
         if not paths(Path(cfg.data.tokens))[1].is_file():
             raise ConfigError(
                 f"bad value for 'data.tokens': {cfg.data.tokens!r} is not a finished token file "

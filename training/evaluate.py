@@ -166,7 +166,7 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
 def repo_index(engine: Any, pkg_dir: Path, snippets: bool = False) -> Any:
     """The server's own workspace index over one package folder (keys: paths inside it)."""
     from server.retrieval.files import scan_workspace
-    from server.workspace import new_index
+    from server.retrieval.vocab import new_index
 
     index = new_index(engine.tokenizer, snippets=snippets)
     index.build((path.relative_to(pkg_dir).as_posix(), text) for path, text in scan_workspace(pkg_dir))
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     from server.errors import CodeparrotError
-    from training.data.sources import DataError
+    from training.data.records import DataError
 
     try:
         return cmd_perplexity(args) if args.command == "perplexity" else cmd_lines(args)

@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:22s} {desc}")
         return 0
     from server.errors import HubUnavailableError
-    from training.data.sources import DataError
+    from training.data.records import DataError
 
     try:
         cfg = resolve_config(args)

@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
-    from training.data.sources import DataError
+    from training.data.records import DataError
 
     try:
         cfg = load_recipe(args.recipe)

@@ -3,6 +3,7 @@
 `server.backends.openai` (httpx) is imported only when that backend is configured.
 """
 
-from server.backends.base import Backend, BackendError, BackendRequest, BackendResult, Health, validate_url
+from server.backends.base import Backend, BackendError, BackendRequest, BackendResult, Health
+from server.settings import validate_url
 
 __all__ = ["Backend", "BackendError", "BackendRequest", "BackendResult", "Health", "validate_url"]

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from server.errors import CodeparrotError
 
@@ -15,25 +14,6 @@ from server.errors import CodeparrotError
 BACKOFF_START_S = 0.5
 # Longest wait between tries: a restarted engine is picked up within half a minute.
 BACKOFF_MAX_S = 30.0
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def validate_url(url: str) -> str | None:
-    """None when `url` may be used; else why not. Plain http only to this machine (no key leaks)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host in LOCAL_HOSTS:
-        return None
-    return (
-        "not allowed: use https://…, or http://127.0.0.1, http://localhost or http://[::1] "
-        "(any port) for an engine on this machine"
-    )
 
 
 class BackendError(CodeparrotError):

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from server.backends.base import BackendError, BackendRequest, BackendResult, Health, validate_url
+from server.backends.base import BackendError, BackendRequest, BackendResult, Health
+from server.settings import validate_url
 
 if TYPE_CHECKING:
     from server.settings import Settings

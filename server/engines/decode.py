@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import torch
 
+from server.tokenizer import token_texts
+
 log = logging.getLogger(__name__)
 
 # Prompt tokens per evaluation in a prefill: big enough to keep matmuls efficient, small enough
@@ -81,7 +83,7 @@ class VocabIndex:
     CACHE = 256  # texts remembered: typing a word asks for the same ones again
 
     def __init__(self, tokenizer: Any, skip: set[int]) -> None:
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], clean_up_tokenization_spaces=False)
+        texts = token_texts(tokenizer)
         pairs = sorted((t, i) for i, t in enumerate(texts) if t and "\ufffd" not in t and i not in skip)
         self.texts: list[str] = texts
         self._sorted = [t for t, _ in pairs]

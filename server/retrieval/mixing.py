@@ -26,7 +26,7 @@ from server.retrieval.segment import MAX_QUERY, Match, merge
 if TYPE_CHECKING:  # torch is imported where logits are touched: the server starts without it
     import torch
 
-LINE_BREAK = 2  # the blank kind of tokens holding a line break (server.workspace.blank_kinds)
+LINE_BREAK = 2  # the blank kind of tokens holding a line break (server.retrieval.vocab.blank_kinds)
 Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowed next-token mask)
 
 
@@ -78,7 +78,7 @@ class NgramGuide:
         # A lookup reads MAX_QUERY tokens after folding blank runs: keep room for them.
         self.context = list(context[-2 * MAX_QUERY :])
         self.params = params or MixParams()
-        self.blanks = blanks  # per token id: 0 not blank, else its kind (server.workspace.blank_kinds)
+        self.blanks = blanks  # per token id: 0 not blank, else its kind (server.retrieval.vocab.blank_kinds)
         self._breaks: torch.Tensor | None = None  # ids of the line-break blanks, once needed
         self._last: Match | None = None  # the match behind the latest call (for `draft`)
 

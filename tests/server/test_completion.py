@@ -351,7 +351,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
 
 
 def test_the_file_being_edited_wins_over_the_workspace_at_equal_match_length(engine: TorchEngine, settings: Settings) -> None:
-    from server.workspace import new_index
+    from server.retrieval.vocab import new_index
 
     call = "const total = computeZorbleSum("
     index = new_index(engine.tokenizer)

@@ -74,7 +74,7 @@ def test_the_file_itself_is_a_source_but_never_the_cursor() -> None:
 
 def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: TorchEngine) -> None:
     from server.completion import Completer
-    from server.workspace import new_index
+    from server.retrieval.vocab import new_index
 
     index = new_index(engine.tokenizer)
     index.build([("lib/people.js", "function names(people, list) {\n  for (const p of people) list.push(p.fullName);\n}\n")])

@@ -64,7 +64,7 @@ OTHER = "const express = require('express');\nconst app = express();\napp.listen
 
 def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engine: TorchEngine) -> None:
     from server.completion import Completer
-    from server.workspace import new_index
+    from server.retrieval.vocab import new_index
 
     index: WorkspaceIndex = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3), ("lib/server.js", OTHER * 3)])
@@ -85,7 +85,7 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
 
 def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engine: TorchEngine) -> None:
     from server.completion import Completer
-    from server.workspace import new_index
+    from server.retrieval.vocab import new_index
 
     index = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3)])

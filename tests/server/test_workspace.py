@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.workspace import Workspace, vocabulary_key
+from server.retrieval.vocab import vocabulary_key
+from server.workspace import Workspace
 
 HELPER = "export function zorbleQuantify(widgets) {\n  return widgets.length;\n}\n"
 OTHER = "export const limit = 10;\n"

@@ -16,18 +16,17 @@ from training.data.build import build_lm_datasets
 from training.data.config import DataConfig
 from training.data.manifest import read_manifest
 from training.data.packing import fim_token_documents
-from training.data.tokens import (
+from training.data.tokenfile import (
     TokenFileError,
     dtype_for,
-    main,
     manifest_sha,
     open_tokens,
     pack,
-    pack_corpus,
     paths,
     subset,
     tokenizer_hash,
 )
+from training.data.tokens import main, pack_corpus
 from training.modeling import load_tokenizer
 
 DOCS = [js_source(1), "", "const a = 1;\n", js_source(2, n_blocks=2), "x" * 3]

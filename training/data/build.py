@@ -42,7 +42,9 @@ from training.data.dedup import ExactDedup, NearDedup
 from training.data.filters import chars_per_token_reasons, quality_reason
 from training.data.manifest import Manifest
 from training.data.packing import encode_batch, encode_documents, fim_token_documents, pack_blocks
-from training.data.sources import DataError, Drop, Record, is_code_source, iter_raw
+from training.data.records import DataError, Drop, Record, is_code_source
+from training.data.sources import iter_raw
+from training.data.tokenfile import TokenFileError, manifest_sha, open_tokens
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +217,6 @@ def _blocks_from_tokens(
     accelerator_main_process: bool,
 ) -> LMBlocks:
     """`build_lm_blocks` from a packed token file: no reading, dedup or tokenising."""
-    from training.data.tokens import TokenFileError, manifest_sha, open_tokens
-
     tf = open_tokens(Path(data_cfg.tokens))
     tf.check(tokenizer)
     rows = tf.meta.get("documents")

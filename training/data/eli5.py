@@ -15,7 +15,7 @@ from typing import Any
 
 from training.data.config import ELI5_HUB_DATASET, ELI5_HUB_FILES, DataConfig
 from training.data.github_code import hub_files, load_rows, resolve_files
-from training.data.sources import Drop, Record
+from training.data.records import Drop, Record
 
 DEFAULT_TEXT_COLUMN = "answers.text"
 

@@ -18,7 +18,7 @@ from server import hub
 from training.data.config import GITHUB_CODE_HUB_DATASET, GITHUB_CODE_HUB_FILES, DataConfig
 from training.data.filters import path_reason
 from training.data.licenses import label_allowed
-from training.data.sources import Drop, Record
+from training.data.records import Drop, Record
 
 TEXT_COLUMNS = ("content", "code")  # raw shards say content; the old loading script said code
 

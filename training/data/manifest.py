@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.data.sources import Record
+from training.data.records import Record
 
 MANIFEST_FILE = "data_manifest.jsonl"
 SUMMARY_FILE = "data_manifest_summary.json"

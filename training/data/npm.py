@@ -35,7 +35,7 @@ from training.data.config import DataConfig
 from training.data.decontam import is_reserved, package_name
 from training.data.filters import is_excluded_dir, path_reason
 from training.data.licenses import package_license_allowed
-from training.data.sources import Drop, Record
+from training.data.records import Drop, Record
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE = Path.home() / ".cache" / "codeparrot-lsp" / "npm"
