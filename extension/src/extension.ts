@@ -59,6 +59,8 @@ class Controller {
   private state: ServerState = { kind: "starting" };
   /** The private environment the running server uses, and what the setup would install now. */
   private managed: { record: EnvRecord; target: InstallTarget | undefined } | undefined;
+  /** The setup offer on screen, if any. */
+  private offering: Promise<void> | undefined;
   /** Work that waits for the server's start: an upgrade (even if it failed) or the llama.cpp offer. */
   private afterStart: { run: () => Promise<void>; evenIfDown: boolean } | undefined;
 
@@ -167,42 +169,52 @@ class Controller {
   private async findServer(): Promise<string | undefined> {
     const { pythonPath, installSource } = readClientSettings(this.config());
     const bundle = await this.bundle();
-    for (;;) {
-      let res: Resolution;
-      try {
-        res = await resolveServer({ pythonPath, installSource, bundle, store: this.store, host: this.host });
-      } catch (err) {
-        // Only a codeparrot.pythonPath that is not an executable gets here: the user asked for it.
-        this.setState({ kind: "error", message: errorText(err) });
-        void vscode.window.showErrorMessage(`CodeParrot: ${errorText(err)}`, "Open Settings").then((pick) => {
-          if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "codeparrot.pythonPath");
-        });
-        return undefined;
-      }
-      if (res.kind === "use") {
-        this.output.appendLine(`Python: ${res.python} (from ${ORIGIN_LABEL[res.origin]})`);
-        this.output.appendLine(`codeparrot-lsp ${res.version}`);
-        if (res.record) {
-          const { record, upgrade } = res;
-          this.managed = { record, target: upgrade ?? installTarget(installSource, bundle) };
-          if (upgrade) this.afterStart = { run: () => this.upgradeThenRestart(record, upgrade), evenIfDown: true };
-          void this.store.sweep().then((gone) => {
-            for (const g of gone) this.output.appendLine(`[setup] removed the old environment ${g}`);
-          });
-        }
-        return res.python;
-      }
-      const outcome = await this.setup.offer(res);
-      if (outcome.kind === "declined") return undefined;
+    let res: Resolution;
+    try {
+      res = await resolveServer({ pythonPath, installSource, bundle, store: this.store, host: this.host });
+    } catch (err) {
+      // Only a codeparrot.pythonPath that is not an executable gets here: the user asked for it.
+      this.setState({ kind: "error", message: errorText(err) });
+      void vscode.window.showErrorMessage(`CodeParrot: ${errorText(err)}`, "Open Settings").then((pick) => {
+        if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "codeparrot.pythonPath");
+      });
+      return undefined;
+    }
+    if (res.kind === "setup") {
+      // The offer does not hold up the start: a notification can wait unanswered for long (in the
+      // notification centre), and restarts and setting changes must not queue behind it.
+      void this.offerSetup(res, false);
+      return undefined;
+    }
+    this.output.appendLine(`Python: ${res.python} (from ${ORIGIN_LABEL[res.origin]})`);
+    this.output.appendLine(`codeparrot-lsp ${res.version}`);
+    if (res.record) {
+      const { record, upgrade } = res;
+      this.managed = { record, target: upgrade ?? installTarget(installSource, bundle) };
+      if (upgrade) this.afterStart = { run: () => this.upgradeThenRestart(record, upgrade), evenIfDown: true };
+      void this.store.sweep().then((gone) => {
+        for (const g of gone) this.output.appendLine(`[setup] removed the old environment ${g}`);
+      });
+    }
+    return res.python;
+  }
+
+  /** One offer at a time; after an install, the server restarts from the new environment. */
+  private offerSetup(res: Extract<Resolution, { kind: "setup" }>, modal: boolean): Promise<void> {
+    if (this.offering && !modal) return this.offering;
+    const offering = (async () => {
+      const outcome = await this.setup.offer(res, modal);
+      if (outcome.kind === "declined") return;
       if (outcome.kind === "installed") {
         const { record } = outcome;
-        this.managed = { record, target: res.target };
         this.afterStart = { run: () => this.offerFast(record, res.target, false), evenIfDown: false };
-        this.output.appendLine(`Python: ${record.python} (from ${ORIGIN_LABEL.managed})`);
-        return record.python;
       }
-      // "retry": installed into the interpreter itself; resolve again.
-    }
+      await this.restart();
+    })().finally(() => {
+      if (this.offering === offering) this.offering = undefined;
+    });
+    this.offering = offering;
+    return offering;
   }
 
   private async upgradeThenRestart(record: EnvRecord, target: InstallTarget): Promise<void> {
@@ -223,7 +235,11 @@ class Controller {
   private async setupCommand(): Promise<void> {
     await this.starting;
     if (this.client?.isRunning() !== true) {
-      await this.restart();
+      const { pythonPath, installSource } = readClientSettings(this.config());
+      const res = await resolveServer({ pythonPath, installSource, bundle: await this.bundle(), store: this.store, host: this.host })
+        .catch((err: unknown) => { this.output.appendLine(`[setup] ${errorText(err)}`); return undefined; });
+      if (res?.kind === "setup") await this.offerSetup(res, true);
+      else await this.restart();
       return;
     }
     if (this.managed) {

@@ -59,8 +59,11 @@ export type OfferOutcome = { kind: "installed"; record: EnvRecord } | { kind: "r
 export class ServerSetup {
   constructor(private readonly d: SetupDeps) {}
 
-  /** Offers the private environment; "retry" when the server was installed elsewhere (resolve again). */
-  async offer(res: SetupResolution): Promise<OfferOutcome> {
+  /**
+   * Offers the private environment; "retry" when the server was installed elsewhere (resolve
+   * again). `modal`: asked for with a command, so a dialog rather than a notification.
+   */
+  async offer(res: SetupResolution, modal = false): Promise<OfferOutcome> {
     for (const note of res.notes) this.d.output.appendLine(`[setup] not usable: ${note}`);
     const { target, base } = res;
     if (target === undefined) {
@@ -87,6 +90,7 @@ export class ServerSetup {
       `CodeParrot: set up the completion server? It creates a private Python environment with ${base.path} ` +
         `(Python ${version}) and installs ${what}, CPU PyTorch ${target.torch} and their dependencies, ` +
         `downloaded from ${from}: about 260 MB to download, 1.3 GB on disk, a few minutes.`,
+      { modal },
       SET_UP,
       OTHER_OPTIONS,
     );

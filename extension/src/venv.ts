@@ -190,17 +190,46 @@ export class EnvStore {
     await fs.rename(tmp, this.recordFile);
   }
 
-  /** One install at a time across VS Code windows; a lock left by a dead process is taken over. */
-  async lock(): Promise<() => Promise<void>> {
+  /** Set while this process holds the lock: the sweep at a start may overlap an upgrade's install. */
+  private held: Promise<void> | undefined;
+
+  /**
+   * One install at a time across VS Code windows; a lock left by a dead process is taken over.
+   * Within this process a holder is waited for (`wait`), or not (then InstallBusyError).
+   */
+  async lock(wait = true): Promise<() => Promise<void>> {
+    while (this.held) {
+      if (!wait) throw new InstallBusyError(process.pid);
+      await this.held;
+    }
+    let done!: () => void;
+    this.held = new Promise<void>((resolve) => { done = resolve; });
+    const releaseHere = (): void => {
+      this.held = undefined;
+      done();
+    };
+    try {
+      await this.takeLockFile();
+    } catch (err) {
+      releaseHere();
+      throw err;
+    }
+    return async () => {
+      await fs.rm(this.lockFile, { force: true });
+      releaseHere();
+    };
+  }
+
+  private async takeLockFile(): Promise<void> {
     await fs.mkdir(this.root, { recursive: true });
     for (let attempt = 0; ; attempt++) {
       try {
         await fs.writeFile(this.lockFile, String(process.pid), { flag: "wx" });
-        return () => fs.rm(this.lockFile, { force: true });
+        return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
         const pid = Number(await fs.readFile(this.lockFile, "utf8").catch(() => "0"));
-        if (pid > 0 && processAlive(pid)) throw new InstallBusyError(pid);
+        if (pid > 0 && pid !== process.pid && processAlive(pid)) throw new InstallBusyError(pid);
         await fs.rm(this.lockFile, { force: true });
       }
     }
@@ -208,14 +237,14 @@ export class EnvStore {
 
   /** Removes environments other than the current one (left by upgrades); none while an install runs. */
   async sweep(): Promise<string[]> {
-    const rec = await this.current();
     let release: () => Promise<void>;
     try {
-      release = await this.lock();
+      release = await this.lock(false); // never waits: it runs again at the next start
     } catch {
       return [];
     }
     try {
+      const rec = await this.current(); // read under the lock: an install may just have replaced it
       const names = await fs.readdir(this.root).catch(() => [] as string[]);
       const stale = names.filter((n) => n.startsWith("env-") && n !== rec?.env);
       for (const n of stale) await fs.rm(path.join(this.root, n), { recursive: true, force: true }).catch(() => undefined);

@@ -185,6 +185,12 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Waits for something the extension does in the background; the assertions after it say what failed. */
+async function until(done: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 describe("out/extension.js activated with a fake vscode", () => {
   it("registers exactly the commands package.json contributes", async () => {
     await ext.activate(context);
@@ -195,7 +201,9 @@ describe("out/extension.js activated with a fake vscode", () => {
     assert.deepEqual([...rec.commands.keys()].sort(), declared);
   });
 
-  it("offers to set up a private environment with the bundled wheel, never a PyPI name", () => {
+  it("offers to set up a private environment with the bundled wheel, never a PyPI name", async () => {
+    await until(() => rec.infos.length > 0); // the offer does not hold up activation
+    await until(() => statusItem.text.includes("cloud-download")); // dismissed
     assert.equal(rec.infos.length, 1, rec.infos.join("\n"));
     const offer = rec.infos[0] ?? "";
     assert.match(offer, /set up the completion server\?/);
@@ -276,10 +284,7 @@ describe("after an extension update that bundles another server", () => {
     assert.ok(old);
     assert.deepEqual(old.source.kind === "bundled" && old.source.version, "0.0.9");
     await ext.activate(context);
-    const deadline = Date.now() + 120_000;
-    while (!rec.infos.some((m) => m.includes("is now")) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await until(() => rec.infos.some((m) => m.includes("is now")), 120_000);
     assert.ok(rec.infos.some((m) => /updating the completion server from codeparrot-lsp 0\.0\.9 \(bundled\) to codeparrot-lsp 0\.1\.0/.test(m)), rec.infos.join("\n"));
     assert.ok(rec.infos.some((m) => m.includes("the completion server is now codeparrot-lsp 0.1.0")), rec.output.join(""));
     const now = await store.current();
@@ -288,6 +293,9 @@ describe("after an extension update that bundles another server", () => {
     assert.notEqual(now.env, old.env);
     const host = { pythonExtensionInterpreter: () => Promise.resolve(undefined), which: () => Promise.resolve(undefined), run: runProcess };
     assert.deepEqual(await checkServerInstalled(now.python, host), { ok: true, version: "0.1.0" });
+    // The start on the new environment removed the old one.
+    await until(() => !existsSync(path.join(store.root, old.env)));
+    assert.equal(existsSync(path.join(store.root, old.env)), false);
     await ext.deactivate();
   });
 });

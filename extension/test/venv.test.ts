@@ -246,4 +246,22 @@ describe("installEnvironment", () => {
     await release();
     assert.equal(existsSync(store.lockFile), false);
   });
+
+  it("in one window, a sweep never waits for an install and an install waits for a sweep", async () => {
+    const store = new EnvStore(path.join(dir, "inprocess"));
+    mkdirSync(path.join(store.root, "env-old"), { recursive: true });
+    const release = await store.lock();
+    assert.deepEqual(await store.sweep(), []); // skipped, not queued
+    let second = false;
+    const next = store.lock().then((r) => {
+      second = true;
+      return r;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(second, false);
+    await release();
+    await (await next)();
+    assert.equal(second, true);
+    assert.deepEqual(await store.sweep(), ["env-old"]);
+  });
 });
