@@ -20,20 +20,24 @@ PREFIX, MIDDLE, SUFFIX, PAD = "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<
 TOKENS = (PREFIX, MIDDLE, SUFFIX, PAD)  # what a tokenizer trained for FIM adds as special tokens
 SPECIAL_TEXT = (EOS, *TOKENS)  # text that must never appear in a training document as written
 
-_IDS: weakref.WeakKeyDictionary[Any, tuple[int, int, int] | None] = weakref.WeakKeyDictionary()
+# Per tokenizer, with its size: training adds FIM tokens to a tokenizer after it was first asked.
+_IDS: weakref.WeakKeyDictionary[Any, tuple[int, tuple[int, int, int] | None]] = weakref.WeakKeyDictionary()
 
 
 def fim_ids(tokenizer: Any) -> tuple[int, int, int] | None:
     """(prefix, middle, suffix) token ids when the tokenizer has all three FIM tokens, else None."""
+    size = len(tokenizer)
     try:
-        return _IDS[tokenizer]
+        cached_size, cached = _IDS[tokenizer]
+        if cached_size == size:
+            return cached
     except (KeyError, TypeError):
         pass
     vocab = tokenizer.get_vocab()
     ids = tuple(vocab.get(t) for t in (PREFIX, MIDDLE, SUFFIX))
     found = (ids[0], ids[1], ids[2]) if None not in ids else None
     with contextlib.suppress(TypeError):  # not weak-referenceable: just don't cache
-        _IDS[tokenizer] = found
+        _IDS[tokenizer] = (size, found)
     return found
 
 
