@@ -12,7 +12,8 @@ stop checks, `model.generate(max_new_tokens=N)`. Prints p50/p95 of both and thei
 server's RSS, and the cold start (process spawn → first completion, model load included).
 `--in-process` drives `server.completion.Completer` directly instead of the stdio server.
 `--engine auto|torch|llama` is the server's `codeparrot.engine` (default auto: llama.cpp when
-llama-cpp-python is installed); for llama.cpp the model's GGUF conversion is made (or found in the
+llama-cpp-python is installed); given twice (`--engine torch --engine llama`) the replay runs with
+each, one after the other, and their ratio is printed; for llama.cpp the model's GGUF conversion is made (or found in the
 cache) before the server starts, so the cold start is that of a second start. The naive baseline
 is transformers' `generate` in float32 whatever the engine.
 `--workspace DIR` opens DIR as the workspace folder (the replayed file is a new, unsaved file in
@@ -483,7 +484,7 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
 
-def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, Any]) -> None:
+def report(args: argparse.Namespace, runs: list[tuple[str, dict[str, Any]]], naive: dict[str, Any]) -> None:
     import torch
 
     from server.engines.pytorch import resolve_quantize
@@ -496,14 +497,19 @@ def report(args: argparse.Namespace, server: dict[str, Any], naive: dict[str, An
     print(
         f"torch threads: {torch.get_num_threads()}  cores visible: {len(os.sched_getaffinity(0))}  load avg: {os.getloadavg()}"
     )
-    s50, s95 = report_run(args, mode, server)
+    quantiles = {engine: report_run(args, f"{mode}, engine {engine}", server) for engine, server in runs}
     print(
         f"naive model.generate: {len(n_lat)} requests, prompt tokens "
         f"{statistics.fmean(naive['prompt_tokens']):.0f} avg, new tokens "
         f"{statistics.fmean(naive['new_tokens']):.1f} avg"
     )
     print(f"  p50 {n50:8.1f} ms   p95 {n95:8.1f} ms")
-    print(f"ratio naive/server: p50 {n50 / s50:.1f}x   p95 {n95 / s95:.1f}x")
+    for engine, (s50, s95) in quantiles.items():
+        print(f"ratio naive/server, engine {engine}: p50 {n50 / s50:.1f}x   p95 {n95 / s95:.1f}x   "
+              f"naive p50 / server p95 {n50 / s95:.1f}x")
+    if len(quantiles) == 2:
+        (a, (a50, a95)), (b, (b50, b95)) = quantiles.items()
+        print(f"ratio {a}/{b}: p50 {a50 / b50:.2f}x   p95 {a95 / b95:.2f}x")
 
 
 def report_backend(args: argparse.Namespace, local: dict[str, Any], remote: dict[str, Any]) -> None:
@@ -553,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-requests", type=int, default=12, help="keystrokes timed for the baseline")
     parser.add_argument("--interval-ms", type=float, default=0.0, help="pause between keystrokes")
     parser.add_argument("--in-process", action="store_true", help="drive the Completer, not the server")
-    parser.add_argument("--engine", choices=("auto", "torch", "llama"), default="auto",
-                        help="the server's codeparrot.engine (llama.cpp's GGUF conversion is cached first)")
+    parser.add_argument("--engine", choices=("auto", "torch", "llama"), action="append",
+                        help="the server's codeparrot.engine (default auto; llama.cpp's GGUF conversion is cached "
+                        "first); repeat it to replay with each engine in one run")
     parser.add_argument("--no-naive", action="store_true", help="skip the baseline")
     parser.add_argument("--workspace", type=Path, help="folder opened as the workspace (retrieval on)")
     parser.add_argument("--backend", choices=("local", "openai"), default="local",
@@ -572,8 +579,10 @@ def main(argv: list[str] | None = None) -> int:
         from server.settings import Settings
 
         args.max_prompt_tokens = Settings().max_prompt_tokens
-    if args.engine != "torch":
+    engines = args.engine or ["auto"]
+    if any(engine != "torch" for engine in engines):
         cache_gguf(args)
+    args.engine = engines[0]
     text = args.file.read_text(encoding="utf-8") if args.file else SAMPLE_JS
     marker = args.type_from if args.type_from is not None else (TYPE_FROM if not args.file else None)
     start = text.index(marker) if marker and marker in text else (len(text) * 2) // 3
@@ -583,13 +592,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--backend openai needs --url and the stdio server (not --in-process)")
         report_backend(args, run_stdio(args, text, steps), run_stdio(args, text, steps, backend_url=args.url))
         return 0
-    server = run_in_process(args, text, steps) if args.in_process else run_stdio(args, text, steps)
+    runs = []
+    for engine in engines:  # one after the other in this run: their ratio is measured under the same load
+        args.engine = engine
+        runs.append((engine, run_in_process(args, text, steps) if args.in_process else run_stdio(args, text, steps)))
     naive = (
         {"latencies": [float("nan")], "new_tokens": [0], "prompt_tokens": [0]}
         if args.no_naive
         else run_naive(args, steps)
     )
-    report(args, server, naive)
+    report(args, runs, naive)
     return 0
 
 
