@@ -10,6 +10,7 @@ same document sets, and the engine checks it between tokens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import itertools
 import json
@@ -225,7 +226,9 @@ class CompletionServer(LanguageServer):
                 engine.reset_cache(uri)
             trim_heap()
 
-        self._generate_pool.submit(release)
+        # After shutdown the pool refuses work: the process is about to go, and its memory with it.
+        with contextlib.suppress(RuntimeError):
+            self._generate_pool.submit(release)
 
     async def on_workspace_did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
         raw = params.settings
