@@ -450,7 +450,9 @@ def run_naive(args: argparse.Namespace, steps: list[tuple[str, int]]) -> dict[st
 
     torch.set_num_threads(default_threads())  # the same threads as the server: a fair comparison
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True).eval()
+    # float32 whatever the config's dtype says (transformers loads a float16 config as float16,
+    # whose CPU matmuls are many times slower: not the baseline we mean).
+    model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True, dtype=torch.float32).eval()
     # The same prompt the Completer builds: its budget is capped to fit the model's positions.
     budget = max(16, min(args.max_prompt_tokens, int(model.config.n_positions) - args.max_new_tokens))
     every = max(1, len(steps) // args.naive_requests)
