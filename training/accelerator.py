@@ -76,6 +76,10 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
                           if f.is_file() and not f.name.startswith(("data_manifest", "."))]
         elif args.init != "auto":
             raise PlanError(f"{init_dir} does not hold weights of the shape {model['shape']}: cannot continue them")
+    if json_path.is_file():  # refused here, not on the device: no reserved or dev-set package goes up
+        from training.ship import check_manifest_rows, devset_packages
+
+        check_manifest_rows(open_tokens(bin_path).meta.get("documents") or [], devset_packages())
     tree = travelling_bytes(root)
     room = limits.upload_bytes - tree - timing.upload_margin - PLAN_RESERVE
     if room < timing.min_part_bytes:
@@ -191,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     from training.config import ConfigError
+    from training.data.decontam import ContaminationError
     from training.data.records import DataError
     from training.kit.archive import BundleError
     from training.ship import ShipError
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(report, indent=1))
         else:
             return _rehearse(args, root)
-    except (PlanError, BundleError, ShipError, ConfigError, DataError, FileNotFoundError) as exc:
+    except (PlanError, BundleError, ShipError, ContaminationError, ConfigError, DataError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, BundleError) else 2
     return 0

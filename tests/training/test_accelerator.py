@@ -15,11 +15,14 @@ from tiny_model import build_tokenizer
 
 from training.accelerator import build_parser, build_plan
 from training.data.config import DataConfig
+from training.data.decontam import ContaminationError
+from training.data.tokenfile import manifest_sha, write_ids
 from training.data.tokens import pack_corpus
 from training.kit.archive import BundleError
 from training.kit.collect import collect, finish
 from training.kit.plan import Limits, Plan, PlanError, Timing
 from training.kit.rehearse import run_calls
+from training.ship import ShipError
 
 RECIPE = """
 name = "tiny-lease"
@@ -182,3 +185,20 @@ def test_no_room_beside_the_tree_is_a_clear_error(lease: dict[str, Any]) -> None
     args = build_parser().parse_args(["plan", str(lease["recipe"]), "--tokens", str(lease["tokens"]), "--dry-run"])
     with pytest.raises(PlanError, match="leaves no room"):
         build_plan(args, lease["root"], limits=Limits(upload_bytes=65 * 1024), timing=TIMING)
+
+
+@pytest.mark.parametrize(("package", "error"), [("lodash", ContaminationError), ("text-table", ShipError)])
+def test_a_corpus_with_a_reserved_or_dev_set_package_is_refused_before_it_goes_up(
+        lease: dict[str, Any], tmp_path: Path, package: str, error: type[Exception]) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(str(lease["recipe"])).parent / "tok"))
+    rows = [{"source": "npm", "package": package, "version": "1.0.0", "license": "MIT", "path": "index.js",
+             "sha256": "0" * 64}]
+    write_ids([[5, 6, 7] * 50], tokenizer, tmp_path / "bad", manifest_sha=manifest_sha(r["sha256"] for r in rows),
+              documents=rows)
+    args = build_parser().parse_args(["plan", str(lease["recipe"]), "--tokens", str(tmp_path / "bad"),
+                                      "--name", f"bad-{package}"])
+    with pytest.raises(error):
+        build_plan(args, lease["root"], limits=_limits(5_000), timing=TIMING)
+    assert not (lease["root"] / Plan.local_dir_for(f"bad-{package}")).exists()  # nothing was bundled
