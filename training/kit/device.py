@@ -101,6 +101,11 @@ def train(plan: Plan, *, stop_after: float, out: Path, started: float) -> dict[s
         metrics = run(cfg, minutes=0.0, until=started + stop_after, save_minutes=SAVE_MINUTES,
                       eval_minutes=EVAL_MINUTES, save_dtype="float16")
         log.info("trained: %s", json.dumps(metrics))
+        fpt = plan.model.get("flops_per_token")
+        if fpt and metrics.get("tokens_per_second"):  # what the next plan's throughput guess should be
+            log.info("achieved %.0f TFLOP/s of training FLOPs (%.2fx the plan's guess)",
+                     metrics["tokens_per_second"] * fpt / 1e12,
+                     metrics["tokens_per_second"] * fpt / plan.model["flops_per_s"])
     finally:  # whatever was published last goes back, also after an error in the loop
         if (Path(plan.run_dir) / "config.json").is_file():
             send_back(plan, first=1, last=_per_call(plan), out=out)
