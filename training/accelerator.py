@@ -54,8 +54,8 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
     bin_path, json_path = paths(stem if stem.is_absolute() else root / stem)
     name = args.name or f"{cfg.name}-{bin_path.stem}"
     local = root / Plan.local_dir_for(name)
-    n_docs = len(open_tokens(bin_path).offsets) - 1 if json_path.is_file() else \
-        (args.expect_tokens or 0) // 1040
+    token_file = open_tokens(bin_path) if json_path.is_file() else None  # the sidecar is parsed once
+    n_docs = len(token_file) if token_file is not None else (args.expect_tokens or 0) // 1040
     model = model_info(cfg, n_docs)
     files: list[tuple[Path, str]] = []
     tokens_rel = _rel(bin_path, root)
@@ -76,10 +76,10 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
                           if f.is_file() and not f.name.startswith(("data_manifest", "."))]
         elif args.init != "auto":
             raise PlanError(f"{init_dir} does not hold weights of the shape {model['shape']}: cannot continue them")
-    if json_path.is_file():  # refused here, not on the device: no reserved or dev-set package goes up
+    if token_file is not None:  # refused here, not on the device: no reserved or dev-set package goes up
         from training.ship import check_manifest_rows, devset_packages
 
-        check_manifest_rows(open_tokens(bin_path).meta.get("documents") or [], devset_packages())
+        check_manifest_rows(token_file.meta.get("documents") or [], devset_packages())
     tree = travelling_bytes(root)
     room = limits.upload_bytes - tree - timing.upload_margin - PLAN_RESERVE
     if room < timing.min_part_bytes:
@@ -97,9 +97,10 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
     else:
         from dataclasses import asdict
 
-        meta = open_tokens(bin_path).meta
+        if token_file is None:
+            raise FileNotFoundError(f"{json_path} missing: the token file was never finished (run `pack`)")
         index = write_bundle(files, local, part_bytes=room, preset=args.preset)
-        payload = {**asdict(index), "tokens": int(meta["n_tokens"]), "raw_bytes": sum(f.stat().st_size for f, _ in files)}
+        payload = {**asdict(index), "tokens": int(token_file.meta["n_tokens"]), "raw_bytes": sum(f.stat().st_size for f, _ in files)}
     plan = make_plan(name=name, recipe=recipe, overrides=list(args.set), tokens=tokens, init=init,
                      tokens_here=str(bin_path.with_suffix("")), recipe_here=args.recipe, payload=payload, model=model,
                      tree_bytes=tree, upload_part_bytes=room, limits=limits, timing=timing, python=python,
