@@ -89,7 +89,8 @@ def local() -> TorchEngine:
 def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(llama_url: str, local: TorchEngine) -> None:
     # The backend sends repeat_penalty 1.0: llama-cpp-python's default 1.1 turned the 12th token
     # `b` into `a` (measured), which is no longer the model's greedy text.
-    result = OpenAIBackend(llama_url).complete(BackendRequest(PROMPT, 16))
+    # A generous read timeout: the engine's first request warms it up, slowly on a busy machine.
+    result = OpenAIBackend(llama_url, timeout_s=30).complete(BackendRequest(PROMPT, 16))
     assert result.error is None and result.finish_reason in ("length", "stop"), result
     ids = local.tokenizer(PROMPT)["input_ids"]
     expected = local.generate(ids, max_new_tokens=16)  # plain greedy on the same ids (no healing)
@@ -97,7 +98,7 @@ def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(llama_u
 
 
 def test_a_stop_check_and_a_cancel_close_the_stream_and_the_engine_keeps_serving(llama_url: str) -> None:
-    backend = OpenAIBackend(llama_url)
+    backend = OpenAIBackend(llama_url, timeout_s=30)
     stopped = backend.complete(BackendRequest(PROMPT, 64, stop_check=lambda text: len(text) >= 3))
     assert stopped.finish_reason == "stop_check" and len(stopped.text) >= 3
     cancel = threading.Event()

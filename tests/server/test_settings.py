@@ -23,6 +23,7 @@ def test_lsp_keys_are_the_documented_camel_case_names() -> None:
         "maxNewTokens",
         "device",
         "quantize",
+        "engine",
         "multiline",
         "enable",
         "maxPromptTokens",

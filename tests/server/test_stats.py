@@ -54,10 +54,14 @@ def test_counters_and_last() -> None:
     s.incr("requests")
     s.incr("cache_hits")
     s.incr("cancelled", 3)
-    s.set_last(prompt_tokens=120, prompt_tokens_computed=4, new_tokens=9)
+    s.set_last(prompt_tokens=120, prompt_tokens_computed=4, new_tokens=9, prefill_ms=12.5, decode_ms_per_token=1.25)
+    s.set_engine({"name": "llama", "format": "q8_0"})
     snap = s.snapshot()
     assert (snap["requests"], snap["cache_hits"], snap["cancelled"]) == (2, 1, 3)
-    assert snap["last"] == {"prompt_tokens": 120, "prompt_tokens_computed": 4, "new_tokens": 9}
+    assert snap["last"] == {
+        "prompt_tokens": 120, "prompt_tokens_computed": 4, "new_tokens": 9, "prefill_ms": 12.5, "decode_ms_per_token": 1.25
+    }
+    assert snap["engine"] == {"name": "llama", "format": "q8_0"}
 
 
 def test_timer_records_elapsed_time_even_on_error() -> None:
