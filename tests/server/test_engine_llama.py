@@ -322,11 +322,17 @@ def test_torch_only_when_asked(tiny_model_dir: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_server_reports_its_engine_and_per_token_cost() -> None:
-    """Over stdio with the shipped model: stats name the engine and format, and the last
-    completion's prefill and per-token decode times."""
+@pytest.mark.parametrize("given", ["model dir", "gguf file"])
+async def test_the_server_reports_its_engine_and_per_token_cost(given: str) -> None:
+    """Over stdio with the shipped model, as its dir (converted to Q8_0) or as a GGUF file (its
+    own tokenizer, for the prompt and the workspace index alike): stats name the engine and
+    format, and the last completion's prefill and per-token decode times."""
+    model: Path = DEFAULT_MODEL_DIR
+    expected_format = "q8_0"
+    if given == "gguf file":
+        model, expected_format = gguf_for(resolve_model(""), "f16"), "as given"
     client = make_test_lsp_client()
-    await client.start_io(*server_command(DEFAULT_MODEL_DIR, "--engine", "llama"), cwd=REPO, env=server_env())
+    await client.start_io(*server_command(model, "--engine", "llama"), cwd=REPO, env=server_env())
     try:
         await client.initialize_session(types.InitializeParams(capabilities=client_capabilities("visual-studio-code")))
         uri = "file:///engine/loop.js"
@@ -348,7 +354,7 @@ async def test_the_server_reports_its_engine_and_per_token_cost() -> None:
             if getattr(stats, "engine", None) is not None and stats.last.new_tokens > 0:
                 break
             await asyncio.sleep(0.2)
-        assert stats.engine.name == "llama" and stats.engine.format == "q8_0"
+        assert stats.engine.name == "llama" and stats.engine.format == expected_format
         assert items and items[0].insert_text.strip()
         assert stats.last.prefill_ms > 0 and stats.last.decode_ms_per_token > 0
     finally:
