@@ -31,9 +31,9 @@ from server.tokenizer import gguf_tokenizer, is_gguf_path, load_model_tokenizer
 
 log = logging.getLogger(__name__)
 
-# Tokens one llama_decode call takes: a prefill chunk (decode.PREFILL_CHUNK) or a verified draft
-# (max_new_tokens + 1, at most 1025) fits; the KV is what grows with documents, not this.
-BATCH_TOKENS = 1024
+# Tokens one llama_decode call takes (longer evaluations are split): a prefill chunk
+# (decode.PREFILL_CHUNK) and a verified draft fit; it sizes llama.cpp's compute buffer.
+BATCH_TOKENS = 512
 # quantize setting -> GGUF format. q8_0 decodes fastest here at no measured quality cost;
 # llama.cpp has no bf16 matmuls on most CPUs, so bf16 maps to f16.
 FORMAT_OF_QUANTIZE = {"auto": "q8_0", "int8": "q8_0", "none": "f32", "bf16": "f16"}
@@ -73,12 +73,18 @@ class LlamaSequence:
         self.ids: list[int] = []
 
     def eval(self, ids: list[int], rows: int) -> torch.Tensor:
+        n = len(ids)
+        head = max(0, n - BATCH_TOKENS)  # what does not fit one batch goes first, without logits
+        for start in range(0, head, BATCH_TOKENS):
+            self._decode(ids[start : min(start + BATCH_TOKENS, head)], rows=0)
+        return self._decode(ids[head:], rows)
+
+    def _decode(self, ids: list[int], rows: int) -> torch.Tensor:
+        """One llama_decode of `ids` (≤ BATCH_TOKENS) after `self.ids`; the last `rows` logits rows."""
         engine = self._engine
         llama_cpp = engine.lib
         batch = engine.batch
         n, start = len(ids), len(self.ids)
-        if n > BATCH_TOKENS:
-            raise RuntimeError(f"{n} tokens in one evaluation (at most {BATCH_TOKENS})")
         batch.n_tokens = n
         for i, token in enumerate(ids):
             batch.token[i] = token

@@ -117,6 +117,19 @@ def test_shipped_model_f16_greedy_tokens_equal_the_torch_engine() -> None:
     llama.close()
 
 
+@pytest.mark.shipped_model
+def test_an_evaluation_longer_than_a_batch_is_split_with_the_same_result() -> None:
+    engine = LlamaEngine(Settings(device="cpu"))
+    engine.load()
+    text = (REPO / "server" / "engines" / "decode.py").read_text()
+    ids = ids_of(engine, text)[:900]  # > BATCH_TOKENS, < the model's 1024 positions
+    chunked = engine.generate(ids, max_new_tokens=16, cache_key="chunked")
+    engine.prefill_chunk = 10_000  # the whole prompt in one evaluation: split into batches inside
+    whole = engine.generate(ids, max_new_tokens=16, cache_key="whole")
+    assert whole.prompt_tokens_computed == len(ids) and whole.token_ids == chunked.token_ids
+    engine.close()
+
+
 def test_typing_one_character_evaluates_at_most_two_prompt_tokens(llama: LlamaEngine, evals: list[int]) -> None:
     first = llama.generate(ids_of(llama, BASE), max_new_tokens=8, cache_key="typing")
     assert first.prompt_tokens_computed == first.prompt_tokens
