@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,16 +82,23 @@ def test_same_prompt_again_recomputes_only_last_token(engine: TorchEngine) -> No
     assert calls[0] == 4  # one forward for the last prompt token, then one per further new token
 
 
-def test_cancel_from_stop_callback_stops_within_one_token(engine: TorchEngine) -> None:
-    cancel = threading.Event()
+def cancelling_after(n: int, cancel: threading.Event) -> Callable[[str], bool]:
+    """A stop check that never stops but sets `cancel` when it is called the `n`th time (after
+    the `n`th new token), as a superseding keystroke would."""
     seen: list[str] = []
 
     def stop(text: str) -> bool:
         seen.append(text)
-        if len(seen) == 3:
+        if len(seen) == n:
             cancel.set()
         return False
 
+    return stop
+
+
+def test_cancel_from_stop_callback_stops_within_one_token(engine: TorchEngine) -> None:
+    cancel = threading.Event()
+    stop = cancelling_after(3, cancel)
     calls, handle = count_forwards(engine)
     try:
         result = engine.generate(

@@ -22,7 +22,7 @@ import pytest
 from lsp_wire import REPO, server_command, server_env
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
-from test_engine import BASE, TYPED, DraftingGuide
+from test_engine import BASE, TYPED, DraftingGuide, cancelling_after
 from test_models import adapter_dir  # noqa: F401 (a fixture: a real peft LoRA adapter)
 
 from server.completion import Completer
@@ -185,14 +185,7 @@ def test_a_draft_is_verified_in_one_evaluation_and_a_rejected_tail_leaves_the_kv
 
 def test_cancel_stops_within_one_token(llama: LlamaEngine, evals: list[int]) -> None:
     cancel = threading.Event()
-    seen: list[str] = []
-
-    def stop(text: str) -> bool:
-        seen.append(text)
-        if len(seen) == 3:
-            cancel.set()
-        return False
-
+    stop = cancelling_after(3, cancel)
     evals.clear()
     result = llama.generate(ids_of(llama, BASE), max_new_tokens=30, stop=stop, cancel=cancel, cache_key="cancel")
     assert result.cancelled and result.new_tokens == 3
