@@ -20,7 +20,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 MIN_TYPED = 3  # characters of the word typed before names are offered: fewer match too much
-MAX_TEXTS_CHARS = 64_000_000  # scan at most this much text for names (a huge workspace stops early)
+MAX_TEXTS_CHARS = 8_000_000  # text scanned for names, the document first: ~5 ms where none matches
+MAX_NAMES = 5_000  # names read (a common prefix such as `get` has thousands)
 IDENT_TAIL = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*$")
 IDENT_HEAD = re.compile(r"^[A-Za-z0-9_$]*")
 DECLARING = re.compile(r"(?:\b(?:const|let|var|function\*?|class)\s+|\bfunction\s*\*\s*)$")
@@ -46,10 +47,23 @@ BUILTINS = frozenset(
 )
 
 
-def _words(pattern: re.Pattern[str], texts: Iterable[str]) -> Iterable[str]:
-    budget = MAX_TEXTS_CHARS
+def _names(typed: str, texts: Iterable[str]) -> Iterable[tuple[str, bool]]:
+    """The whole names starting with `typed` in `texts`, each with whether it is a member (after
+    `.`), up to MAX_NAMES of them in the first MAX_TEXTS_CHARS characters. The pattern starts with the
+    literal, which `re` finds at memchr speed (a lookbehind first would try every position:
+    ~1.4 s for 26 MB where this takes ~13 ms); the character before is checked by hand."""
+    pattern = re.compile(re.escape(typed) + r"[A-Za-z0-9_$]*")
+    budget, found = MAX_TEXTS_CHARS, 0
     for text in texts:
-        yield from (m.group() for m in pattern.finditer(text))
+        if typed in text:
+            for m in pattern.finditer(text):
+                at = m.start()
+                if at and (text[at - 1].isalnum() or text[at - 1] in "_$"):
+                    continue
+                yield m.group(), at > 0 and text[at - 1] == "."
+                found += 1
+                if found >= MAX_NAMES:
+                    return
         budget -= len(text)
         if budget <= 0:
             return
@@ -70,12 +84,10 @@ def name_to_offer(prefix: str, completion: str, texts: Callable[[], list[str]]) 
     written = typed + IDENT_HEAD.match(completion).group()  # type: ignore[union-attr]
     if written in BUILTINS:
         return ""
-    sources = texts()
-    whole = re.compile(rf"(?<![A-Za-z0-9_$]){re.escape(written)}(?![A-Za-z0-9_$])")
-    if any(whole.search(text) for text in sources):
+    found = list(_names(typed, texts()))
+    if any(name == written for name, _ in found):
         return ""  # the completion's word is one the project uses
-    longer = re.compile(rf"(?<![A-Za-z0-9_$.]){re.escape(typed)}[A-Za-z0-9_$]+")
-    counts = Counter(_words(longer, sources))
+    counts = Counter(name for name, member in found if not member and name != typed)
     if not counts:
         return ""
     (best, n), *rest = counts.most_common(2)

@@ -16,6 +16,7 @@ grammar can. Two questions are answered:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Tree
 
 TS_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")  # `.d.ts` ends in `.ts`
-MAX_TREES = 16  # TypeScript files whose trees are kept (a copy reads one or two per keystroke)
+MAX_TREES = 32  # TypeScript files whose trees are kept (a copy reads one or two per keystroke)
 
 # Named nodes that only TypeScript has (tree-sitter-typescript's node types).
 TS_ONLY_NODES = frozenset(
@@ -68,6 +69,14 @@ TS_ONLY_KEYWORDS = frozenset({"type", "readonly", "declare", "abstract"})
 KEYWORD_PARENTS = frozenset(
     {"import_statement", "export_statement", "import_specifier", "export_specifier", "public_field_definition",
      "method_definition", "import_clause"}
+)
+
+
+# What every TypeScript-only construct shows on its lines: a type's colon, angle brackets, `!`/`?`
+# or one of these words (a line without any is read as JavaScript without parsing the file).
+TS_HINT = re.compile(
+    r"[:<>!?]|\b(?:type|interface|declare|enum|namespace|module|implements|readonly|private|public|"
+    r"protected|abstract|override|as|satisfies|keyof|infer)\b"
 )
 
 
@@ -130,6 +139,10 @@ def ts_only_span(text: str, start: int, end: int, tsx: bool = False) -> bool:
     end -= len(piece) - len(piece.rstrip())
     if start >= end:
         return False
+    line_end = text.find("\n", end)
+    lines = text[text.rfind("\n", 0, start) + 1 : line_end if line_end >= 0 else len(text)]
+    if not TS_HINT.search(lines):
+        return False  # no type syntax on the lines: no parse (a verdict may read 64 files)
     tree = _tree(text, "tsx" if tsx else "typescript")
     lo, hi = _byte(text, start), _byte(text, end)
     return any(_ts_only(node) for node in _overlapping(tree.root_node, lo, hi))

@@ -147,3 +147,9 @@ def test_a_relative_module_path_names_the_file_that_the_line_imports() -> None:
     assert path_to_offer("const x = require('fs", "');", "/p/a.js", lambda: files) == ""  # not relative
     nested = {"/p/lib/user.js": "class User {}\n", "/p/src/admin.js": ""}
     assert path_to_offer("const User = require('../", "User');", "/p/src/admin.js", lambda: nested) == "lib/user');"
+
+
+def test_a_member_s_name_counts_as_known_but_is_not_offered() -> None:
+    cart = "class Cart {\n  total() {\n    return this.items.map((item) => item.price);\n  }\n}\n"
+    assert name_to_offer("const n = ite", "ms.length;", lambda: [cart]) == ""  # `this.items`: known
+    assert name_to_offer("const n = ite", "mz;", lambda: [cart]) == "m"  # `item`, not the member
