@@ -103,8 +103,25 @@ def base_settings(model: str, engine: str, quantize: str, workspace: str) -> Any
     )
 
 
+def with_bos(engine: Any) -> None:
+    """Make `engine` put its tokenizer's BOS before every prompt that lacks it (what models trained
+    with a BOS at the start of each text, Gemma among them, saw in training; the server's prompts
+    start with the text's own tokens): to measure what that would change."""
+    bos = getattr(engine.tokenizer, "bos_token_id", None)
+    if not isinstance(bos, int):
+        return
+    generate = engine.generate
+
+    def generate_with_bos(input_ids: list[int], **kwargs: Any) -> Any:
+        ids = list(input_ids)
+        return generate(ids if ids[:1] == [bos] else [bos, *ids], **kwargs)
+
+    engine.generate = generate_with_bos
+
+
 def run(
-    models: list[str], engines: list[str], workspaces: list[str], limit: int, quantize: str = "auto"
+    models: list[str], engines: list[str], workspaces: list[str], limit: int, quantize: str = "auto",
+    bos: bool = False,
 ) -> list[dict[str, Any]]:
     """Every model x workspace x cut x engine, the engines of one cell one after the other."""
     from server.engines import load_engine
@@ -116,6 +133,8 @@ def run(
         for engine in engines:  # once each: a .gguf's tokenizer takes long to read
             t = time.perf_counter()
             loaded[engine] = load_engine(base_settings(model, engine, quantize, "off"))
+            if bos:
+                with_bos(loaded[engine])
             print(f"{model or 'default'}: {engine} engine {loaded[engine].describe()} loaded in "
                   f"{time.perf_counter() - t:.1f} s", flush=True)
         for workspace in workspaces:
@@ -128,7 +147,7 @@ def run(
                     repos = REPOS if workspace == "repo" else None
                     fig = dev_eval(loaded[engine], settings, rows, repos)
                     fig |= {"model": model, "cut": cut, "workspace": workspace, "requested_engine": engine,
-                            "load_avg": os.getloadavg()[0]}
+                            "bos": bos, "load_avg": os.getloadavg()[0]}
                     print_row(fig)
                     out.append(fig)
         for one in loaded.values():
@@ -147,7 +166,7 @@ def print_row(fig: dict[str, Any]) -> None:
         f"{eng['name']:<6} {eng['format']:<8} rows {fig['rows']:>4}  EM {fig['exact_match']:5.1f}  "
         f"ES {fig['edit_similarity']:5.1f}  decode {ms if ms is None else round(ms, 2)} ms/token  "
         f"prefill {pre if pre is None else round(pre)} ms  {fig['s_per_row']:.2f} s/row  "
-        f"failed {fig['failed']}  load {fig['load_avg']:.1f}",
+        f"failed {fig['failed']}  load {fig['load_avg']:.1f}{'  (BOS first)' if fig.get('bos') else ''}",
         flush=True,
     )
 
@@ -160,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="off: the model alone; repo: + the row's package (corpus-data/devnpm); repeatable")
     parser.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default="auto")
     parser.add_argument("--limit", type=int, default=200, help="first N rows of each cut (0 = all 500)")
+    parser.add_argument("--bos", action="store_true", help="put the tokenizer's BOS before each prompt lacking it")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  load avg at start: {os.getloadavg()}", flush=True)
     figures = run(args.model or [""], args.engine or ["torch", "llama"], args.workspace or ["off"], args.limit,
-                  args.quantize)
+                  args.quantize, args.bos)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
