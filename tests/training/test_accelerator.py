@@ -202,3 +202,22 @@ def test_a_corpus_with_a_reserved_or_dev_set_package_is_refused_before_it_goes_u
     with pytest.raises(error):
         build_plan(args, lease["root"], limits=_limits(5_000), timing=TIMING)
     assert not (lease["root"] / Plan.local_dir_for(f"bad-{package}")).exists()  # nothing was bundled
+
+
+def test_the_dry_run_prints_every_call_and_writes_nothing(lease: dict[str, Any],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from training.accelerator import main
+
+    cwd = Path.cwd()
+    os.chdir(lease["root"])  # the command line plans for the repository it runs in
+    try:
+        assert main(["plan", str(lease["recipe"]), "--tokens", str(lease["tokens"]), "--name", "dry", "--dry-run",
+                     "--budget-s", "900"]) == 0
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    assert "parts up: 1" in printed and "device train corpus-data/accel/dry/plan.json --stop-after" in printed
+    assert "finish corpus-data/accel/dry/plan.json" in printed and "estimated" in printed
+    assert not (lease["root"] / Plan.local_dir_for("dry")).exists()
