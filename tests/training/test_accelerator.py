@@ -221,3 +221,23 @@ def test_the_dry_run_prints_every_call_and_writes_nothing(lease: dict[str, Any],
     assert "parts up: 1" in printed and "device train corpus-data/accel/dry/plan.json --stop-after" in printed
     assert "finish corpus-data/accel/dry/plan.json" in printed and "estimated" in printed
     assert not (lease["root"] / Plan.local_dir_for("dry")).exists()
+
+
+def test_a_cut_off_training_call_is_recovered_by_send_back(lease: dict[str, Any], first: dict[str, Any],
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No parts came back with the training call: `send-back 1-N` bundles the last published checkpoint."""
+    from dataclasses import replace
+
+    from training.kit.collect import assemble_model
+    from training.kit.device import send_back
+
+    plan = replace(first["plan"], store=str(tmp_path / "fresh-store"))  # no bundle made yet on this machine
+    monkeypatch.chdir(lease["work"] / "first" / "device")
+    out = tmp_path / "out"
+    sent = send_back(plan, first=1, last=99, out=out)
+    assert sent and (out / "index.json").is_file()
+    root = tmp_path / "here"
+    collect(plan, [out], root)
+    model = assemble_model(plan, root)
+    assert _digest(model) == {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                              for p in (Path(plan.run_dir)).iterdir() if p.is_file() and not p.name.startswith(".")}
