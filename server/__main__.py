@@ -42,6 +42,9 @@ FLAG_SETTINGS = {
     "backend_model": "backendModel",
     "backend_api_key_env": "backendApiKeyEnv",
     "backend_timeout_ms": "backendTimeoutMs",
+    "backend_snippet_tokens": "backendSnippetTokens",
+    "acceptance_log": "acceptanceLog",
+    "acceptance_log_text": "acceptanceLogText",
 }
 
 
@@ -102,6 +105,26 @@ def _add_model_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None
         help="name of the environment variable holding the engine's API key",
     )
     group.add_argument("--backend-timeout-ms", type=int, default=default, metavar="MS")
+    group.add_argument(
+        "--backend-snippet-tokens",
+        type=int,
+        default=default,
+        metavar="N",
+        help="tokens of similar workspace code put before a remote engine's prompt (0: none)",
+    )
+    group.add_argument(
+        "--acceptance-log",
+        default=default,
+        metavar="PATH",
+        help="append shown/accepted completions to this local JSONL file (default: no file)",
+    )
+    group.add_argument(
+        "--acceptance-log-text",
+        action="store_const",
+        const=True,
+        default=default,
+        help="put the completions' text in that log too",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

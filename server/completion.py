@@ -21,6 +21,8 @@ from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
 from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
 from server.postprocess import PostContext, apply_filters, stop_reached
+from server.provenance import locate_copy, locate_line
+from server.remote_context import RemoteSnippets
 from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
@@ -69,6 +71,10 @@ class Outcome:
     reason: str
     backend: BackendResult | None = None  # set when a remote backend generated (or failed)
     notice: str = ""  # a message for the user: the first failure of a backend outage, once
+    # What produced the text (server.feedback.SOURCES): acceptance is counted per source.
+    source: str = "model"
+    # A copy's or an analogy's origin: (document key, "" for the file itself; 1-based line).
+    copied_from: tuple[str, int] | None = None
 
 
 class Completer:
@@ -100,6 +106,10 @@ class Completer:
         self.snippet_tokens = snippet_tokens
         self._snippet_memo: tuple[tuple[Any, ...], list[int]] | None = None
         self.workspace = workspace  # None: only the file itself is copied from (workspaceIndex on)
+        # A remote engine's: the tokenizer `workspace` was built with (the shipped model's), for
+        # the snippets put in its prompt (server.remote_context).
+        self.index_tokenizer: Any = None
+        self._remote_snippets = RemoteSnippets()
         self.mix = mix or MixParams()
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
@@ -127,7 +137,8 @@ class Completer:
         start = time.perf_counter()
         try:
             outcome = self._complete(text, offset, tree, settings, key, cancel)
-            return self._named(outcome, text, offset, settings, key, cancel)
+            outcome = self._named(outcome, text, offset, settings, key, cancel)
+            return self._located(outcome, text[:offset], key)
         finally:
             stats.record("total", (time.perf_counter() - start) * 1000.0)
 
@@ -153,7 +164,9 @@ class Completer:
                     hit = self.cache.get(cache_key(key, settings, multiline), prefix, suffix)
                     if hit:
                         stats.incr("cache_hits")
-                        return Outcome(hit, multiline, True, None, f"cache hit, typed ahead ({decision.reason})")
+                        return Outcome(
+                            hit, multiline, True, None, f"cache hit, typed ahead ({decision.reason})", source="cache"
+                        )
             if decision.copy_only and self._copies(settings):
                 # In a plain string or a comment the model is never asked, but text written out
                 # elsewhere, always going on the same way, is offered (a licence header, a key).
@@ -162,7 +175,7 @@ class Completer:
                 if copied:
                     if self.cache is not None:
                         self.cache.put(cache_key(key, settings, False), prefix, suffix, copied)
-                    return Outcome(copied, False, False, None, f"copied ({decision.reason})")
+                    return Outcome(copied, False, False, None, f"copied ({decision.reason})", source="copy")
             return Outcome("", False, False, None, decision.reason)
         entry = cache_key(key, settings, decision.multiline)
         if self.cache is not None:
@@ -170,7 +183,7 @@ class Completer:
                 hit = self.cache.get(entry, prefix, suffix)
             if hit is not None:
                 stats.incr("cache_hits")
-                return Outcome(hit, decision.multiline, True, None, f"cache hit ({decision.reason})")
+                return Outcome(hit, decision.multiline, True, None, f"cache hit ({decision.reason})", source="cache")
 
         ctx = PostContext(
             prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], decision.multiline, decision.quote
@@ -182,14 +195,16 @@ class Completer:
             if analogy:
                 if self.cache is not None:
                     self.cache.put(entry, prefix, suffix, analogy)
-                return Outcome(analogy, False, False, None, f"next line after a similar one ({decision.reason})")
+                return Outcome(
+                    analogy, False, False, None, f"next line after a similar one ({decision.reason})", source="analogy"
+                )
             # A long tail of the text that reappears elsewhere, always followed by the same rest
             # of the line: copy it, character-exact, instead of asking the model.
             copied = self._sure_copy(prefix, suffix, key, ctx)
             if copied:
                 if self.cache is not None:
                     self.cache.put(entry, prefix, suffix, copied)
-                return Outcome(copied, False, False, None, f"copied ({decision.reason})")
+                return Outcome(copied, False, False, None, f"copied ({decision.reason})", source="copy")
         engine = self.engine
         if engine is None:
             assert self.backend is not None  # the constructor guarantees one of the two
@@ -287,7 +302,24 @@ class Completer:
             return outcome
         if self.cache is not None:
             self.cache.put(cache_key(key, settings, outcome.multiline), prefix, suffix, completion)
-        return dataclasses.replace(outcome, text=completion, reason=f"from the workspace's names ({outcome.reason})")
+        return dataclasses.replace(
+            outcome, text=completion, reason=f"from the workspace's names ({outcome.reason})", source="names"
+        )
+
+    def _located(self, outcome: Outcome, prefix: str, key: str) -> Outcome:
+        """`outcome` with the origin of a copy or an analogy (`server.provenance`), found in the
+        workspace's other files first, then in the text before the cursor."""
+        if outcome.source not in ("copy", "analogy") or not outcome.text:
+            return outcome
+        with self.stats.timer("provenance"):
+            files = self.workspace.files() if self.workspace is not None else {}
+            others = {k: t for k, t in files.items() if k != key}
+            own = prefix[: prefix.rfind("\n") + 1] if outcome.source == "analogy" else prefix[:-1]
+            if outcome.source == "copy":
+                found = locate_copy(prefix, outcome.text, others, own)
+            else:
+                found = locate_line(outcome.text, others, own)
+        return dataclasses.replace(outcome, copied_from=found) if found is not None else outcome
 
     def _complete_remote(
         self,
@@ -304,8 +336,13 @@ class Completer:
         """One request to a remote engine: the same decisions, stop checks, filters and cache."""
         stats = self.stats
         chars = settings.max_prompt_tokens * CHARS_PER_TOKEN
+        block = ""
+        if self.workspace is not None and self.index_tokenizer is not None and settings.workspace_index == "on":
+            with stats.timer("snippets"):  # similar workspace code first, within its own budget
+                limit = min(settings.backend_snippet_tokens, settings.max_prompt_tokens // 2)
+                block = self._remote_snippets.text(self.workspace, self.index_tokenizer, prefix, key, limit)
         request = BackendRequest(
-            prompt=_line_aligned_tail(prefix, chars),
+            prompt=block + _line_aligned_tail(prefix, max(chars - len(block), CHARS_PER_TOKEN * 16)),
             max_tokens=settings.max_new_tokens,
             # FIM through the OpenAI `suffix` field; a quarter of the budget, as build_prompt does.
             suffix=suffix[: chars // 4] if settings.fim == "auto" else None,
@@ -330,11 +367,13 @@ class Completer:
             completion = apply_filters(result.text, ctx)
         if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)
-        return Outcome(completion, ctx.multiline, False, None, reason, result, notice)
+        return Outcome(completion, ctx.multiline, False, None, reason, result, notice, source="remote")
 
     def _copies(self, settings: Settings) -> bool:
-        """Whether sure copies are taken: the in-process model's path, with the workspace on."""
-        return self.copy_verdicts and self.engine is not None and settings.workspace_index == "on"
+        """Whether sure copies are taken: with the workspace on, on the in-process model's path, and
+        on a remote engine's once the server gave it the workspace index."""
+        local_or_indexed = self.engine is not None or self.workspace is not None
+        return self.copy_verdicts and local_or_indexed and settings.workspace_index == "on"
 
     def _sure_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext) -> str:
         """The filtered rest of the line after a sure copy verdict (see `copy_verdict`) that fits

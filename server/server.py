@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import itertools
 import json
 import logging
@@ -32,8 +33,10 @@ from server.cache import CompletionCache
 from server.completion import Completer, Outcome
 from server.documents import Document, DocumentStore
 from server.errors import CodeparrotError
-from server.loader import ModelLoader, describe
+from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accept_command, accepted_params
+from server.loader import ModelLoader, describe, early_tokenizer
 from server.protocol import RobustProtocol
+from server.provenance import Provenance, provenance
 from server.retrieval.copy import CopyBackend
 from server.settings import Settings
 from server.stats import Stats
@@ -83,6 +86,8 @@ class CompletionServer(LanguageServer):
         self.cli_keys = cli_keys  # settings given as CLI flags: an empty client value keeps them
         self.documents = DocumentStore()
         self.stats = Stats()
+        self.feedback = Feedback()  # what users accept, per source (local only: server.feedback)
+        self.feedback.configure(self.settings.acceptance_log, self.settings.acceptance_log_text)
         self.loader = ModelLoader(self, self.stats)
         self.loader.on_tokenizer = self._index_early
         # Answers while the model loads: copies from the open documents (server.retrieval.copy).
@@ -97,6 +102,7 @@ class CompletionServer(LanguageServer):
         self._inflight: dict[str, threading.Event] = {}
         self._started: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()  # handler tasks that ran
         self._ids = itertools.count(1)
+        self._remote_tokenizer: asyncio.Future[Any] | None = None  # `_shipped_tokenizer`
         self._register_features()
 
     def _register_features(self) -> None:
@@ -118,6 +124,8 @@ class CompletionServer(LanguageServer):
             types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGER_CHARACTERS)
         )(self.on_text_document_completion)
         feature(STATS_METHOD)(self.on_codeparrot_stats)
+        feature(ACCEPTED_METHOD)(self.on_codeparrot_accepted)
+        self.command(ACCEPT_COMMAND)(_as_function(self.on_accept_command))
         feature(types.SHUTDOWN)(self.on_shutdown)
 
     # ----- handlers (thin: parse params, call one method, build the LSP answer) --------------
@@ -208,6 +216,7 @@ class CompletionServer(LanguageServer):
             event.set()
         self.documents.close(uri)
         self.repo.closed(uri)
+        self.feedback.forget(uri)
         self._forget(uri)
 
     def _forget(self, uri: str) -> None:
@@ -249,13 +258,14 @@ class CompletionServer(LanguageServer):
         done = await self.complete(params.text_document.uri, params.position, selected)
         if done is None:
             return types.InlineCompletionList(items=[])
+        command = self._shown(done)
         if selected is not None:
             item = types.InlineCompletionItem(
-                insert_text=selected.text + done.outcome.text, range=selected.range
+                insert_text=selected.text + done.outcome.text, range=selected.range, command=command
             )
         else:
             here = types.Range(start=params.position, end=params.position)
-            item = types.InlineCompletionItem(insert_text=done.outcome.text, range=here)
+            item = types.InlineCompletionItem(insert_text=done.outcome.text, range=here, command=command)
         return types.InlineCompletionList(items=[item])
 
     async def on_text_document_completion(self, params: types.CompletionParams) -> types.CompletionList:
@@ -268,10 +278,15 @@ class CompletionServer(LanguageServer):
         start = done.document.position_at(done.offset - len(word))
         lines = [line.strip() for line in new_text.splitlines() if line.strip()]
         label = (lines[0] if lines else new_text) + (" …" if len(lines) > 1 else "")
+        command = self._shown(done)
+        origin = self._provenance(done)
         item = types.CompletionItem(
             label=label,
             kind=types.CompletionItemKind.Text,
-            detail="codeparrot" + (" (multi-line)" if done.outcome.multiline else ""),
+            detail="codeparrot"
+            + (" (multi-line)" if done.outcome.multiline else "")
+            + (f" · copied from {origin.label()}" if origin is not None else ""),
+            command=command,
             filter_text=new_text,
             sort_text="0",  # model completions first: they are the reason this server exists
             insert_text_format=types.InsertTextFormat.PlainText,
@@ -290,10 +305,35 @@ class CompletionServer(LanguageServer):
             "loading": self.loader.loading,
         }
         index = self.repo.status()
-        if self.settings.workspace_index != "on" or self.settings.backend != "local":
+        if self.settings.workspace_index != "on":
             index["state"] = "off"  # settled by the settings, whatever was built before
         snapshot["index"] = index
+        snapshot["acceptance"] = self.feedback.snapshot()
         return snapshot
+
+    def on_codeparrot_accepted(self, params: Any) -> None:
+        """The client reports an accept: `{id, acceptedLength?}` (a partial accept gives the
+        characters of the item's text accepted)."""
+        found = accepted_params(params)
+        if found is None:
+            logger.warning("%s ignored: params %.200r name no item id", ACCEPTED_METHOD, params)
+        elif not self.feedback.accepted(*found):
+            logger.info("%s: unknown item %s", ACCEPTED_METHOD, found[0])
+
+    def on_accept_command(self, args: Any) -> None:
+        """`workspace/executeCommand` of an item's command (clients that run it through the server)."""
+        self.on_codeparrot_accepted(args[0] if isinstance(args, list) and args else args)
+
+    def _provenance(self, done: Completion) -> Provenance | None:
+        folders = [str(folder) for folder in self.repo.folders]
+        return provenance(done.outcome.copied_from, done.document.uri, folders)
+
+    def _shown(self, done: Completion) -> types.Command:
+        """Count `done` as shown (or as the suggestion it continues); the command an accept runs."""
+        outcome, origin = done.outcome, self._provenance(done)
+        prefix = done.document.text[: done.offset]
+        shown = self.feedback.shown(done.document.uri, prefix, outcome.text, outcome.source, outcome.multiline, origin)
+        return accept_command(*shown)
 
     def on_shutdown(self, params: Any) -> None:
         self._cancel_all()
@@ -316,6 +356,7 @@ class CompletionServer(LanguageServer):
                 if not (k in SERVER_DEFAULT_WHEN_EMPTY and k in self.cli_keys and v == "")
             }
         self.settings, errors = self.settings.merged(section)
+        self.feedback.configure(self.settings.acceptance_log, self.settings.acceptance_log_text)
         for error in errors:
             logger.warning("invalid setting from %s: %s", origin, error)
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=error))
@@ -364,6 +405,7 @@ class CompletionServer(LanguageServer):
         settings = self.settings
         # Snapshots: a didChange may edit the live tree while the worker thread reads this one.
         text, tree = doc.text, (doc.tree.copy() if doc.tree is not None else None)
+        self.feedback.typed(uri, text[:offset])
         if selected is not None:  # the text with the selected item in; the Completer parses it
             text = text[: replace[0]] + selected.text + text[replace[1] :]
             offset, tree = offset - (replace[1] - replace[0]) + len(selected.text), None
@@ -375,22 +417,23 @@ class CompletionServer(LanguageServer):
                 copied = await self._run(self._copier, uri, text, offset, tree, settings, indexing=False)
                 if copied is not None and copied.text:
                     self._copier.stats.incr("answered")
-                    return Completion(copied, doc, offset, position)
+                    return Completion(dataclasses.replace(copied, source="copy"), doc, offset, position)
                 completer = await self.loader.completer(settings, LOAD_WAIT_S)
         except asyncio.CancelledError:
             self.count_cancelled_unstarted()  # cancelled while waiting for the model
             raise
         if completer is None:
             return None
-        # The index is in the local model's tokens and mixes into its logits: not for a remote engine.
+        # The index is in the local model's tokens (it mixes into its logits); a remote engine's is
+        # in the shipped model's (copies, analogies and prompt snippets only).
         engine = completer.engine
-        indexing = (
-            engine is not None
-            and settings.workspace_index == "on"
-            and bool(self.repo.folders or len(self.documents) > 1)
-        )
-        if indexing and engine is not None:
-            completer.workspace = await self._attach_index(engine.tokenizer)
+        indexing = settings.workspace_index == "on" and bool(self.repo.folders or len(self.documents) > 1)
+        tokenizer = engine.tokenizer if engine is not None else None
+        if indexing and engine is None:
+            tokenizer = completer.index_tokenizer = await self._shipped_tokenizer()
+        indexing = indexing and tokenizer is not None
+        if indexing and tokenizer is not None:
+            completer.workspace = await self._attach_index(tokenizer)
             ready = self.repo.ready.is_set()
             if ready and not self._index_was_ready and completer.cache is not None:
                 # Answers cached while the index was building know nothing of the other files: the
@@ -401,6 +444,14 @@ class CompletionServer(LanguageServer):
         if outcome is None or outcome.reason == "cancelled" or not outcome.text:
             return None
         return Completion(outcome, doc, offset, position)
+
+    async def _shipped_tokenizer(self) -> Any:
+        """The shipped model's tokenizer (loaded once, off the event loop), which indexes the
+        workspace for a remote engine; None when it cannot load."""
+        if self._remote_tokenizer is None:
+            loop = asyncio.get_running_loop()
+            self._remote_tokenizer = loop.run_in_executor(None, early_tokenizer, Settings())
+        return await asyncio.shield(self._remote_tokenizer)
 
     def _open_texts(self, key: str) -> list[str]:
         """The other open JavaScript documents' texts (what the copy fallback copies from)."""

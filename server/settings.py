@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ ENGINES = ("auto", "torch", "llama")
 MAX_NEW_TOKENS_RANGE = (1, 1024)
 MAX_PROMPT_TOKENS_RANGE = (16, 32768)
 BACKEND_TIMEOUT_MS_RANGE = (50, 60000)
+BACKEND_SNIPPET_TOKENS_RANGE = (0, 8192)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Plain http is allowed only to these: a key sent in clear must not leave the machine.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -76,6 +78,12 @@ class Settings:
     backend_model: str = ""  # the `model` field of each request; engines serving one model ignore it
     backend_api_key_env: str = ""  # the *name* of an environment variable holding the key; never the key
     backend_timeout_ms: int = 2000  # per read: a completion later than ~2 s is of no use to an editor
+    # Tokens (of the shipped model's tokenizer) of similar workspace code put before a remote
+    # engine's prompt, path-labelled; 0: none (benchmarks/README.md measured the default).
+    backend_snippet_tokens: int = 256
+    # A JSONL file of shown/accepted completions for the user's own evaluation; "" writes nothing.
+    acceptance_log: str = ""
+    acceptance_log_text: bool = False  # put the completion's text (and its line) in that log too
 
     def merged(self, raw: Mapping[str, Any]) -> tuple[Settings, list[str]]:
         """Return settings with each valid key of `raw` applied, and errors for invalid ones.
@@ -153,6 +161,14 @@ def _url(value: Any) -> str | None:
     return validate_url(value) if value else None  # "" = not configured
 
 
+def _log_path(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if value and not os.path.isabs(os.path.expanduser(value)):
+        return "must be an absolute path (or ~/…), or empty for no log"
+    return None
+
+
 def _env_name(value: Any) -> str | None:
     if isinstance(value, str) and (value == "" or _ENV_NAME.match(value)):
         return None
@@ -176,6 +192,9 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "backend_model": _string,
     "backend_api_key_env": _env_name,
     "backend_timeout_ms": _int_in(*BACKEND_TIMEOUT_MS_RANGE),
+    "backend_snippet_tokens": _int_in(*BACKEND_SNIPPET_TOKENS_RANGE),
+    "acceptance_log": _log_path,
+    "acceptance_log_text": _boolean,
 }
 _CAMEL: dict[str, str] = {f.name: _camel(f.name) for f in dataclasses.fields(Settings)}
 _FIELD_BY_KEY: dict[str, str] = {**{c: f for f, c in _CAMEL.items()}, **{f: f for f in _CAMEL}}

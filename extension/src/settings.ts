@@ -40,6 +40,9 @@ export interface ServerSettings {
   backendModel: string;
   backendApiKeyEnv: string;
   backendTimeoutMs: number;
+  backendSnippetTokens: number;
+  acceptanceLog: string;
+  acceptanceLogText: boolean;
 }
 
 /** Keys sent to the server; identical to package.json `codeparrot.<key>` and server/settings.py. */
@@ -60,6 +63,9 @@ export const SERVER_KEYS: readonly (keyof ServerSettings)[] = [
   "backendModel",
   "backendApiKeyEnv",
   "backendTimeoutMs",
+  "backendSnippetTokens",
+  "acceptanceLog",
+  "acceptanceLogText",
 ];
 
 /** Extension-only keys: they change how the server process is started, so they need a restart. */
@@ -108,6 +114,7 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
       case "backendUrl":
       case "backendModel":
       case "backendApiKeyEnv":
+      case "acceptanceLog":
         if (typeof value === "string") settings[key] = value.trim();
         else bad(key, value, "a string");
         break;
@@ -117,7 +124,12 @@ export function readServerSettings(cfg: ConfigurationLike): ReadResult {
         if (isPositiveInt(value)) settings[key] = value;
         else bad(key, value, "a positive integer");
         break;
+      case "backendSnippetTokens":
+        if (typeof value === "number" && Number.isInteger(value) && value >= 0) settings[key] = value;
+        else bad(key, value, "a non-negative integer");
+        break;
       case "enable":
+      case "acceptanceLogText":
         if (typeof value === "boolean") settings[key] = value;
         else bad(key, value, "true or false");
         break;

@@ -34,7 +34,20 @@ def test_lsp_keys_are_the_documented_camel_case_names() -> None:
         "backendModel",
         "backendApiKeyEnv",
         "backendTimeoutMs",
+        "backendSnippetTokens",
+        "acceptanceLog",
+        "acceptanceLogText",
     }
+
+
+def test_the_acceptance_log_takes_an_absolute_path_or_nothing() -> None:
+    s, errors = Settings().merged({"acceptanceLog": "~/codeparrot/acceptance.jsonl", "acceptanceLogText": True})
+    assert errors == [] and s.acceptance_log == "~/codeparrot/acceptance.jsonl" and s.acceptance_log_text
+    kept, errors = s.merged({"acceptanceLog": "relative.jsonl", "acceptanceLogText": "yes"})
+    assert kept == s
+    assert [e.split(":")[0] for e in errors] == ["codeparrot.acceptanceLog", "codeparrot.acceptanceLogText"]
+    off, errors = s.merged({"acceptanceLog": ""})
+    assert errors == [] and off.acceptance_log == ""
 
 
 def test_valid_values_are_applied() -> None:

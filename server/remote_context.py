@@ -1,0 +1,53 @@
+"""Workspace code for a remote engine's prompt: the most similar windows of the workspace's other
+files, path-labelled, as text (RepoCoder-style retrieval; Tabby and Continue do the same).
+
+The in-process model gets the same windows as token ids (`Completer._snippet_block`); a remote
+engine takes text, so the windows are cut to whole lines and decoded, within a budget counted in
+the tokens of the tokenizer the workspace index was built with (the shipped model's): a remote
+model's own tokenizer is unknown here, and BPE vocabularies of code models count JavaScript alike
+within a small factor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from server.context import natural_tail_ids
+
+if TYPE_CHECKING:
+    from server.retrieval.index import WorkspaceIndex
+
+# Text above the cursor line that picks the windows (the in-process path's SNIPPET_QUERY_CHARS).
+QUERY_CHARS = 600
+
+
+def label(key: str) -> str:
+    """The last two parts of a document key: enough to say where the code comes from."""
+    return "/".join(key.rstrip("/").split("/")[-2:])
+
+
+class RemoteSnippets:
+    """The snippet text for a request, remembered while the text above the cursor line stays the
+    same (typing on one line asks again at every keystroke)."""
+
+    def __init__(self) -> None:
+        self._memo: tuple[tuple[Any, ...], str] | None = None
+
+    def text(self, workspace: WorkspaceIndex, tokenizer: Any, prefix: str, key: str, limit: int) -> str:
+        """Up to `limit` tokens of the code most like the lines above the cursor, from other files,
+        each window headed by `// <path>` and ending with a line break; "" when there is none."""
+        if limit <= 0:
+            return ""
+        above = prefix[: prefix.rfind("\n") + 1][-QUERY_CHARS:]
+        memo = (id(workspace), id(tokenizer), key, above, limit)
+        if self._memo is not None and self._memo[0] == memo:
+            return self._memo[1]
+        block = ""
+        query = natural_tail_ids(tokenizer, above, "", QUERY_CHARS) if above.strip() else []
+        for snippet, doc in workspace.similar(query, key) if query else []:
+            text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
+            first, last = text.find("\n"), text.rfind("\n")
+            if 0 <= first < last:  # whole lines only
+                block += f"// {label(snippet.key)}\n{text[first + 1 : last + 1]}"
+        self._memo = (memo, block)
+        return block
