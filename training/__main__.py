@@ -7,6 +7,7 @@ import sys
 COMMANDS = [
     ("python -m training.finetune", "train or fine-tune a model from a recipe (--help, --list-recipes)"),
     ("python -m training.pretrain", "pretrain a causal LM on a packed token file for a wall-clock budget (GPU or CPU)"),
+    ("python -m training.accelerator", "train on a remote accelerator: plan, device side, collect, finish, rehearse"),
     ("python -m training.data.tokens", "pack a corpus once into a memory-mapped token file; subset it; info"),
     ("python -m training.ship", "ship a model dir as the server's default: fp16, checked manifest, atomic"),
     ("python -m training.tokenizer", "train a byte-level BPE tokenizer with FIM tokens on a data source"),

@@ -1,10 +1,10 @@
-"""The accelerator kit's command line: plan a lease, run its device side, collect, finish, rehearse.
+"""The accelerator kit's command line: plan a remote run, run its device side, collect, finish, rehearse.
 
     python -m training.accelerator plan scratch-js-12x512 --tokens corpus-data/tokens-v3 [--budget-s 900] [--dry-run]
-    python -m training.accelerator device receive|train|send-back PLAN ...   (on the lent machine)
+    python -m training.accelerator device receive|train|send-back PLAN ...   (on the remote machine)
     python -m training.accelerator collect PLAN --from FOLDER [--from FOLDER ...]
     python -m training.accelerator finish PLAN --ship-to DEST [--baseline server/models/default]
-    python -m training.accelerator rehearse RECIPE --tokens STEM --ship-to SCRATCH ...   (the whole lease, here)
+    python -m training.accelerator rehearse RECIPE --tokens STEM --ship-to SCRATCH ...   (the whole run, here)
 
 `plan` bundles the token file (and the starting weights when they do not travel with the
 repository) into parts that fit beside the working tree, writes corpus-data/accel/NAME/plan.json and
@@ -114,7 +114,7 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="recipe name (training/recipes) or path to a TOML")
     p.add_argument("--tokens", required=True, help="the packed token file stem (e.g. corpus-data/tokens-v3)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    p.add_argument("--name", default="", help="the lease's name (default: RECIPE-TOKENS)")
+    p.add_argument("--name", default="", help="the run's name (default: RECIPE-TOKENS)")
     p.add_argument("--init", default="auto", help="auto: continue the shipped model when it has the recipe's shape; "
                    "none: from scratch; DIR: continue DIR (must have the shape)")
     p.add_argument("--budget-s", type=int, default=900, help="device seconds left (the tool's status: budget_left_s)")
@@ -127,8 +127,8 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m training.accelerator", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    _plan_args(sub.add_parser("plan", help="bundle the corpus into parts and print every call of the lease"))
-    dev = sub.add_parser("device", help="the device side of a call (runs on the lent machine)")
+    _plan_args(sub.add_parser("plan", help="bundle the corpus into parts and print every call of the run"))
+    dev = sub.add_parser("device", help="the device side of a call (runs on the remote machine)")
     dev.add_argument("step", choices=("receive", "train", "send-back"))
     dev.add_argument("plan", type=Path)
     dev.add_argument("--stop-after", type=float, default=0.0, help="train: seconds after the command's start")
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--ship-to", type=Path, default=None, help="ship the model here (training.ship, atomic)")
     fin.add_argument("--baseline", type=Path, default=REPO_ROOT / DEFAULT_MODEL, help="model to compare against")
     fin.add_argument("--no-eval", action="store_true")
-    reh = sub.add_parser("rehearse", help="the whole lease on this machine: plan, every call, collect, finish")
+    reh = sub.add_parser("rehearse", help="the whole run on this machine: plan, every call, collect, finish")
     _plan_args(reh)
     reh.add_argument("--workdir", type=Path, required=True, help="stands for the device (working copy, store, replies)")
     reh.add_argument("--ship-to", type=Path, required=True, help="a scratch dir to ship to (never the default model)")

@@ -4,15 +4,15 @@
         --out runs/gpu6 [--set model.n_layer=6 ...] [--compile] [--dry-run]
 
 `training.finetune` (the HF Trainer, accelerate, LoRA, exact resume) stays the general entry
-point. This loop is for the case the Trainer serves badly: a short lease on an accelerator (or a
-session's CPU hours) that must end with a finished model, whatever the throughput turns out to be.
+point. This loop is for the case the Trainer serves badly: a few minutes on a remote accelerator (or a
+few hours of CPU) that must end with a finished model, whatever the throughput turns out to be.
 So the learning-rate schedule runs on *time*, not steps: linear warmup over `train.warmup_ratio`
 of the budget, then cosine decay to `--min-lr-ratio` of the peak, and training stops when the
 budget is spent. With `train.max_steps > 0` the same schedule runs on steps instead (exactly
 reproducible; the tests use it). A time-budget run is not bit-reproducible (the step at which
 each learning rate applies depends on the machine). `--until UNIX_TIME` gives the budget as a
 clock time instead: the loop trains for whatever remains once the data and the model are ready
-(a lease's command limit minus its set-up, `training.kit`).
+(the remote machine's command limit minus its set-up, `training.kit`).
 
 A run continues an earlier one when the recipe loads its weights (`model.from_scratch=false`,
 `model.name_or_path=DIR`): a new stage, with its own warmup and cosine, whose step and token
@@ -31,7 +31,7 @@ OUT gets what `training.finetune` writes and `training.ship` reads: the model (s
 `--save-dtype`, sharded by `train.max_shard_size`), the tokenizer, `training_config.json`,
 `metrics.json`, `log_history.json`, `loss.png`, the data manifest. Checkpoints are published into
 OUT every `--save-minutes` through `training.publish` (never half-written). `--dry-run` builds the
-data and writes the manifest only: check a run (and its manifest) before spending a lease on it.
+data and writes the manifest only: check a run (and its manifest) before spending accelerator time on it.
 """
 
 from __future__ import annotations

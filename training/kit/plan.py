@@ -1,7 +1,8 @@
-"""The plan of a lease: what crosses in which call, how long the model trains, how it comes back.
+"""The plan of a training run on a remote accelerator: what crosses in which call, how long the model
+trains, how it comes back.
 
-Every number a lease is bound by lives in `Limits` (from the device tool's documentation) and every
-guess about time in `Timing` (defaults from stage 6's lease: 9 min 15 s held for 8 min of training).
+Every limit of the remote machine lives in `Limits` (from the device tool's documentation) and every
+guess about time in `Timing` (defaults from stage 6: 9 min 15 s of device time for 8 min of training).
 `make_plan` turns them, the size of what travels with the repository and the bundle's parts into a
 list of `run` calls; `render` prints it. The plan is written as JSON beside the parts and travels
 with every call: the device side reads its paths and hashes from it.
@@ -28,7 +29,7 @@ class Limits:
     return_file_bytes: int = 16 * MIB
     return_bytes: int = 64 * MIB
     command_s: int = 600  # one command's run
-    device_s: int = 900  # a session's device time, start, idle waits and transfers included
+    device_s: int = 900  # the whole device time, start, idle waits and transfers included
     warm_s: int = 30  # a machine idle this long is given back, with every file on it
 
 
@@ -42,7 +43,7 @@ class Timing:
     finish_s: float = 45.0  # final eval, fp16 save and the return bundle after the deadline
     safety_s: float = 60.0  # device time never planned
     upload_margin: int = 2 * MIB  # the tree may grow between planning and the call
-    min_part_bytes: int = MIB  # below this a lease would be all transfers
+    min_part_bytes: int = MIB  # below this a run would be all transfers
     return_part_bytes: int = 15 * MIB + MIB // 2  # 4 parts + index + log stay under 64 MiB
 
 
@@ -64,7 +65,7 @@ class Plan:
     overrides: list[str]
     tokens: str  # the token file stem on the device, relative to its working copy
     init: str | None  # continue these weights (same shape), or None: from scratch
-    tokens_here: str  # the token file stem here (for the evaluation after the lease)
+    tokens_here: str  # the token file stem here (for the evaluation after training)
     recipe_here: str  # the recipe here (a name, or a path that may differ from the device's)
     local_dir: str  # where the parts and this plan live here (ignored by git, carried)
     run_dir: str  # the training output, on the device and here
@@ -101,7 +102,7 @@ class Plan:
 
 
 class PlanError(ValueError):
-    """The lease cannot work as asked (no room beside the tree, no time left to train)."""
+    """The plan cannot work as asked (no room beside the tree, no time left to train)."""
 
 
 def travelling_bytes(root: Path) -> int:
@@ -134,7 +135,7 @@ def make_plan(*, name: str, recipe: str, overrides: list[str], tokens: str, init
               tokens_here: str, recipe_here: str, payload: dict[str, Any], model: dict[str, Any], tree_bytes: int, upload_part_bytes: int,
               limits: Limits, timing: Timing, python: str = "python3", store: str = "",
               estimated: bool = False) -> Plan:
-    """The calls of a lease: the parts up (the last call also trains), then the model back."""
+    """The calls of a plan: the parts up (the last call also trains), then the model back."""
     local_dir = Plan.local_dir_for(name)
     run_dir = f"runs/accel-{name}"
     plan_path = f"{local_dir}/{PLAN_FILE}"
@@ -170,7 +171,7 @@ def make_plan(*, name: str, recipe: str, overrides: list[str], tokens: str, init
     train_s = min(train_by_budget, train_by_command)
     if train_s < 60:
         raise PlanError(f"only {train_s:.0f} s would be left to train (device {limits.device_s} s, {len(calls)} calls): "
-                        "shrink the tree or the corpus, or wait for a lease with more time")
+                        "shrink the tree or the corpus, or plan with more device time")
     stop_after = int(setup + train_s)
     calls[len(parts) - 1].command = calls[len(parts) - 1].command.replace("STOP", str(stop_after))
     budget = {
@@ -197,11 +198,11 @@ def _mib(n: float) -> str:
 
 
 def render(plan: Plan) -> str:
-    """The plan as a reader checks it before a lease: sizes, the budget, then every call."""
+    """The plan as a reader checks it before the first call: sizes, the budget, then every call."""
     p, b, m = plan.payload, plan.budget, plan.model
     est = " (estimated: no bundle built yet)" if plan.estimated else ""
     lines = [
-        f"lease plan {plan.name}: recipe {plan.recipe}"
+        f"accelerator plan {plan.name}: recipe {plan.recipe}"
         + (f" {' '.join(plan.overrides)}" if plan.overrides else "")
         + (f", continuing {plan.init}" if plan.init else ", from scratch"),
         f"corpus: {plan.tokens}: {p['tokens']:,} tokens, {_mib(p['raw_bytes'])} raw -> "

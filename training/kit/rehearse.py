@@ -1,11 +1,11 @@
-"""A lease rehearsed on this machine: every call of a plan run as the device tool would run it.
+"""A remote training run rehearsed on this machine: every call of a plan run as the device tool would run it.
 
 A folder stands for the device's working copy: it gets what travels with every call (tracked and
 untracked-not-ignored files) once, then each call's carried paths (replacing what is there), an
 empty $OUT, and the call's exact command under its timeout. The limits are enforced as the tool
 does (what goes up, how many paths are carried, how many files and bytes come back, how deep and
 how named), so a plan that passes here fails there only on time. `cut_after` stops after that many
-calls, as a machine taken back mid-lease would.
+calls, as a machine taken back before the plan's end would.
 """
 
 from __future__ import annotations
