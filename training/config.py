@@ -78,7 +78,7 @@ class TrainConfig:
     seed: int = 42  # model init, data order, dropout
     # "shuffle": the Trainer's seeded random order each epoch. "walk": one seeded permutation of the
     # training blocks read in order from `data_offset` (wrapping around), so runs that continue one
-    # another across sessions see new blocks; metrics.json records the next run's `data_next_offset`.
+    # another see new blocks; metrics.json records the next run's `data_next_offset`.
     data_order: str = "shuffle"
     data_offset: int = 0  # walk: blocks of the permutation the starting model already trained on
     mlm_probability: float = 0.15  # BERT/RoBERTa masking rate (MLM only)

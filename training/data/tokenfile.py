@@ -172,7 +172,7 @@ def manifest_sha(shas: Iterable[str]) -> str:
 
 def subset(tf: TokenFile, tokenizer: Any, out: Path, *, max_tokens: int, seed: int = 0) -> TokenFile:
     """Whole packages of `tf`, in a seeded random order, while they fit in `max_tokens`: a corpus
-    that fits a transfer limit (e.g. an accelerator lease) without cutting a package in two.
+    that fits a transfer limit (e.g. a remote accelerator's per-call upload) without cutting a package in two.
 
     Documents keep their order in `tf`; the sidecar keeps the drop counts and records what the
     subset was taken from.
