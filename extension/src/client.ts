@@ -5,7 +5,7 @@
 import type * as vscode from "vscode";
 import { type Executable, LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 
-import { clientMiddleware } from "./middleware";
+import { type AcceptanceHooks, clientMiddleware } from "./middleware";
 import { serverArgs } from "./python";
 import { initializationOptions, type ServerSettings } from "./settings";
 import type { ProgressValue } from "./status";
@@ -26,6 +26,7 @@ export interface ClientParams {
   settings: Partial<ServerSettings>;
   outputChannel: vscode.LogOutputChannel;
   onProgress: (value: ProgressValue) => void;
+  acceptance?: AcceptanceHooks;
 }
 
 export function createClient(p: ClientParams): LanguageClient {
@@ -45,7 +46,7 @@ export function createClient(p: ClientParams): LanguageClient {
     outputChannel: p.outputChannel,
     traceOutputChannel: p.outputChannel,
     // Settings go out explicitly (extension.ts sends didChangeConfiguration), so no synchronize.
-    middleware: clientMiddleware(p.onProgress),
+    middleware: clientMiddleware(p.onProgress, p.acceptance),
   };
   return new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
 }

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { DidChangeConfigurationNotification, type LanguageClient, State } from "vscode-languageclient/node";
 
+import { ACCEPTED_METHOD, type AcceptArgument, originView } from "./acceptance";
 import { type Bundle, readBundle } from "./bundle";
 import { createClient } from "./client";
 import { nodePythonHost, type PythonExtensionApi, type PythonHost } from "./python";
@@ -51,6 +52,8 @@ async function pythonExtensionApi(): Promise<PythonExtensionApi | undefined> {
 class Controller {
   private readonly output = vscode.window.createOutputChannel("CodeParrot", { log: true });
   private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  /** Where the ghost text on screen was copied from, while it is on screen. */
+  private readonly origin = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 99);
   private readonly host: PythonHost = nodePythonHost(pythonExtensionApi);
   private readonly store: EnvStore;
   private readonly setup: ServerSetup;
@@ -87,7 +90,12 @@ class Controller {
     context.subscriptions.push(
       this.output,
       this.item,
+      this.origin,
       vscode.workspace.onDidChangeConfiguration((e) => { this.onConfigurationChanged(e); }),
+      // The ghost text goes away when the cursor moves or the editor changes; a new one that
+      // follows typing is announced again by the next answer.
+      vscode.window.onDidChangeTextEditorSelection(() => { this.origin.hide(); }),
+      vscode.window.onDidChangeActiveTextEditor(() => { this.origin.hide(); }),
     );
     this.item.show();
   }
@@ -140,6 +148,10 @@ class Controller {
         settings,
         outputChannel: this.output,
         onProgress: (value) => { this.setState(stateAfterProgress(value, this.enabled())); },
+        acceptance: {
+          shown: (arg) => { this.showOrigin(arg); },
+          accepted: (arg) => { this.accepted(client, arg); },
+        },
       });
       client.onDidChangeState((e) => {
         if (e.newState === State.Stopped && this.client === client) {
@@ -291,6 +303,26 @@ class Controller {
         if (this.state.kind === "ready" || this.state.kind === "disabled") this.setState(this.readyState());
       }
     }
+  }
+
+  private showOrigin(arg: AcceptArgument | undefined): void {
+    const view = originView(arg);
+    if (view === undefined) {
+      this.origin.hide();
+      return;
+    }
+    this.origin.text = view.text;
+    this.origin.tooltip = view.tooltip;
+    this.origin.show();
+  }
+
+  /** An accepted item: counted by the server (in its memory; see Show Stats), nowhere else. */
+  private accepted(client: LanguageClient, arg: AcceptArgument): void {
+    this.origin.hide();
+    if (!client.isRunning()) return;
+    client.sendNotification(ACCEPTED_METHOD, { id: arg.id }).catch((err: unknown) => {
+      this.output.appendLine(`[accepted] ${errorText(err)}`);
+    });
   }
 
   private async showStats(): Promise<void> {

@@ -3,9 +3,17 @@
 
 import type { Middleware } from "vscode-languageclient/node";
 
+import { ACCEPT_COMMAND, type AcceptArgument, acceptArgument, shownArgument } from "./acceptance";
 import type { ProgressValue } from "./status";
 
-export function clientMiddleware(onProgress: (value: ProgressValue) => void): Middleware {
+export interface AcceptanceHooks {
+  /** The server's answer to an inline completion request: the first item's accept argument. */
+  shown: (arg: AcceptArgument | undefined) => void;
+  /** VS Code ran an item's accept command (the item was inserted). */
+  accepted: (arg: AcceptArgument) => void;
+}
+
+export function clientMiddleware(onProgress: (value: ProgressValue) => void, hooks?: AcceptanceHooks): Middleware {
   return {
     handleWorkDoneProgress: (token, params, next) => {
       onProgress(params);
@@ -17,5 +25,19 @@ export function clientMiddleware(onProgress: (value: ProgressValue) => void): Mi
     // …), and Tab then accepted the widget's item rather than the ghost text (seen in a real
     // VS Code, tests/e2e). So the client never asks for it.
     provideCompletionItem: () => undefined,
+    provideInlineCompletionItems: async (document, position, context, token, next) => {
+      const result = await next(document, position, context, token);
+      hooks?.shown(shownArgument(result));
+      return result;
+    },
+    // The server advertises codeparrot.accepted (for editors that run it through
+    // workspace/executeCommand), so the client registers it as a VS Code command; an accept is
+    // forwarded as the codeparrot/accepted notification instead of a request that waits.
+    executeCommand: (command, args, next): unknown => {
+      const arg = command === ACCEPT_COMMAND ? acceptArgument(args) : undefined;
+      if (arg === undefined) return next(command, args) as unknown;
+      hooks?.accepted(arg);
+      return undefined;
+    },
   };
 }

@@ -7,7 +7,23 @@ export interface StageStats {
   count?: number;
 }
 
+export interface AcceptanceCounts {
+  shown?: number;
+  accepted?: number;
+  partial?: number;
+  typed_through?: number;
+  accept_rate?: number | null;
+}
+
+export interface Acceptance {
+  by_source?: Record<string, AcceptanceCounts>;
+  by_lines?: Record<string, AcceptanceCounts>;
+  copies_by_file?: (AcceptanceCounts & { file?: string })[];
+  log?: string | null;
+}
+
 export interface ServerStats {
+  acceptance?: Acceptance;
   requests?: number;
   cancelled?: number;
   cache_hits?: number;
@@ -45,6 +61,7 @@ export function formatStats(raw: unknown): StatsLine[] {
         `${num(s.last.new_tokens)} new tokens`,
     });
   }
+  lines.push(...acceptanceLines(s.acceptance));
   for (const [stage, t] of Object.entries(s.stages_ms ?? {})) {
     lines.push({
       label: `Stage ${stage}`,
@@ -52,5 +69,38 @@ export function formatStats(raw: unknown): StatsLine[] {
         (t.count !== undefined ? ` · ${num(t.count)} runs` : ""),
     });
   }
+  return lines;
+}
+
+function rate(c: AcceptanceCounts): string {
+  const r = c.accept_rate;
+  return typeof r === "number" && Number.isFinite(r) ? `${Math.round(r * 1000) / 10} %` : "–";
+}
+
+function accepted(c: AcceptanceCounts): string {
+  const extra = [
+    c.partial ? `${num(c.partial)} partly` : "",
+    c.typed_through ? `${num(c.typed_through)} typed through` : "",
+  ].filter((x) => x !== "");
+  return `${num(c.accepted ?? 0)} of ${num(c.shown ?? 0)} accepted (${rate(c)})` + (extra.length ? `, ${extra.join(", ")}` : "");
+}
+
+/** Shown / accepted per source, per single- or multi-line, and per file copies came from. */
+export function acceptanceLines(a: Acceptance | undefined): StatsLine[] {
+  if (a === undefined) return [];
+  const lines: StatsLine[] = [];
+  for (const [source, c] of Object.entries(a.by_source ?? {})) {
+    lines.push({ label: `Accepted: ${source}`, description: accepted(c) });
+  }
+  for (const [kind, c] of Object.entries(a.by_lines ?? {})) {
+    if (c.shown) lines.push({ label: `Accepted: ${kind}-line`, description: accepted(c) });
+  }
+  for (const c of a.copies_by_file ?? []) {
+    if (c.file !== undefined) lines.push({ label: `Copied from ${c.file}`, description: accepted(c) });
+  }
+  lines.push({
+    label: "Acceptance log",
+    description: a.log ? `${a.log} (local only)` : "off: counts stay in the server's memory, nothing is written or sent",
+  });
   return lines;
 }
