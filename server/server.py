@@ -166,11 +166,11 @@ class CompletionServer(LanguageServer):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _attach_index(self, tokenizer: Any) -> Any:
+    async def _attach_index(self, tokenizer: Any, snippets: bool = False) -> Any:
         """The workspace index for this tokenizer; the first call starts building it in the
         background, with `$/progress` when the client supports it (completions go on meanwhile)."""
         async with self._index_lock:
-            if self.repo.attached(tokenizer):
+            if self.repo.attached(tokenizer, snippets):
                 return self.repo.index
             token = await self.loader.begin_progress("codeparrot: indexing workspace", "scanning files")
             loop = asyncio.get_running_loop()
@@ -185,7 +185,7 @@ class CompletionServer(LanguageServer):
                     value = types.WorkDoneProgressReport(message=message, percentage=percentage)
                     loop.call_soon_threadsafe(progress.report, token, value)
 
-            return self.repo.attach(tokenizer, report)
+            return self.repo.attach(tokenizer, report, snippets)
 
     def on_workspace_did_change_watched_files(self, params: types.DidChangeWatchedFilesParams) -> None:
         for change in params.changes:
@@ -433,7 +433,8 @@ class CompletionServer(LanguageServer):
             tokenizer = completer.index_tokenizer = await self._shipped_tokenizer()
         indexing = indexing and tokenizer is not None
         if indexing and tokenizer is not None:
-            completer.workspace = await self._attach_index(tokenizer)
+            # A remote engine's prompt takes similar workspace code (server.remote_context).
+            completer.workspace = await self._attach_index(tokenizer, snippets=engine is None)
             ready = self.repo.ready.is_set()
             if ready and not self._index_was_ready and completer.cache is not None:
                 # Answers cached while the index was building know nothing of the other files: the

@@ -37,7 +37,7 @@ class Workspace:
         self.folders: list[Path] = []
         self.max_total_bytes = max_total_bytes
         self.index: WorkspaceIndex | None = None
-        self._vocabulary: tuple[int, int] | None = None
+        self._vocabulary: tuple[tuple[int, int], bool] | None = None  # and whether with snippet windows
         self._dirty: dict[str, str] = {}  # uri -> latest text not yet indexed
         self._lock = threading.Lock()
         self.ready = threading.Event()
@@ -61,18 +61,18 @@ class Workspace:
 
     # ----- building
 
-    def attached(self, tokenizer: Any) -> bool:
+    def attached(self, tokenizer: Any, snippets: bool = False) -> bool:
         """Whether the index for this tokenizer's vocabulary exists (built or building)."""
-        return self.index is not None and self._vocabulary == vocabulary_key(tokenizer)
+        return self.index is not None and self._vocabulary == (vocabulary_key(tokenizer), snippets)
 
-    def attach(self, tokenizer: Any, progress: Progress | None = None) -> WorkspaceIndex:
-        """The index for this tokenizer's vocabulary; starts its build in the background the
-        first time."""
-        vocabulary = vocabulary_key(tokenizer)
+    def attach(self, tokenizer: Any, progress: Progress | None = None, snippets: bool = False) -> WorkspaceIndex:
+        """The index for this tokenizer's vocabulary (with similar-code windows for `snippets`);
+        starts its build in the background the first time."""
+        vocabulary = (vocabulary_key(tokenizer), snippets)
         with self._lock:
             if self.index is not None and self._vocabulary == vocabulary:
                 return self.index
-            self.index = new_index(tokenizer)
+            self.index = new_index(tokenizer, snippets=snippets)
             self._vocabulary = vocabulary
             self.ready.clear()
             self._state = "building"
