@@ -287,7 +287,7 @@ class Completer:
             path = path_to_offer(prefix, outcome.text, _fs_path(key), lambda: {_fs_path(k): t for k, t in files().items()})
             ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False, quote)
             completion = apply_filters(path, ctx) if path else ""
-        elif outcome.text and not quote:
+        elif outcome.result is not None and outcome.text and not quote:  # the model's word, in code
             own = [prefix[: len(prefix) - trailing_word(prefix)], suffix]
             rest = name_to_offer(prefix, outcome.text, lambda: own + [t for k, t in files().items() if k != key])
             if not rest:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 MIN_TYPED = 3  # characters of the word typed before names are offered: fewer match too much
 MAX_TEXTS_CHARS = 8_000_000  # text scanned for names, the document first: ~5 ms where none matches
 MAX_NAMES = 5_000  # names read (a common prefix such as `get` has thousands)
-IDENT_TAIL = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*$")
+IDENT_TAIL = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")  # \Z: `$` also matches before a final line break
 IDENT_HEAD = re.compile(r"^[A-Za-z0-9_$]*")
-DECLARING = re.compile(r"(?:\b(?:const|let|var|function\*?|class)\s+|\bfunction\s*\*\s*)$")
+DECLARING = re.compile(r"(?:\b(?:const|let|var|function\*?|class)\s+|\bfunction\s*\*\s*)\Z")
 # JavaScript's keywords and the globals its runtimes define: known without the workspace.
 BUILTINS = frozenset(
     [
@@ -97,7 +97,7 @@ def name_to_offer(prefix: str, completion: str, texts: Callable[[], list[str]]) 
 
 
 # The cursor inside a relative module specifier: `require('./`, `from '../li`, `import('./`.
-SPECIFIER = re.compile(r"""(?:\brequire\s*\(\s*|\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}/[^'"]*)$""")
+SPECIFIER = re.compile(r"""(?:\brequire\s*\(\s*|\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}/[^'"]*)\Z""")
 MODULE_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx")
 BINDINGS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 

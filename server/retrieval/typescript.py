@@ -154,13 +154,13 @@ def ts_only_line(line: str) -> bool:
     grammar finds an error. A line is often unfinished (`export type X = Partial<`): it is also
     read closed (a placeholder after a dangling operator, its open brackets closed, with `<` read
     both as a type's arguments and as a comparison); a line starting with a modifier that only
-    class members take (`private x = 1;`) or opening a block (a method's head) is also read
-    inside a class body."""
+    class members take (`private x = 1;`) or a method's head (`async fetch(url: string) {`) is
+    also read inside a class body (not `options: {`: in a class that would be a typed field)."""
     text = line.strip()
     if not text:
         return False
     variants = [text, _closed(text, angle=True), _closed(text, angle=False)]
-    if text.split(" ", 1)[0] in MEMBER_MODIFIERS or text.endswith("{"):
+    if text.split(" ", 1)[0] in MEMBER_MODIFIERS or (text.endswith("{") and _method_head(text)):
         variants += [f"class _ {{ {v} }}" for v in variants]
     with _lock:
         for variant in dict.fromkeys(variants):
@@ -171,6 +171,15 @@ def ts_only_line(line: str) -> bool:
             if _parser("javascript").parse(source).root_node.has_error:
                 return True
     return False
+
+
+METHOD_HEAD = re.compile(r"(?:(?:static|async|get|set|\*)\s*)*#?([A-Za-z_$][\w$]*)\s*[(<]")
+NOT_METHODS = frozenset({"if", "for", "while", "switch", "catch", "function", "return", "with"})
+
+
+def _method_head(text: str) -> bool:
+    m = METHOD_HEAD.match(text)
+    return m is not None and m.group(1) not in NOT_METHODS
 
 
 CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}

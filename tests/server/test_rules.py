@@ -153,3 +153,14 @@ def test_a_member_s_name_counts_as_known_but_is_not_offered() -> None:
     cart = "class Cart {\n  total() {\n    return this.items.map((item) => item.price);\n  }\n}\n"
     assert name_to_offer("const n = ite", "ms.length;", lambda: [cart]) == ""  # `this.items`: known
     assert name_to_offer("const n = ite", "mz;", lambda: [cart]) == "m"  # `item`, not the member
+
+
+def test_an_object_literal_s_key_opening_a_block_is_javascript() -> None:
+    assert not ts_only_line("        options: {")  # read in a class body it would be a typed field
+    assert not ts_only_line("    default: {") and not ts_only_line("  foo(a, b) {")
+    assert ts_only_line("  static create<T>(x: T) {")
+
+
+def test_no_name_is_offered_on_a_new_line() -> None:
+    licence = "AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER\n"
+    assert name_to_offer(licence, "LIABILITY, WHETHER", lambda: ["OTHERWISE"]) == ""  # `$` before a last "\n"
