@@ -2,7 +2,7 @@
 
     python benchmarks/soak.py                       # quick: 8 files, 120 characters each (a few minutes on 2 cores)
     python benchmarks/soak.py --files 20 --chars 775 # the full soak (~15,500 keystrokes)
-    python benchmarks/soak.py --workspace DIR [--model DIR] [--every 1] [--interval-ms 60]
+    python benchmarks/soak.py --workspace DIR [--model DIR] [--engine torch|llama] [--every 1] [--interval-ms 60]
 
 The server (`python -m server`, the shipped model unless --model) gets DIR as its workspace
 folder (default: the repository's node_modules/eslint, a real npm package of 420 files). Each of the package's
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=DEFAULT_WORKSPACE, help="folder opened as the workspace")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
+    parser.add_argument("--engine", choices=("auto", "torch", "llama"), help="the server's --engine (default: its own)")
     parser.add_argument("--files", type=int, default=8, help="files typed, one after another (full soak: 20)")
     parser.add_argument("--chars", type=int, default=120, help="characters typed per file (full soak: 775)")
     parser.add_argument("--every", type=int, default=1, help="a completion every N keystrokes")
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--workspace {args.workspace}: not a folder (the default needs `npm install` at the root)")
     workspace = args.workspace.resolve()
     files = pick_files(workspace, args.files, args.chars, args.seed)
-    argv_server = [sys.executable, "-m", "server", "--device", "cpu", *(["--model", args.model] if args.model else [])]
+    argv_server = [sys.executable, "-m", "server", "--device", "cpu", *(["--model", args.model] if args.model else []),
+                   *(["--engine", args.engine] if args.engine else [])]
     client = Client(argv_server, args.log)
     rows: list[tuple[str, float, int]] = []
     ids: list[int] = []
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise TimeoutError(f"model or index not ready in 600 s: {s['model']}, {s['index']}")
             time.sleep(0.2)
         print(f"workspace {workspace}: {s['index']['files']} files indexed in {s['index']['build_s']} s; "
-              f"RSS {client.rss_mb():.0f} MB before typing", flush=True)
+              f"engine {s.get('engine', '?')}; RSS {client.rss_mb():.0f} MB before typing", flush=True)
         total_keys = 0
         for n, path in enumerate(files, 1):
             total_keys += type_file(client, path, args.chars, args.every, args.interval_ms / 1000, ids)
