@@ -80,7 +80,7 @@ class Settings:
     backend_timeout_ms: int = 2000  # per read: a completion later than ~2 s is of no use to an editor
     # Tokens (of the shipped model's tokenizer) of similar workspace code put before a remote
     # engine's prompt, path-labelled; 0: none (benchmarks/README.md measured the default).
-    backend_snippet_tokens: int = 256
+    backend_snippet_tokens: int = 128
     # A JSONL file of shown/accepted completions for the user's own evaluation; "" writes nothing.
     acceptance_log: str = ""
     acceptance_log_text: bool = False  # put the completion's text (and its line) in that log too
