@@ -446,7 +446,7 @@ def run_naive(args: argparse.Namespace, steps: list[tuple[str, int]]) -> dict[st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from server.context import build_prompt
-    from server.engines.pytorch import default_threads
+    from server.engines.base import default_threads
 
     torch.set_num_threads(default_threads())  # the same threads as the server: a fair comparison
     tokenizer = AutoTokenizer.from_pretrained(args.model)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from server.engines.base import MAX_CACHED_SEQUENCES, BaseEngine, Progress
+from server.engines.base import MAX_CACHED_SEQUENCES, BaseEngine, Progress, default_threads
 from server.errors import ModelLoadError, ModelNotFoundError
 from server.tokenizer import gguf_tokenizer, is_gguf_path, load_model_tokenizer
 
@@ -52,16 +52,15 @@ def available() -> str | None:
 
 
 def batch_threads() -> int:
-    """Threads for batches (prefill): `CODEPARROT_THREADS_BATCH`, else every CPU we may use. A
-    prompt's matmuls are large enough to gain from all cores; one-token decode steps use
-    `default_threads()` (see `server.engines.pytorch`)."""
+    """Threads for batches (prefill): `CODEPARROT_THREADS_BATCH`, else as many as for decoding
+    (`default_threads()`, half the CPUs). An editor's machine is never idle, and llama.cpp's
+    threads wait on each other at every step: on 2 busy cores, 2 batch threads made a 768-token
+    prefill 2.4-9x slower than one (benchmarks/README.md, 2026-12-06). Raise it on an idle
+    many-core machine."""
     override = os.environ.get(THREADS_BATCH_ENV, "").strip()
     if override.isdigit() and int(override) > 0:
         return int(override)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return default_threads()
 
 
 class LlamaSequence:
@@ -142,8 +141,6 @@ class LlamaEngine(BaseEngine):
         if why is not None:
             raise ModelLoadError(why)
         import llama_cpp
-
-        from server.engines.pytorch import default_threads
 
         quiet = logging.getLogger("llama-cpp-python")  # llama.cpp's own log, printed to stderr
         if quiet.level == logging.NOTSET:

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from typing import Any
 
 import torch
 
-from server.engines.base import BaseEngine, Progress
+from server.engines.base import BaseEngine, Progress, default_threads
 from server.errors import ModelLoadError
 from server.models import ModelSource, resolve_model
 from server.tokenizer import load_model_tokenizer, native_allowed
 
 log = logging.getLogger(__name__)
 
-# More threads than this slows down the small matmuls of one-token decode steps.
-MAX_TORCH_THREADS = 8
-THREADS_ENV = "CODEPARROT_THREADS"
 
 
 def pick_device(device: str, quantize: str) -> str:
@@ -62,23 +58,6 @@ def resolve_quantize(quantize: str, device: str) -> str:
     if quantize != "auto":
         return quantize
     return "bf16" if device == "cpu" and cpu_has_native_bf16() else "none"
-
-
-def default_threads() -> int:
-    """Torch intra-op threads: `CODEPARROT_THREADS`, else half the CPUs we may run on (≤ 8).
-
-    Half, because an editor's machine is never idle and OpenMP threads collapse when any core
-    is busy: measured here (2 cores, shared), a 111M model decoded at 33 ms/token with one
-    thread and 325 ms/token with two. Half the logical CPUs is also the physical cores on SMT.
-    """
-    override = os.environ.get(THREADS_ENV, "").strip()
-    if override.isdigit() and int(override) > 0:
-        return int(override)
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 1
-    return max(1, min(available // 2, MAX_TORCH_THREADS))
 
 
 class TorchSequence:
