@@ -108,6 +108,19 @@ def test_vscode_shows_and_accepts_ghost_text_from_the_server(
     match = re.search(r"(\d+) total", requests_row)
     assert match and int(match.group(1)) >= 1, result["stats"]
 
+    # The accept was counted for the source of the ghost text Tab took (its item's accept command
+    # ran and the extension forwarded it as codeparrot/accepted): one accepted, of that source.
+    items = zip(reversed(trace.insert_texts), reversed(trace.sources), strict=True)
+    source = next(s for text, s in items if text.endswith(ghost))
+    assert source, "the item carried no accept command"
+    accepted_row = next((row for row in result["stats"] if row.startswith(f"Accepted: {source}")), "")
+    # A quick pick row's text is its label followed by its description: "Accepted: model1 of 2 …".
+    match = re.search(r"(\d+) of \d+ accepted", accepted_row.removeprefix(f"Accepted: {source}"))
+    assert match and match.group(1) == "1", (source, result["stats"])
+    per_source = [re.search(r"^Accepted: [a-z]+(\d+) of \d+ accepted", row) for row in result["stats"]
+                  if row.startswith("Accepted: ") and not re.match(r"Accepted: (single|multi)-line", row)]
+    assert sum(int(m.group(1)) for m in per_source if m) == 1, result["stats"]
+
     latency = result["latency"]
     report = {
         # From packaging the extension to here (code-server's shutdown, a few seconds, comes after).
@@ -137,6 +150,7 @@ def test_vscode_shows_and_accepts_ghost_text_from_the_server(
             "round_trip_p50_ms": statistics.median(trace.round_trips_ms) if trace.round_trips_ms else None,
         },
         "show_stats_requests": requests_row,
+        "show_stats_accepted": accepted_row,
         "steps_ms": result["steps"],
     }
     (OUTPUT / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

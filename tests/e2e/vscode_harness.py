@@ -163,6 +163,7 @@ class Trace:
     with_selected_item: int  # requests sent while VS Code's suggest widget had an item selected
     round_trips_ms: list[int]  # answered requests, as the client timed them
     insert_texts: list[str]  # every item the server answered
+    sources: list[str]  # each of those items' source (its accept command's argument), "" if none
 
 
 def inline_completion_trace(extension_log: str) -> Trace:
@@ -175,6 +176,7 @@ def inline_completion_trace(extension_log: str) -> Trace:
     )
     round_trips: list[int] = []
     texts: list[str] = []
+    sources: list[str] = []
     answered = re.compile(
         r"Received response 'textDocument/inlineCompletion - \(\d+\)' in (\d+)ms\.\nResult: (\{.*?\n\}|null)\n",
         re.S,
@@ -182,9 +184,12 @@ def inline_completion_trace(extension_log: str) -> Trace:
     for match in answered.finditer(extension_log):
         round_trips.append(int(match.group(1)))
         result = json.loads(match.group(2)) or {}
-        texts.extend(item["insertText"] for item in result.get("items", []))
+        for item in result.get("items", []):
+            texts.append(item["insertText"])
+            arguments = (item.get("command") or {}).get("arguments") or [{}]
+            sources.append(str(arguments[0].get("source", "")))
     selected = extension_log.count('"selectedCompletionInfo"')
-    return Trace(sent, cancelled, selected, round_trips, texts)
+    return Trace(sent, cancelled, selected, round_trips, texts, sources)
 
 
 @contextlib.contextmanager
