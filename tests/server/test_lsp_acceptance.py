@@ -223,6 +223,29 @@ async def test_typing_through_a_suggestion_is_one_suggestion_and_no_accept(sessi
     assert (final["shown"], final["accepted"]) == (copy_after["shown"] + 1, copy_after["accepted"] + 1)
 
 
+async def test_the_model_s_multi_line_completion_counts_as_model_and_multi_line(session: Any) -> None:
+    client, root, _ = session
+    before = await acceptance(client)
+    uri = open_doc(client, root, "function add(a, b) {\n\n}\n")
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=1, character=0),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    )
+    (item,) = result.items
+    assert "return a + b" in str(item.insert_text)
+    arg = argument(item)
+    assert arg["source"] == "model" and "from" not in arg
+    accept(client, item)
+    await asyncio.sleep(0.2)
+    after = await acceptance(client)
+    assert counts(after, "model")["accepted"] == counts(before, "model")["accepted"] + 1
+    assert after["by_lines"]["multi"]["accepted"] == before["by_lines"]["multi"]["accepted"] + 1
+    assert counts(after, "copy") == counts(before, "copy")
+
+
 async def test_a_classic_item_names_its_origin_and_accepts_through_execute_command(session: Any) -> None:
     client, root, _ = session
     await copy_item(client, root)  # the index is ready
