@@ -445,8 +445,8 @@ def run_naive(args: argparse.Namespace, steps: list[tuple[str, int]]) -> dict[st
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from server.context import build_prompt
     from server.engines.base import default_threads
+    from server.prompt import build_prompt
 
     torch.set_num_threads(default_threads())  # the same threads as the server: a fair comparison
     tokenizer = AutoTokenizer.from_pretrained(args.model)

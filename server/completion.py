@@ -19,8 +19,9 @@ import numpy as np
 
 from server.backends.base import Backend, BackendRequest, BackendResult
 from server.cache import CompletionCache
-from server.context import Prompt, build_prompt, natural_tail_ids, should_complete
+from server.decide import should_complete
 from server.postprocess import PostContext, apply_filters, stop_reached
+from server.prompt import Prompt, build_prompt, natural_tail_ids
 from server.provenance import locate_copy, locate_line
 from server.remote_context import RemoteSnippets
 from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
@@ -113,7 +114,7 @@ class Completer:
         self.mix = mix or MixParams()
         self.cache = cache
         self.stats = stats if stats is not None else Stats()
-        self.token_healing = token_healing  # see server.context: off only to measure what it buys
+        self.token_healing = token_healing  # see server.prompt: off only to measure what it buys
         # Per tokenizer (by id): its blank_kinds and the documents being edited, as segments.
         self._retrieval: tuple[int, np.ndarray, CurrentDocument] | None = None
 

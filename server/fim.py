@@ -1,6 +1,6 @@
 """The fill-in-the-middle contract between training and serving: the special tokens, their ids in
 a tokenizer, and the two layouts. Training writes examples with it (`training.data.packing`),
-the server builds prompts with it (`server.context`); a change here changes both together.
+the server builds prompts with it (`server.prompt`); a change here changes both together.
 
   PSM: <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle
   SPM: <fim_suffix> suffix <fim_prefix> prefix <fim_middle> middle

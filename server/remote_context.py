@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from server.context import natural_tail_ids
+from server.prompt import natural_tail_ids
 
 if TYPE_CHECKING:
     from server.retrieval.index import WorkspaceIndex

@@ -216,7 +216,7 @@ class BaseEngine:
         (text before/after the cursor, stop strings, a token limit, a cancel event), with token
         healing. The `Completer` drives `generate` directly instead, for what only an in-process
         engine can do (KV reuse per document, workspace mixing, copy drafts)."""
-        from server.context import build_prompt
+        from server.prompt import build_prompt
 
         start = time.perf_counter()
         self.load()

@@ -5,7 +5,7 @@ together: (1) a cancellation check between every two tokens (a superseded keystr
 within one token), (2) the evaluated tokens kept from one request to the next and cut back to the
 longest common prefix, including the tokens generated last time (typed-ahead text matches them),
 (3) a stop check on the decoded text after each token, (4) token healing (the first tokens are
-picked among those that spell the text the prompt left out, see `server.context`), (5) workspace
+picked among those that spell the text the prompt left out, see `server.prompt`), (5) workspace
 ∞-gram mixing on each logits row (`Guide.__call__`), and (6) copied tokens verified in one
 evaluation (`Guide.draft`). An engine supplies only a `KVSequence`: evaluate tokens, give logits
 rows, forget a tail.

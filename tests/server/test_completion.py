@@ -341,7 +341,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     # Healing leaves `bet` out of the prompt and the ∞-gram query; the cursor line holds the query
     # followed by `bet`, and must not count as an occurrence (it would force `bet` token by token
     # instead of a longer token that starts with it).
-    from server.context import build_prompt
+    from server.prompt import build_prompt
 
     text = "const zz = 1;\nqqFrob(alphaValue, bet"
     prompt = build_prompt(engine.tokenizer, text, "", 256, heal=True)

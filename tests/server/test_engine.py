@@ -345,7 +345,7 @@ def test_unhealed_generation_is_unconstrained(engine: TorchEngine) -> None:
 
 def test_healed_typing_keeps_reusing_the_kv_cache(engine: TorchEngine) -> None:
     """Healing leaves the last token out of the prompt: typing a word keeps the cache valid."""
-    from server.context import build_prompt
+    from server.prompt import build_prompt
 
     word = "const total = items.reduce"
     computed = []
@@ -421,7 +421,7 @@ def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: TorchE
 def test_engine_is_a_backend_in_process(engine: TorchEngine) -> None:
     """`Engine.complete` takes the request a remote engine gets and answers like one."""
     from server.backends import Backend, BackendRequest
-    from server.context import build_prompt
+    from server.prompt import build_prompt
 
     backend: Backend = engine  # the Protocol, checked by mypy
     full = backend.complete(BackendRequest(BASE, 12))

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from lsprotocol.types import Position, Range
 
-from server.context import (
+from server.decide import should_complete
+from server.documents import TREE_MAX_BYTES, Document, new_parser
+from server.prompt import (
     FIM_MIDDLE,
     FIM_PREFIX,
     FIM_SUFFIX,
@@ -17,10 +19,8 @@ from server.context import (
     build_prompt,
     fim_ids,
     natural_tail_ids,
-    should_complete,
     start_ids,
 )
-from server.documents import TREE_MAX_BYTES, Document, new_parser
 
 
 def at(marked: str) -> tuple[str, int]:
@@ -417,10 +417,10 @@ def test_heal_skips_non_ascii_and_empty_tails(fim_tokenizer: Any, prefix: str) -
 
 
 def test_heal_skips_tails_longer_than_a_word(fim_tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server import context
+    from server import prompt
 
     tail = build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal
-    monkeypatch.setattr(context, "MAX_HEAL_CHARS", len(tail) - 1)
+    monkeypatch.setattr(prompt, "MAX_HEAL_CHARS", len(tail) - 1)
     assert build_prompt(fim_tokenizer, "let radio = c", "", 256, heal=True).heal == ""
 
 
@@ -462,7 +462,7 @@ def test_an_error_high_up_does_not_hide_a_well_parsed_block() -> None:
 
 
 def test_the_heuristic_ignores_a_block_comment_opener_inside_a_line_comment() -> None:
-    from server.context import _where_heuristic
+    from server.decide import _where_heuristic
 
     text, offset = at("// see /* below\nfoo();\n|")
     assert _where_heuristic(text, offset) == ("code", "")
@@ -471,7 +471,7 @@ def test_the_heuristic_ignores_a_block_comment_opener_inside_a_line_comment() ->
 
 
 def test_the_heuristic_ignores_a_block_comment_opener_inside_a_string() -> None:
-    from server.context import _where_heuristic
+    from server.decide import _where_heuristic
 
     # A glob in a Gruntfile (`/**/*.js`: its last `/*` has no `*/` after it) or a banner string.
     text, offset = at("files: ['<%=paths.lib%>/**/*.js'],\nbanner: '/*! <%= pkg.title %>',\ngrunt|")
