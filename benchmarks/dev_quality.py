@@ -36,7 +36,8 @@ def dev_eval(engine: Any, settings: Any, rows: list[dict[str, Any]], repos: Path
     `training.evaluate lines`)."""
     from server.completion import Completer
     from training.data.npm import folder_name
-    from training.evaluate import repo_index, score
+    from training.line_eval import repo_index
+    from training.metrics import score
 
     engine.reset_cache()
     completer = Completer(engine)
@@ -125,7 +126,7 @@ def run(
 ) -> list[dict[str, Any]]:
     """Every model x workspace x cut x engine, the engines of one cell one after the other."""
     from server.engines import load_engine
-    from training.evaluate import read_jsonl
+    from training.line_eval import read_jsonl
 
     out = []
     for model in models:

@@ -96,7 +96,8 @@ def evaluate(rows: list[dict[str, Any]], url: str, tokenizer: Any, snippets: int
     from server.backends.openai import OpenAIBackend
     from server.completion import Completer
     from training.data.npm import folder_name
-    from training.evaluate import repo_index, score
+    from training.line_eval import repo_index
+    from training.metrics import score
 
     settings = settings_for(url, snippets or 0, snippets is not None)
     completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
@@ -128,14 +129,15 @@ def evaluate(rows: list[dict[str, Any]], url: str, tokenizer: Any, snippets: int
 
 
 class _Tok:
-    """What `training.evaluate.repo_index` reads of an engine: its tokenizer."""
+    """What `training.line_eval.repo_index` reads of an engine: its tokenizer."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
 
 
 def copy_floor(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from training.evaluate import copy_baselines, score
+    from training.line_eval import copy_baselines
+    from training.metrics import score
 
     copies, _ = copy_baselines(rows, REPOS)
     scores = score(rows, copies)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from server.loader import early_tokenizer
     from server.settings import Settings
-    from training.evaluate import read_jsonl
+    from training.line_eval import read_jsonl
 
     tokenizer = early_tokenizer(Settings())
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  load avg at start: {os.getloadavg()}", flush=True)

@@ -259,7 +259,7 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     if is_main and len(data.eval):
         # Exact token-mean loss, the same function `training.evaluate perplexity` uses. The Trainer's
         # own eval_loss (log_history) divides by the unshifted label count, i.e. reads (B-1)/B low.
-        from training.evaluate import perplexity
+        from training.perplexity import perplexity
 
         torch.manual_seed(cfg.train.seed)  # MLM masks are random: fixed seed, comparable numbers
         eval_loss, _ = perplexity(

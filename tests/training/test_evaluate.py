@@ -11,8 +11,10 @@ import pytest
 from fixtures_runner import SMALL, read_json, write_repetitive_packages
 
 from training import evaluate
-from training.evaluate import baseline_prediction, edit_similarity, exact_match, levenshtein, score
 from training.finetune import main as finetune
+from training.line_eval import line_available
+from training.metrics import baseline_prediction, edit_similarity, exact_match, levenshtein, score, sign_test
+from training.perplexity import data_config
 
 
 def test_levenshtein_and_edit_similarity() -> None:
@@ -39,16 +41,16 @@ def test_baseline_repeats_previous_non_empty_line() -> None:
 
 
 def test_sign_test_and_paired_comparison_with_the_copy_baseline() -> None:
-    assert evaluate.sign_test(0, 0) == 1.0 and evaluate.sign_test(3, 3) == 1.0
-    assert evaluate.sign_test(5, 0) == pytest.approx(2 / 32)  # 5 of 5 one way: p = 2 * 0.5^5
-    assert evaluate.sign_test(1, 9) == evaluate.sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
+    assert sign_test(0, 0) == 1.0 and sign_test(3, 3) == 1.0
+    assert sign_test(5, 0) == pytest.approx(2 / 32)  # 5 of 5 one way: p = 2 * 0.5^5
+    assert sign_test(1, 9) == sign_test(9, 1) == pytest.approx(2 * 11 / 1024)
     # 30 rows: ours right on 12 where the copy is wrong, the copy right on 2 where ours is wrong.
     rows = [{"id": str(i), "prefix": "", "target": f"line {i}"} for i in range(30)]
     ours = {str(i): f"line {i}" if i < 14 else "x" for i in range(30)}
     copies = {str(i): f"line {i}" if 12 <= i < 16 else "y" for i in range(30)}
     result = score(rows, ours, copies)["model_vs_copy"]
     assert (result["exact_only_ours"], result["exact_only_other"]) == (12, 2)
-    assert result["sign_test_p"] == pytest.approx(evaluate.sign_test(12, 2)) and result["sign_test_p"] < 0.05
+    assert result["sign_test_p"] == pytest.approx(sign_test(12, 2)) and result["sign_test_p"] < 0.05
     lo, hi = result["edit_similarity_gain_ci95"]
     assert 0 < lo < hi < 1
     even = score(rows, ours, ours)["model_vs_copy"]
@@ -89,7 +91,7 @@ def test_perplexity_matches_the_training_eval(trained_dir: Path, capsys: pytest.
     from training.modeling import load_tokenizer
 
     tok = load_tokenizer(str(trained_dir))
-    cfg = evaluate._data_config(argparse.Namespace(model=str(trained_dir), recipe=None, overrides=[]))
+    cfg = data_config(argparse.Namespace(model=str(trained_dir), recipe=None, overrides=[]))
     rows = build_lm_datasets(cfg.data, tok, fim=False, output_dir=None).eval["input_ids"]
     chars = sum(len(tok.decode(r[1:], skip_special_tokens=True)) for r in rows)
     assert summary["chars"] == chars > summary["tokens"]
@@ -175,13 +177,13 @@ def test_copy_baseline_copies_the_rest_of_the_line_after_the_longest_match() -> 
 
 def test_line_available_finds_the_completed_line_elsewhere_never_at_the_cursor() -> None:
     prefix = "const a = 1;\nfunction f() {\n  return "
-    assert evaluate.line_available(prefix, "\n}\n", "a + 1;", ["x\n  return a + 1;\n"])  # another file
-    assert not evaluate.line_available(prefix, "\n}\n", "a + 2;", ["  return a + 1;\n"])
-    assert evaluate.line_available("let t = now();\nlet t = ", "", "now();", [])  # earlier in the file
-    assert evaluate.line_available("a();\n", "\nb();\n", "b();", [])  # later in the file
+    assert line_available(prefix, "\n}\n", "a + 1;", ["x\n  return a + 1;\n"])  # another file
+    assert not line_available(prefix, "\n}\n", "a + 2;", ["  return a + 1;\n"])
+    assert line_available("let t = now();\nlet t = ", "", "now();", [])  # earlier in the file
+    assert line_available("a();\n", "\nb();\n", "b();", [])  # later in the file
     # The cursor line itself is not a source: neither its typed part nor what follows the cursor.
-    assert not evaluate.line_available("foo(", "bar);\n", "bar);", [])
-    assert not evaluate.line_available("x\n", "", "   ", ["   "])  # nothing to complete
+    assert not line_available("foo(", "bar);\n", "bar);", [])
+    assert not line_available("x\n", "", "   ", ["   "])  # nothing to complete
 
 
 def test_lines_skip_and_mix_select_rows_and_change_the_mixing(tiny_model_dir: Path, tmp_path: Path) -> None:
