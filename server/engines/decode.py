@@ -147,73 +147,60 @@ def decode(
     before the argmax; `allowed` is the ids healing still permits (None once `heal` is spelled).
     `index` is required when `heal` is set. `seq` is left holding exactly the evaluated tokens.
     """
-    ids, max_new_tokens, stop, cancel, heal, guide = (
-        request.ids, request.max_new_tokens, request.stop, request.cancel, request.heal, request.guide
-    )
-    prompt_tokens = len(ids)
+    ids, prompt_tokens = request.ids, len(request.ids)
     start = time.perf_counter()
     # Keep at least the last prompt token to evaluate: its logits give the first new token.
     reuse = seq.truncate(min(common_prefix(seq.ids, ids), len(ids) - 1))
-    feed = ids[reuse:]
-    computed = len(feed)
-    # Long prompts go in chunks with a cancel check between them, so that a superseded request
-    # stops soon even in a cold prefill; what was evaluated stays in `seq`.
+    computed = len(ids) - reuse
+    feed = _prefill(seq, ids[reuse:], chunk, request.cancel)
+    if feed is None:
+        return GenerationResult("", prompt_tokens, len(seq.ids) - reuse, 0, cancelled=True)
+    steps = _Steps(request, tokenizer, stop_ids, index)
+    first = _generate(seq, steps, feed)
+    end = time.perf_counter()
+    n = len(steps.generated)
+    return GenerationResult(
+        steps.text,
+        prompt_tokens,
+        computed,
+        n,
+        steps.cancelled,
+        steps.generated,
+        steps.drafted,
+        steps.accepted,
+        prefill_ms=(first - start) * 1000.0,
+        decode_ms_per_token=(end - first) * 1000.0 / (n - 1) if n > 1 else None,
+    )
+
+
+def _prefill(seq: KVSequence, feed: list[int], chunk: int, cancel: threading.Event | None) -> list[int] | None:
+    """Evaluate all but the last `chunk` tokens of `feed` in chunks, with a cancel check between
+    them (a superseded request stops soon even in a cold prefill; what was evaluated stays in
+    `seq`). The rest, to evaluate with the first step; None when cancelled."""
     while len(feed) > chunk:
         part, feed = feed[:chunk], feed[chunk:]
         seq.eval(part, rows=1)
         if cancel is not None and cancel.is_set():
-            return GenerationResult("", prompt_tokens, len(seq.ids) - reuse, 0, cancelled=True)
+            return None
+    return feed
 
-    generated: list[int] = []
-    text = ""
-    cancelled = False
-    # Token healing: the output must start with `heal`. Each step picks the best token that
-    # starts with what is left of it (the prompt's own tokens always qualify, and so does a
-    # longer one such as ` chance` for ` c`); only when no token does (an unknown word) does it
-    # spell `heal` in parts. Offering the parts always would lead small models astray (measured
-    # on the tests' trained tiny model: 100 vs 79 of 370 mid-word cuts exact).
-    pending = heal  # what the output has not spelled yet
-    forced = 0  # generated tokens that lie wholly inside `heal` (they add no new text)
+
+def _generate(seq: KVSequence, steps: _Steps, feed: list[int]) -> float:
+    """Evaluate `feed` and go on token by token (a drafted run of tokens in one evaluation, the
+    agreeing prefix kept and the rest cut from `seq`) until `steps` says stop. Returns when the
+    first token's logits were ready."""
     draft: list[int] = []  # copied tokens fed after feed[0], verified by the same evaluation
-    drafted = accepted_drafts = 0
-    first_token_at: float | None = None
-    done = False
-    while not done:
+    first: float | None = None
+    while True:
         rows = seq.eval(feed, rows=len(draft) + 1)
-        if first_token_at is None:
-            first_token_at = time.perf_counter()
+        if first is None:
+            first = time.perf_counter()
         for j in range(len(draft) + 1):
             # Row j holds the scores after feed[j]: what plain decoding would see there.
-            logits = rows[j]
-            allowed = index.starting_with(pending) if pending and index is not None else None
-            if guide is not None:
-                logits = guide(generated, logits, allowed)
-            if allowed is not None and index is not None:
-                if allowed.numel() == 0:  # nothing spells it (cannot happen for ASCII `heal`)
-                    next_id = -1
-                else:
-                    next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
-                    piece = index.texts[next_id]
-                    forced += len(piece) <= len(pending)
-                    pending = pending[len(piece) :] if len(piece) < len(pending) else ""
-            else:
-                next_id = int(logits.argmax())
-            go_on = next_id >= 0 and next_id not in stop_ids
-            if go_on:
-                generated.append(next_id)
-                if not pending:  # `heal` is spelled: from here on the text is the completion
-                    decoded = tokenizer.decode(generated, skip_special_tokens=True)
-                    if not decoded.startswith(heal):  # cannot happen for ASCII `heal`: never emit a wrong start
-                        log.debug("healed output %r does not start with %r", decoded, heal)
-                        go_on = False
-                    else:
-                        text = decoded[len(heal) :]
-                        if len(generated) - forced >= max_new_tokens or (stop is not None and stop(text)):
-                            go_on = False
-                if go_on and cancel is not None and cancel.is_set():
-                    cancelled, go_on = True, False
+            next_id = steps.pick(rows[j])
+            go_on = steps.take(next_id)
             accepted = j < len(draft) and next_id == draft[j]
-            accepted_drafts += accepted
+            steps.accepted += accepted
             if accepted and go_on:
                 continue  # draft[j] is in `seq` already: check the next row
             # The rest of the draft was evaluated but not chosen: out of the sequence it goes.
@@ -221,24 +208,74 @@ def decode(
             if unused:
                 seq.truncate(len(seq.ids) - unused)
             if not go_on:
-                done = True
-            else:
-                limit = max_new_tokens - (len(generated) - forced)
-                draft = guide.draft(generated, limit) if guide is not None and not pending else []
-                drafted += len(draft)
-                feed = [next_id, *draft]
+                return first
+            draft = steps.next_draft()
+            feed = [next_id, *draft]
             break
-    end = time.perf_counter()
-    first = first_token_at if first_token_at is not None else end
-    return GenerationResult(
-        text,
-        prompt_tokens,
-        computed,
-        len(generated),
-        cancelled,
-        generated,
-        drafted,
-        accepted_drafts,
-        prefill_ms=(first - start) * 1000.0,
-        decode_ms_per_token=(end - first) * 1000.0 / (len(generated) - 1) if len(generated) > 1 else None,
-    )
+
+
+class _Steps:
+    """The choices of one request after its prompt: a token per logits row (token healing, the
+    guide), the stop, length and cancel checks, and the drafts to verify.
+
+    Token healing: the output must start with `heal`. Each step picks the best token that starts
+    with what is left of it (the prompt's own tokens always qualify, and so does a longer one such
+    as ` chance` for ` c`); only when no token does (an unknown word) does it spell `heal` in
+    parts. Offering the parts always would lead small models astray (measured on the tests'
+    trained tiny model: 100 vs 79 of 370 mid-word cuts exact).
+    """
+
+    def __init__(self, request: DecodeRequest, tokenizer: Any, stop_ids: set[int], index: VocabIndex | None) -> None:
+        self.request, self.tokenizer, self.stop_ids, self.index = request, tokenizer, stop_ids, index
+        self.generated: list[int] = []
+        self.text = ""
+        self.cancelled = False
+        self.pending = request.heal  # what the output has not spelled yet
+        self.forced = 0  # generated tokens that lie wholly inside `heal` (they add no new text)
+        self.drafted = self.accepted = 0
+
+    def pick(self, logits: torch.Tensor) -> int:
+        """The greedy choice for one row (-1: nothing can spell what healing still needs)."""
+        index, pending = self.index, self.pending
+        allowed = index.starting_with(pending) if pending and index is not None else None
+        if self.request.guide is not None:
+            logits = self.request.guide(self.generated, logits, allowed)
+        if allowed is None or index is None:
+            return int(logits.argmax())
+        if allowed.numel() == 0:  # cannot happen for ASCII `heal`
+            return -1
+        next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
+        piece = index.texts[next_id]
+        self.forced += len(piece) <= len(pending)
+        self.pending = pending[len(piece) :] if len(piece) < len(pending) else ""
+        return next_id
+
+    def take(self, next_id: int) -> bool:
+        """Add `next_id` to the output; whether to go on after it."""
+        request = self.request
+        if next_id < 0 or next_id in self.stop_ids:
+            return False
+        self.generated.append(next_id)
+        if not self.pending:  # `heal` is spelled: from here on the text is the completion
+            decoded = self.tokenizer.decode(self.generated, skip_special_tokens=True)
+            if not decoded.startswith(request.heal):  # cannot happen for ASCII `heal`: never emit a wrong start
+                log.debug("healed output %r does not start with %r", decoded, request.heal)
+                return False
+            self.text = decoded[len(request.heal) :]
+            if len(self.generated) - self.forced >= request.max_new_tokens:
+                return False
+            if request.stop is not None and request.stop(self.text):
+                return False
+        if request.cancel is not None and request.cancel.is_set():
+            self.cancelled = True
+            return False
+        return True
+
+    def next_draft(self) -> list[int]:
+        """Copied tokens the guide expects next, to verify with the next token ([] while healing)."""
+        guide = self.request.guide
+        if guide is None or self.pending:
+            return []
+        draft = guide.draft(self.generated, self.request.max_new_tokens - (len(self.generated) - self.forced))
+        self.drafted += len(draft)
+        return draft

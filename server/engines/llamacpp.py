@@ -145,35 +145,8 @@ class LlamaEngine(BaseEngine):
         quiet = logging.getLogger("llama-cpp-python")  # llama.cpp's own log, printed to stderr
         if quiet.level == logging.NOTSET:
             quiet.setLevel(logging.WARNING)  # not its per-load tensor listing
-
-        s = self.settings
         report("Resolving model", 0)
-        fmt = FORMAT_OF_QUANTIZE[s.quantize]
-        if is_gguf_path(s.model):
-            path = Path(s.model).expanduser()
-            if not path.is_file():
-                raise ModelNotFoundError(f"GGUF file {s.model!r} does not exist.")
-            if s.adapter:
-                raise ModelLoadError("A LoRA adapter cannot be applied to a .gguf model; merge it before converting.")
-            tokenizer = None  # read from the file once llama.cpp has accepted it
-            fmt = "as given"
-        else:
-            from server.engines.gguf_cache import gguf_for
-            from server.models import resolve_model
-
-            source = resolve_model(s.model, s.adapter)
-            report(f"Loading tokenizer from {source.path.name}", 10)
-            tokenizer = load_model_tokenizer(source)
-            try:
-                from server.engines.gguf_export import ExportError  # imports the gguf writer
-
-                path = gguf_for(source, fmt, lambda message: report(message, 20))
-            except ImportError as exc:  # the gguf writer (or peft, for an adapter) is not installed
-                raise ModelLoadError(
-                    f"Converting {source.path.name} to GGUF needs {exc.name or exc}: pip install 'codeparrot-lsp[fast]'"
-                ) from exc
-            except ExportError as exc:
-                raise ModelLoadError(f"The llama.cpp engine cannot convert {source.path.name}: {exc}") from exc
+        path, tokenizer, fmt = self._gguf(report)
         report("Loading weights", 60)
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
@@ -184,19 +157,55 @@ class LlamaEngine(BaseEngine):
                 f"llama.cpp could not load {path.name}: not a GGUF file it reads (truncated, corrupt, or an "
                 "architecture this llama.cpp does not know). The log has llama.cpp's own reason."
             )
-        if tokenizer is None:
-            report(f"Loading tokenizer from {path.name}", 70)
-            try:
+        self.lib, self.model, self.gguf, self.format = llama_cpp, model, path, fmt
+        try:
+            if tokenizer is None:  # a .gguf file's own, read once llama.cpp has accepted the file
+                report(f"Loading tokenizer from {path.name}", 70)
                 tokenizer = gguf_tokenizer(path)
-            except ModelLoadError:
-                llama_cpp.llama_model_free(model)
-                raise
-        vocab = llama_cpp.llama_model_get_vocab(model)
-        n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
-        positions = int(llama_cpp.llama_model_n_ctx_train(model)) or 1024
-        if len(tokenizer) > n_vocab:
-            llama_cpp.llama_model_free(model)
-            raise ModelLoadError(f"{path.name} has {n_vocab} tokens but its tokenizer {len(tokenizer)}.")
+            self._open_context(len(tokenizer))
+        except BaseException:
+            self.close()
+            raise
+        self._warm_up()
+        self._finish_load(tokenizer)
+        report("Model ready", 100)
+
+    def _gguf(self, report: Progress) -> tuple[Path, Any, str]:
+        """(the GGUF to load, the model dir's tokenizer or None for a .gguf file, its format)."""
+        s = self.settings
+        if is_gguf_path(s.model):
+            path = Path(s.model).expanduser()
+            if not path.is_file():
+                raise ModelNotFoundError(f"GGUF file {s.model!r} does not exist.")
+            if s.adapter:
+                raise ModelLoadError("A LoRA adapter cannot be applied to a .gguf model; merge it before converting.")
+            return path, None, "as given"
+        from server.engines.gguf_cache import gguf_for
+        from server.models import resolve_model
+
+        fmt = FORMAT_OF_QUANTIZE[s.quantize]
+        source = resolve_model(s.model, s.adapter)
+        report(f"Loading tokenizer from {source.path.name}", 10)
+        tokenizer = load_model_tokenizer(source)
+        try:
+            from server.engines.gguf_export import ExportError  # imports the gguf writer
+
+            return gguf_for(source, fmt, lambda message: report(message, 20)), tokenizer, fmt
+        except ImportError as exc:  # the gguf writer (or peft, for an adapter) is not installed
+            raise ModelLoadError(
+                f"Converting {source.path.name} to GGUF needs {exc.name or exc}: pip install 'codeparrot-lsp[fast]'"
+            ) from exc
+        except ExportError as exc:
+            raise ModelLoadError(f"The llama.cpp engine cannot convert {source.path.name}: {exc}") from exc
+
+    def _open_context(self, tokenizer_size: int) -> None:
+        """A context for MAX_CACHED_SEQUENCES documents of the model's full length, and a batch."""
+        llama_cpp, path = self.lib, self.gguf
+        name = path.name if path is not None else "the model"
+        n_vocab = int(llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model)))
+        positions = int(llama_cpp.llama_model_n_ctx_train(self.model)) or 1024
+        if tokenizer_size > n_vocab:
+            raise ModelLoadError(f"{name} has {n_vocab} tokens but its tokenizer {tokenizer_size}.")
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = positions * MAX_CACHED_SEQUENCES
         params.n_seq_max = MAX_CACHED_SEQUENCES
@@ -205,20 +214,15 @@ class LlamaEngine(BaseEngine):
         params.n_threads = default_threads()
         params.n_threads_batch = batch_threads()
         params.no_perf = True
-        ctx = llama_cpp.llama_init_from_model(model, params)
-        if not ctx:
-            llama_cpp.llama_model_free(model)
-            raise ModelLoadError(f"llama.cpp could not create a context for {path.name} (out of memory?).")
-        self.lib, self.model, self.ctx = llama_cpp, model, ctx
-        self.memory = llama_cpp.llama_get_memory(ctx)
+        self.ctx = llama_cpp.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise ModelLoadError(f"llama.cpp could not create a context for {name} (out of memory?).")
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(BATCH_TOKENS, 0, 1)
-        self.n_vocab, self.max_positions, self.gguf, self.format = n_vocab, positions, path, fmt
-        self._warm_up()
-        self._finish_load(tokenizer)
-        report("Model ready", 100)
+        self.n_vocab, self.max_positions = n_vocab, positions
         log.info(
             "loaded %s with the llama.cpp engine (%s, %d positions, %d/%d threads)",
-            path, fmt, positions, params.n_threads, params.n_threads_batch,
+            path, self.format, positions, params.n_threads, params.n_threads_batch,
         )
 
     def _warm_up(self) -> None:
