@@ -50,6 +50,7 @@ const statusItem = {
   command: "",
   backgroundColor: undefined as unknown,
   show(): void {},
+  hide(): void {},
   dispose(): void {},
 };
 
@@ -84,6 +85,8 @@ const fakeVscode = {
       dispose(): void {},
     }),
     createStatusBarItem: () => statusItem,
+    onDidChangeTextEditorSelection: () => disposable,
+    onDidChangeActiveTextEditor: () => disposable,
     showWarningMessage: (msg: string) => {
       rec.warnings.push(msg);
       return Promise.resolve("Copy Command");
