@@ -1,7 +1,8 @@
 -- Test driver, sourced after editors/nvim/codeparrot.lua by tests/editors/test_neovim.py with the
 -- JavaScript file already loaded. Asks the codeparrot server for completions twice — directly
--- (textDocument/completion) and through vim.lsp.completion in Insert mode, as a user would —
--- and writes what came back as JSON to $CODEPARROT_TEST_OUT, then quits.
+-- (textDocument/completion) and through vim.lsp.completion in Insert mode, as a user would, accepting
+-- the popup's item — reads the server's accept counts, and writes what came back as JSON to
+-- $CODEPARROT_TEST_OUT, then quits.
 
 local out_path = assert(vim.env.CODEPARROT_TEST_OUT, 'CODEPARROT_TEST_OUT not set')
 local timeout_ms = tonumber(vim.env.CODEPARROT_TEST_TIMEOUT_MS or '120000')
@@ -81,8 +82,25 @@ vim.defer_fn(function()
   for _, it in ipairs(vim.fn.complete_info({ 'items' }).items) do
     table.insert(result.popup_words, it.word)
   end
-  vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'n', false)
+  -- <C-y> accepts the selected (first) item: vim.lsp.completion then runs the item's command,
+  -- through workspace/executeCommand (the server counts the accept).
+  vim.api.nvim_feedkeys(vim.keycode('<C-y><Esc>'), 'n', false)
 end, 10)
 -- 'x!' runs the typed keys and stays in Insert mode until the timer above presses <Esc>.
 vim.api.nvim_feedkeys('A', 'x!', false)
+
+-- 3) What the server counted: accepts per source (codeparrot/stats).
+result.accepted = {}
+vim.wait(20000, function()
+  local answer = client:request_sync('codeparrot/stats', vim.empty_dict(), 5000, 0)
+  local acceptance = answer and answer.result and answer.result.acceptance or {}
+  result.accepted = {}
+  local any = false
+  for source, counts in pairs(acceptance.by_source or {}) do
+    result.accepted[source] = counts.accepted
+    any = any or counts.accepted > 0
+  end
+  return any
+end, 200)
+result.line_after = vim.api.nvim_buf_get_lines(0, last - 1, last, true)[1]
 finish()

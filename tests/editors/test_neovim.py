@@ -97,3 +97,8 @@ def test_neovim_gets_completions_from_the_server(tmp_path: Path, trained_dir: Pa
     assert any(
         item["newText"].startswith(word) and word.startswith("req") for word in words for item in items
     )
+    # <C-y> took the popup's item; vim.lsp.completion ran its command (workspace/executeCommand
+    # codeparrot.accepted) and the server counted one accept.
+    assert str(result["line_after"]).startswith("const fs = req") and result["line_after"] != SOURCE
+    accepted = result["accepted"]
+    assert isinstance(accepted, dict) and sum(accepted.values()) == 1, accepted
