@@ -38,7 +38,9 @@ def locate_copy(prefix: str, completion: str, others: Mapping[str, str], own: st
     rest = completion.split("\n", 1)[0]
     if not rest.strip():
         return None
-    sources = [*others.items(), ("", own)]
+    # One scan of every text for the shortest tail: only the few texts holding it are bisected.
+    shortest = prefix[-MIN_TAIL:] + rest
+    sources = [(key, text) for key, text in [*others.items(), ("", own)] if shortest in text]
     best: tuple[str, int] | None = None
     lo, hi = MIN_TAIL, min(len(prefix), MAX_TAIL)
     while lo <= hi:  # occurrence is monotone in the tail's length: bisect on it
