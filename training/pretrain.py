@@ -72,7 +72,7 @@ class Budget:
 
     max_steps: int
     seconds: float
-    start: float = field(default_factory=time.perf_counter)
+    start: float = field(default_factory=lambda: time.perf_counter())  # the module clock at creation
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -158,21 +158,11 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
     """Train per `cfg` for `minutes` (or `train.max_steps`, or until the clock reads `until`);
     returns the metrics written to OUT."""
     import torch
-    from transformers import set_seed
 
     from training.data.build import build_lm_blocks
-    from training.modeling import build_model, context_length, has_fim_tokens, load_tokenizer, use_bf16
+    from training.modeling import has_fim_tokens, load_tokenizer
 
-    if not cfg.data.tokens:
-        raise ConfigError("training.pretrain reads a packed token file: pass --tokens STEM (data.tokens)")
-    if not cfg.tokenizer.name_or_path:
-        raise ConfigError("training.pretrain needs the token file's tokenizer: --set tokenizer.name_or_path=DIR")
-    if cfg.train.objective != "clm":
-        raise ConfigError("training.pretrain trains causal LMs only (train.objective=clm)")
-    if cfg.train.lr_scheduler != "cosine":
-        raise ConfigError("training.pretrain's schedule is warmup + cosine (train.lr_scheduler=cosine)")
-    if cfg.train.max_steps <= 0 and minutes <= 0 and until is None and not dry_run:
-        raise ConfigError("give a budget: --minutes M, --until UNIX_TIME or --set train.max_steps=N")
+    _check(cfg, minutes, until, dry_run)
     out = Path(cfg.train.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device_name == "auto" else device_name)
@@ -192,118 +182,166 @@ def run(cfg: RunConfig, *, minutes: float, save_minutes: float = 0.0, eval_minut
     if len(data.train) == 0:
         raise ConfigError(f"no training blocks of data.block_size={cfg.data.block_size}")
 
-    set_seed(cfg.train.seed)
-    model = build_model(cfg, tokenizer)
-    limit = context_length(model.config)
-    if limit and cfg.data.block_size > limit:
-        raise ConfigError(f"data.block_size={cfg.data.block_size} exceeds the model's context ({limit})")
-    model.config.use_cache = False
-    model.to(device).train()
-    bf16 = use_bf16(cfg.train.bf16, device.type)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    train = torch.from_numpy(data.train).to(device)
-    held_out = torch.from_numpy(data.eval).to(device)
-    t = cfg.train
-    opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.95),
-                            eps=1e-8, **({"fused": True} if device.type == "cuda" else {}))
-    forward = torch.compile(model) if compile_model else model
-    batch, accum = t.per_device_train_batch_size, max(1, t.gradient_accumulation_steps)
-    per_step = batch * accum
-    steps_per_epoch = max(1, len(train) // per_step)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %.1f M parameters on %s (%s), %d blocks (%d tokens) per step", n_params / 1e6, device,
-             "bf16 autocast" if bf16 else "float32", per_step, per_step * cfg.data.block_size)
-
-    prior = prior_run(cfg)
-    history: list[dict[str, Any]] = list(prior["history"])
-    step0, tokens0 = int(prior["steps"]), int(prior["tokens_seen"])
+    loop = _Loop(cfg, tokenizer, data, device, prior_run(cfg), compile_model=compile_model)
     if until is not None:  # what remains of the clock once the data and the model are ready
         minutes = max(until - time.time(), 0.0) / 60.0
         log.info("training for the %.2f minutes left before the deadline", minutes)
-    budget = Budget(max_steps=t.max_steps, seconds=minutes * 60.0)
-    gen = torch.Generator().manual_seed(t.seed + step0)
-    order = torch.randperm(len(train), generator=gen)
-    step, epoch_pos, tokens, running_n = 0, 0, 0, 0
-    running = torch.zeros((), device=device)
+    loop.budget = Budget(max_steps=cfg.train.max_steps, seconds=minutes * 60.0)
+    loop.summary = {"budget_minutes": minutes if cfg.train.max_steps <= 0 else None, "min_lr_ratio": min_lr_ratio}
     last_save = last_eval = time.perf_counter()
+    while not loop.budget.done(loop.step):
+        loop.train_step(min_lr_ratio)
+        now = time.perf_counter()
+        if eval_minutes > 0 and now - last_eval >= eval_minutes * 60 and len(loop.held_out):
+            loop.history.append({"step": loop.step0 + loop.step, "eval_loss": loop.evaluate(eval_blocks)})
+            log.info("step %d eval loss %.4f", loop.step, loop.history[-1]["eval_loss"])
+            last_eval = time.perf_counter()
+        if save_minutes > 0 and now - last_save >= save_minutes * 60:
+            snapshot = loop.snapshot(eval_blocks, final=False)
+            _write_run(cfg, loop.model, tokenizer, out, loop.history, snapshot, save_dtype, manifest_dir)
+            last_save = time.perf_counter()
+            log.info("checkpoint published to %s at step %d", out, loop.step)
 
-    def snapshot(final: bool) -> dict[str, Any]:
-        n_eval = final_eval_blocks if final else eval_blocks
-        eval_loss = evaluate(model, held_out, batch, bf16, n_eval)
-        elapsed = budget.elapsed()
-        train_losses = [h["loss"] for h in history if "loss" in h]
+    metrics = loop.snapshot(final_eval_blocks, final=True)
+    if metrics["eval_loss"] is not None:
+        loop.history.append({"step": loop.step0 + loop.step, "eval_loss": metrics["eval_loss"]})
+    _write_run(cfg, loop.model, tokenizer, out, loop.history, metrics, save_dtype, manifest_dir)
+    log.info("model written to %s: %s", out, json.dumps(metrics))
+    return metrics
+
+
+def _check(cfg: RunConfig, minutes: float, until: float | None, dry_run: bool) -> None:
+    """What training.pretrain needs of a config, said before anything is loaded."""
+    if not cfg.data.tokens:
+        raise ConfigError("training.pretrain reads a packed token file: pass --tokens STEM (data.tokens)")
+    if not cfg.tokenizer.name_or_path:
+        raise ConfigError("training.pretrain needs the token file's tokenizer: --set tokenizer.name_or_path=DIR")
+    if cfg.train.objective != "clm":
+        raise ConfigError("training.pretrain trains causal LMs only (train.objective=clm)")
+    if cfg.train.lr_scheduler != "cosine":
+        raise ConfigError("training.pretrain's schedule is warmup + cosine (train.lr_scheduler=cosine)")
+    if cfg.train.max_steps <= 0 and minutes <= 0 and until is None and not dry_run:
+        raise ConfigError("give a budget: --minutes M, --until UNIX_TIME or --set train.max_steps=N")
+
+
+class _Loop:
+    """The model, optimizer and data of one run, and its counters: one optimizer step at a time
+    (`train_step`), and what the run has done so far (`snapshot`)."""
+
+    def __init__(self, cfg: RunConfig, tokenizer: Any, data: Any, device: Any, prior: dict[str, Any], *,
+                 compile_model: bool) -> None:
+        import torch
+        from transformers import set_seed
+
+        from training.modeling import build_model, context_length, use_bf16
+
+        t = cfg.train
+        set_seed(t.seed)
+        model = build_model(cfg, tokenizer)
+        limit = context_length(model.config)
+        if limit and cfg.data.block_size > limit:
+            raise ConfigError(f"data.block_size={cfg.data.block_size} exceeds the model's context ({limit})")
+        model.config.use_cache = False
+        model.to(device).train()
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.cfg, self.model, self.device = cfg, model, device
+        self.budget = Budget(max_steps=t.max_steps, seconds=0.0)  # the run sets it once the model is ready
+        self.bf16 = use_bf16(t.bf16, device.type)
+        self.train = torch.from_numpy(data.train).to(device)
+        self.held_out = torch.from_numpy(data.eval).to(device)
+        self.opt = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.learning_rate, betas=(0.9, 0.95),
+                                     eps=1e-8, **({"fused": True} if device.type == "cuda" else {}))
+        self.forward = torch.compile(model) if compile_model else model
+        self.batch, self.accum = t.per_device_train_batch_size, max(1, t.gradient_accumulation_steps)
+        self.steps_per_epoch = max(1, len(self.train) // (self.batch * self.accum))
+        self.n_params = sum(p.numel() for p in model.parameters())
+        log.info("model: %.1f M parameters on %s (%s), %d blocks (%d tokens) per step", self.n_params / 1e6, device,
+                 "bf16 autocast" if self.bf16 else "float32", self.batch * self.accum,
+                 self.batch * self.accum * cfg.data.block_size)
+        self.history: list[dict[str, Any]] = list(prior["history"])
+        self.step0, self.tokens0 = int(prior["steps"]), int(prior["tokens_seen"])
+        self.gen = torch.Generator().manual_seed(t.seed + self.step0)  # a continued run draws a new order
+        self.order = torch.randperm(len(self.train), generator=self.gen)
+        self.step = self.epoch_pos = self.tokens = self.running_n = 0
+        self.running = torch.zeros((), device=device)
+        self.summary: dict[str, Any] = {}  # fixed facts of the run added to every snapshot
+        self.continued_from = prior["source"]
+
+    def train_step(self, min_lr_ratio: float) -> None:
+        """One optimizer step over `accum` micro-batches, on the schedule's learning rate."""
+        import torch
+
+        t = self.cfg.train
+        factor = lr_factor(self.budget.progress(self.step), t.warmup_ratio, min_lr_ratio)
+        for group in self.opt.param_groups:
+            group["lr"] = t.learning_rate * factor
+        for _ in range(self.accum):
+            if self.epoch_pos + self.batch > len(self.order):
+                self.order, self.epoch_pos = torch.randperm(len(self.train), generator=self.gen), 0
+            idx = self.order[self.epoch_pos : self.epoch_pos + self.batch].to(self.device)
+            self.epoch_pos += self.batch
+            x = self.train[idx].long()
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss = self.forward(input_ids=x, labels=x).loss
+            (loss / self.accum).backward()
+            self.running = self.running + loss.detach()  # stays on the device: no sync until it is logged
+            self.running_n += 1
+            self.tokens += x.numel()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        if self.step % t.logging_steps == 0 or self.step == 1:
+            self._log(t.learning_rate * factor)
+
+    def _log(self, lr: float) -> None:
+        import torch
+
+        loss_now = float(self.running) / self.running_n  # mean over the micro-batches since the last log
+        self.running, self.running_n = torch.zeros((), device=self.device), 0
+        elapsed = self.budget.elapsed()
+        tokens = self.tokens
+        self.history.append({"step": self.step0 + self.step, "loss": round(loss_now, 4), "learning_rate": lr,
+                             "tokens": self.tokens0 + tokens, "elapsed_s": round(elapsed, 1),
+                             "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None})
+        log.info("step %d loss %.4f lr %.2e %.0f tokens/s", self.step, loss_now, lr, tokens / max(elapsed, 1e-9))
+        if not math.isfinite(loss_now):
+            raise RuntimeError(f"the loss is {loss_now} at step {self.step}: lower train.learning_rate")
+
+    def evaluate(self, max_blocks: int) -> float | None:
+        return evaluate(self.model, self.held_out, self.batch, self.bf16, max_blocks)
+
+    def snapshot(self, eval_blocks: int, *, final: bool) -> dict[str, Any]:
+        """The run's metrics now (a held-out loss over `eval_blocks`, 0 for all)."""
+        import torch
+
+        eval_loss = self.evaluate(eval_blocks)
+        elapsed = self.budget.elapsed()
+        train_losses = [h["loss"] for h in self.history if "loss" in h]
+        held = len(self.held_out)
         return {
             "final_train_loss": train_losses[-1] if train_losses else None,
             "eval_loss": eval_loss,
-            "eval_blocks": len(held_out) if n_eval <= 0 else min(len(held_out), n_eval),
+            "eval_blocks": held if eval_blocks <= 0 else min(held, eval_blocks),
             "perplexity": None if eval_loss is None else math.exp(min(eval_loss, 50.0)),
-            "tokens_seen": tokens0 + tokens,
-            "steps": step0 + step,
-            "run_tokens": tokens,
-            "run_steps": step,
-            "epochs": round(step / steps_per_epoch, 3),
+            "tokens_seen": self.tokens0 + self.tokens,
+            "steps": self.step0 + self.step,
+            "run_tokens": self.tokens,
+            "run_steps": self.step,
+            "epochs": round(self.step / self.steps_per_epoch, 3),
             "runtime_s": round(elapsed, 1),
-            "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None,
-            "train_blocks": len(train),
-            "block_size": cfg.data.block_size,
-            "parameters": n_params,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "precision": "bf16 autocast" if bf16 else "float32",
-            "budget_minutes": minutes if t.max_steps <= 0 else None,
-            "min_lr_ratio": min_lr_ratio,
+            "tokens_per_second": round(self.tokens / elapsed, 1) if elapsed > 0 else None,
+            "train_blocks": len(self.train),
+            "block_size": self.cfg.data.block_size,
+            "parameters": self.n_params,
+            "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "precision": "bf16 autocast" if self.bf16 else "float32",
+            **self.summary,
             "final": final,
-            **({"continued_from": prior["source"]} if prior["source"] else {}),
+            **({"continued_from": self.continued_from} if self.continued_from else {}),
         }
-
-    while not budget.done(step):
-        factor = lr_factor(budget.progress(step), t.warmup_ratio, min_lr_ratio)
-        for group in opt.param_groups:
-            group["lr"] = t.learning_rate * factor
-        for _ in range(accum):
-            if epoch_pos + batch > len(order):
-                order, epoch_pos = torch.randperm(len(train), generator=gen), 0
-            idx = order[epoch_pos : epoch_pos + batch].to(device)
-            epoch_pos += batch
-            x = train[idx].long()
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = forward(input_ids=x, labels=x).loss
-            (loss / accum).backward()
-            running = running + loss.detach()  # stays on the device: no sync until it is logged
-            running_n += 1
-            tokens += x.numel()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if step % t.logging_steps == 0 or step == 1:
-            loss_now = float(running) / running_n  # mean over the micro-batches since the last log
-            running, running_n = torch.zeros((), device=device), 0
-            elapsed = budget.elapsed()
-            history.append({"step": step0 + step, "loss": round(loss_now, 4), "learning_rate": t.learning_rate * factor,
-                            "tokens": tokens0 + tokens, "elapsed_s": round(elapsed, 1),
-                            "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None})
-            log.info("step %d loss %.4f lr %.2e %.0f tokens/s", step, loss_now, t.learning_rate * factor,
-                     tokens / max(elapsed, 1e-9))
-            if not math.isfinite(loss_now):
-                raise RuntimeError(f"the loss is {loss_now} at step {step}: lower train.learning_rate")
-        now = time.perf_counter()
-        if eval_minutes > 0 and now - last_eval >= eval_minutes * 60 and len(held_out):
-            history.append({"step": step0 + step, "eval_loss": evaluate(model, held_out, batch, bf16, eval_blocks)})
-            log.info("step %d eval loss %.4f", step, history[-1]["eval_loss"])
-            last_eval = time.perf_counter()
-        if save_minutes > 0 and now - last_save >= save_minutes * 60:
-            _write_run(cfg, model, tokenizer, out, history, snapshot(final=False), save_dtype, manifest_dir)
-            last_save = time.perf_counter()
-            log.info("checkpoint published to %s at step %d", out, step)
-
-    metrics = snapshot(final=True)
-    if metrics["eval_loss"] is not None:
-        history.append({"step": step0 + step, "eval_loss": metrics["eval_loss"]})
-    _write_run(cfg, model, tokenizer, out, history, metrics, save_dtype, manifest_dir)
-    log.info("model written to %s: %s", out, json.dumps(metrics))
-    return metrics
 
 
 def prior_run(cfg: RunConfig) -> dict[str, Any]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tiny_model import build_tokenizer
 
+from training import pretrain
 from training.data.config import DataConfig
 from training.data.manifest import read_manifest
 from training.data.tokens import pack_corpus
@@ -117,12 +119,32 @@ def test_weights_change_with_training_and_the_seed_fixes_the_run(corpus: tuple[P
     assert [h.get("loss") for h in la] == [h.get("loss") for h in lb]
 
 
-def test_time_budget_stops_on_its_own_and_publishes_checkpoints(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+class SteppingClock:
+    """`time` for training.pretrain whose perf_counter advances a fixed step per reading: a time
+    budget then ends after a number of readings, however slow the machine is."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now, self.step_s = time.perf_counter(), step_s
+
+    def perf_counter(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_time_budget_stops_on_its_own_and_publishes_checkpoints(
+    corpus: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "timed"
-    # 3 s of training, a checkpoint every ~0.6 s and a held-out loss every ~0.6 s
-    assert _run(corpus, out, "--minutes", "0.05", "--save-minutes", "0.01", "--eval-minutes", "0.01") == 0
+    clock = SteppingClock(0.1)
+    monkeypatch.setattr(pretrain, "time", clock)
+    # 3 s of the clock, every step logged, a checkpoint and a held-out loss every ~0.6 s
+    assert _run(corpus, out, "--minutes", "0.05", "--save-minutes", "0.01", "--eval-minutes", "0.01",
+                "--set", "train.logging_steps=1") == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] >= 1 and metrics["budget_minutes"] == 0.05
+    assert metrics["steps"] >= 2 and metrics["budget_minutes"] == 0.05
     history = json.loads((out / "log_history.json").read_text())
     lrs = [h["learning_rate"] for h in history if "learning_rate" in h]
     assert lrs[-1] < max(lrs)  # the cosine had begun to decay when time ran out
