@@ -10,7 +10,6 @@ import dataclasses
 import logging
 import threading
 import time
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, co
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
-from server.retrieval.names import CLOSERS_ONLY, name_to_offer, path_to_offer, specifier_quote
+from server.retrieval.names import workspace_offer
 from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
 from server.retrieval.rules import CopyRules, loop_bound, trailing_word
 from server.retrieval.segment import Match, merge
@@ -281,24 +280,19 @@ class Completer:
         if outcome.cache_hit or outcome.reason == "cancelled" or not self._copies(settings):
             return outcome
         prefix, suffix = text[:offset], text[offset:]
-        workspace = self.workspace
-        files = workspace.files if workspace is not None else dict  # read only where a rule applies
-        quote = specifier_quote(prefix)
-        if quote and CLOSERS_ONLY.fullmatch(suffix.split("\n", 1)[0]):
-            path = path_to_offer(prefix, outcome.text, _fs_path(key), lambda: {_fs_path(k): t for k, t in files().items()})
-            ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False, quote)
-            completion = apply_filters(path, ctx) if path else ""
-        elif outcome.result is not None and outcome.text and not quote:  # the model's word, in code
-            own = [prefix[: len(prefix) - trailing_word(prefix)], suffix]
-            rest = name_to_offer(prefix, outcome.text, lambda: own + [t for k, t in files().items() if k != key])
-            if not rest:
-                return outcome
-            more = self._complete(prefix + rest + suffix, offset + len(rest), None, settings, key, cancel)
-            # The line after the name, unless it goes on with the name itself (`formatPrice` + `s`).
-            going_on = more.reason != "cancelled" and not trailing_word(more.text[:1])
-            completion = rest + (more.text if going_on else "")
-        else:
+        files = self.workspace.files if self.workspace is not None else dict
+        offer = workspace_offer(prefix, suffix, key, outcome.text, outcome.result is not None, files)
+        if offer is None:
             return outcome
+        completion = offer.text
+        if offer.quote:
+            ctx = PostContext(prefix[-FILTER_CONTEXT_CHARS:], suffix[:FILTER_CONTEXT_CHARS], False, offer.quote)
+            completion = apply_filters(completion, ctx)
+        elif offer.name:
+            more = self._complete(prefix + completion + suffix, offset + len(completion), None, settings, key, cancel)
+            # The line after the name, unless it goes on with the name itself (`formatPrice` + `s`).
+            if more.reason != "cancelled" and not trailing_word(more.text[:1]):
+                completion += more.text
         if not completion:
             return outcome
         if self.cache is not None:
@@ -493,12 +487,6 @@ def _line_aligned_tail(text: str, chars: int) -> str:
     tail = text[-chars:]
     newline = tail.find("\n")
     return tail[newline + 1 :] if 0 <= newline < len(tail) // 2 else tail
-
-
-def _fs_path(key: str) -> str:
-    """A document key's file path (a `file:` URI's path; any other key as it is)."""
-    parsed = urllib.parse.urlparse(key)
-    return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else key
 
 
 def _short_path(key: str) -> str:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 MIN_TYPED = 3  # characters of the word typed before names are offered: fewer match too much
 MAX_TEXTS_CHARS = 8_000_000  # text scanned for names, the document first: ~5 ms where none matches
@@ -156,3 +158,37 @@ def path_to_offer(prefix: str, completion: str, document: str, workspace: Callab
         return ""  # the completion names a file of the workspace, as good as any
     after = completion.split(quote, 1)[1] if quote in completion else ""
     return best[2][len(typed) :] + quote + after
+
+
+@dataclass(frozen=True)
+class Offer:
+    text: str  # what to show instead of the completion
+    quote: str  # in a module specifier: its quote (the text ends the line; filters cut at the quote)
+    name: bool  # a name: the line is to be completed after it
+
+
+def fs_path(key: str) -> str:
+    """A document key's file path (a `file:` URI's path; any other key as it is)."""
+    parsed = urllib.parse.urlparse(key)
+    return urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else key
+
+
+def workspace_offer(
+    prefix: str, suffix: str, key: str, completion: str, from_model: bool, files: Callable[[], dict[str, str]]
+) -> Offer | None:
+    """What the workspace's names offer instead of `completion` at the end of `prefix` in the
+    document `key` (`files()`: the workspace's texts by key, read only where a rule applies):
+    in a relative module specifier, a file's path (`path_to_offer`); for a word the model made
+    up (`from_model`), a name of the project (`name_to_offer`). None: keep the completion."""
+    quote = specifier_quote(prefix)
+    if quote:
+        if not CLOSERS_ONLY.fullmatch(suffix.split("\n", 1)[0]):
+            return None  # the specifier goes on right of the cursor
+        path = path_to_offer(prefix, completion, fs_path(key), lambda: {fs_path(k): t for k, t in files().items()})
+        return Offer(path, quote, False) if path else None
+    if not from_model or not completion:
+        return None  # a copy's word matched 8 characters or more: the project has it
+    typed = IDENT_TAIL.search(prefix)
+    own = [prefix[: typed.start()] if typed is not None else prefix, suffix]  # without the word itself
+    rest = name_to_offer(prefix, completion, lambda: own + [t for k, t in files().items() if k != key])
+    return Offer(rest, "", True) if rest else None

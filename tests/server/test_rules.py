@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.retrieval.names import name_to_offer, path_to_offer
+from server.retrieval.names import Offer, fs_path, name_to_offer, path_to_offer, workspace_offer
 from server.retrieval.rules import CopyRules, array_lengths, defines, loop_bound, open_call
 from server.retrieval.typescript import is_typescript, ts_only_line, ts_only_span
 
@@ -164,3 +164,17 @@ def test_an_object_literal_s_key_opening_a_block_is_javascript() -> None:
 def test_no_name_is_offered_on_a_new_line() -> None:
     licence = "AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER\n"
     assert name_to_offer(licence, "LIABILITY, WHETHER", lambda: ["OTHERWISE"]) == ""  # `$` before a last "\n"
+
+
+def test_the_workspace_offer_chooses_between_a_path_and_a_name() -> None:
+    files = {"file:///p/math.js": "function add(a, b) {}\nmodule.exports = { add };\n", "file:///p/t.js": ""}
+    prefix = "const { add } = require('./"
+    offer = workspace_offer(prefix, "\n", "file:///p/t.js", "add');", True, lambda: files)
+    assert offer == Offer("math');", "'", False)
+    assert workspace_offer(prefix, "')\n", "file:///p/t.js", "add", False, lambda: files) is not None  # closers only
+    assert workspace_offer(prefix, "lib/x');\n", "file:///p/t.js", "", False, lambda: files) is None  # it goes on
+    helper = {"file:///p/u.js": "export function formatPrice(c) {}\n"}
+    name = workspace_offer("import { format", "\n", "file:///p/c.js", " } from 'x';", True, lambda: helper)
+    assert name == Offer("Price", "", True)
+    assert workspace_offer("import { format", "\n", "file:///p/c.js", " } from 'x';", False, lambda: helper) is None
+    assert fs_path("file:///p/a%20b/c.js") == "/p/a b/c.js" and fs_path("lib/c.js") == "lib/c.js"
