@@ -5,7 +5,8 @@ Three uses, one implementation:
 - the floor the model + workspace hybrid is measured against (`training.evaluate lines` reports
   it as `baseline_copy`);
 - what the server answers with while the model is still loading (`CopyBackend`, from the open
-  documents): it needs neither torch nor a tokenizer, so it answers within a second of the start;
+  documents): it needs neither torch nor a tokenizer, so it answers within a second of the start,
+  and only with what the loaded server would copy (a sure verdict that fits, `rules.CopyRules`);
 - a verdict the `Completer` takes instead of generating, when the match is long and every
   occurrence goes on the same way (`copy_verdict(...).sure`): characters, unlike the model's
   tokens, match a half-typed word exactly (`push(ful|` finds `push(fullName)`), and copying costs
