@@ -60,3 +60,12 @@ export function originView(arg: AcceptArgument | undefined): OriginView | undefi
     tooltip: `CodeParrot: this suggestion is ${kind} ${arg.from}`,
   };
 }
+
+/** `path:line` split, the line 1-based; undefined when `from` is not of that form. */
+export function originLocation(from: string): { path: string; line: number } | undefined {
+  const match = /^(.+):(\d+)$/.exec(from);
+  if (match === null) return undefined;
+  const [, file, digits] = match;
+  const line = Number(digits);
+  return line >= 1 ? { path: file, line } : undefined;
+}

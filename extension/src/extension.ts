@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { DidChangeConfigurationNotification, type LanguageClient, State } from "vscode-languageclient/node";
 
-import { ACCEPTED_METHOD, type AcceptArgument, originView } from "./acceptance";
+import { ACCEPTED_METHOD, type AcceptArgument, originLocation, originView } from "./acceptance";
 import { type Bundle, readBundle } from "./bundle";
 import { createClient } from "./client";
 import { nodePythonHost, type PythonExtensionApi, type PythonHost } from "./python";
@@ -312,8 +312,22 @@ class Controller {
       return;
     }
     this.origin.text = view.text;
-    this.origin.tooltip = view.tooltip;
+    this.origin.tooltip = `${view.tooltip} — click to open it`;
+    this.origin.command = this.openOrigin(arg?.from);
     this.origin.show();
+  }
+
+  /** The command that opens a copy's origin at its line (a path relative to the first folder). */
+  private openOrigin(from: string | undefined): vscode.Command | undefined {
+    const where = from === undefined ? undefined : originLocation(from);
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (where === undefined) return undefined;
+    let uri: vscode.Uri;
+    if (path.isAbsolute(where.path)) uri = vscode.Uri.file(where.path);
+    else if (folder !== undefined) uri = vscode.Uri.joinPath(folder.uri, where.path);
+    else return undefined;
+    const at = new vscode.Range(where.line - 1, 0, where.line - 1, 0);
+    return { title: "Open the copied code", command: "vscode.open", arguments: [uri, { selection: at }] };
   }
 
   /** An accepted item: counted by the server (in its memory; see Show Stats), nowhere else. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { ACCEPT_COMMAND, acceptArgument, originView, shownArgument } from "../src/acceptance";
+import { ACCEPT_COMMAND, acceptArgument, originLocation, originView, shownArgument } from "../src/acceptance";
 import { type AcceptanceHooks, clientMiddleware } from "../src/middleware";
 import { acceptanceLines, formatStats } from "../src/stats";
 
@@ -39,6 +39,15 @@ describe("accept arguments", () => {
     assert.match(view.tooltip, /copied from lib\/utils\.js:5/);
     assert.match(originView({ id: "8", source: "analogy", from: "a.js:3" })?.tooltip ?? "", /similar one in a\.js:3/);
     assert.equal(originView({ id: "9", source: "model" }), undefined);
+  });
+});
+
+describe("originLocation", () => {
+  it("splits a path and a 1-based line, colons in the path included", () => {
+    assert.deepEqual(originLocation("lib/utils.js:42"), { path: "lib/utils.js", line: 42 });
+    assert.deepEqual(originLocation("C:/src/a.js:3"), { path: "C:/src/a.js", line: 3 });
+    assert.equal(originLocation("lib/utils.js"), undefined);
+    assert.equal(originLocation("a.js:0"), undefined);
   });
 });
 
