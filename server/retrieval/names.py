@@ -86,10 +86,10 @@ def name_to_offer(prefix: str, completion: str, texts: Callable[[], list[str]]) 
     written = typed + IDENT_HEAD.match(completion).group()  # type: ignore[union-attr]
     if written in BUILTINS:
         return ""
-    found = list(_names(typed, texts()))
-    if any(name == written for name, _ in found):
-        return ""  # the completion's word is one the project uses
-    counts = Counter(name for name, member in found if not member and name != typed)
+    sources = texts()
+    if any(name == written for name, _ in _names(written, sources)):
+        return ""  # the completion's word is one the project uses (most often found in the file itself)
+    counts = Counter(name for name, member in _names(typed, sources) if not member and name != typed)
     if not counts:
         return ""
     (best, n), *rest = counts.most_common(2)
