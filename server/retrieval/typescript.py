@@ -8,7 +8,7 @@ grammar can. Two questions are answered:
 
 - `ts_only_span(text, start, end, tsx)`: does `text[start:end]` (a copy's continuation, in the
   TypeScript file it comes from) overlap a TypeScript-only node of that file's tree? The file is
-  parsed once and kept (`MAX_TREES` files).
+  parsed once and kept (`MAX_TREES` files; a huge one is parsed from `WINDOW_LINES` above the span).
 - `ts_only_line(line)`: is a line of a JavaScript document TypeScript syntax? It is when the
   TypeScript grammar finds a TypeScript-only node in it and the JavaScript grammar cannot parse
   it (so a JavaScript line that merely looks alike, such as `a < b > (c)`, stays JavaScript).
@@ -27,7 +27,12 @@ import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Tree
 
 TS_SUFFIXES = (".ts", ".tsx", ".mts", ".cts")  # `.d.ts` ends in `.ts`
-MAX_TREES = 32  # TypeScript files whose trees are kept (a copy reads one or two per keystroke)
+MAX_TREES = 16  # TypeScript files whose trees are kept (a copy reads one or two per keystroke)
+# Files longer than this are not parsed whole (a tree costs tens of bytes a node, and 16 kept
+# trees of 1 MB declaration files would hold hundreds of MB): the WINDOW_LINES lines up to the
+# span's are, which hold the declaration the span is in but for the longest interfaces.
+WHOLE_FILE_CHARS = 256_000
+WINDOW_LINES = 200
 
 # Named nodes that only TypeScript has (tree-sitter-typescript's node types).
 TS_ONLY_NODES = frozenset(
@@ -143,6 +148,11 @@ def ts_only_span(text: str, start: int, end: int, tsx: bool = False) -> bool:
     lines = text[text.rfind("\n", 0, start) + 1 : line_end if line_end >= 0 else len(text)]
     if not TS_HINT.search(lines):
         return False  # no type syntax on the lines: no parse (a verdict may read 64 files)
+    if len(text) > WHOLE_FILE_CHARS:  # a huge declaration file: the lines around the span only
+        first = start
+        for _ in range(WINDOW_LINES):
+            first = text.rfind("\n", 0, first - 1) + 1 if first > 0 else 0
+        text, start, end = text[first : line_end if line_end >= 0 else len(text)], start - first, end - first
     tree = _tree(text, "tsx" if tsx else "typescript")
     lo, hi = _byte(text, start), _byte(text, end)
     return any(_ts_only(node) for node in _overlapping(tree.root_node, lo, hi))

@@ -178,3 +178,12 @@ def test_the_workspace_offer_chooses_between_a_path_and_a_name() -> None:
     assert name == Offer("Price", "", True)
     assert workspace_offer("import { format", "\n", "file:///p/c.js", " } from 'x';", False, lambda: helper) is None
     assert fs_path("file:///p/a%20b/c.js") == "/p/a b/c.js" and fs_path("lib/c.js") == "lib/c.js"
+
+
+def test_a_huge_declaration_file_is_judged_on_the_lines_around_the_span() -> None:
+    body = "export function plain(url, config) {\n  return request(url, config);\n}\n" * 4000
+    dts = body + "export interface Big {\n  url?: string;\n}\nexport type X = Partial<Big>;\nexport function f(a, b) {\n"
+    assert len(dts) > 256_000
+    for piece, typescript in (("url?: string", True), ("type X", True), ("a, b) {", False)):
+        start = dts.index(piece)
+        assert ts_only_span(dts, start, dts.index("\n", start)) is typescript, piece
