@@ -170,7 +170,7 @@ def ts_only_line(line: str) -> bool:
     if not text:
         return False
     variants = [text, _closed(text, angle=True), _closed(text, angle=False)]
-    if text.split(" ", 1)[0] in MEMBER_MODIFIERS or (text.endswith("{") and _method_head(text)):
+    if text.split(" ", 1)[0] in MEMBER_MODIFIERS or (BODY_OPENS.search(text) and _method_head(text)):
         variants += [f"class _ {{ {v} }}" for v in variants]
     with _lock:
         for variant in dict.fromkeys(variants):
@@ -183,6 +183,8 @@ def ts_only_line(line: str) -> bool:
     return False
 
 
+FUNCTION_HEAD_END = re.compile(r"\bfunction\b\s*\*?\s*[\w$]*\s*\([^{}]*\)\s*\Z")
+BODY_OPENS = re.compile(r"\)\s*(?::[^(){}]*)?\{\s*\Z")  # `) {` or `): Type {`: a body, not an argument
 METHOD_HEAD = re.compile(r"(?:(?:static|async|get|set|\*)\s*)*#?([A-Za-z_$][\w$]*)\s*[(<]")
 NOT_METHODS = frozenset({"if", "for", "while", "switch", "catch", "function", "return", "with"})
 
@@ -199,7 +201,7 @@ MEMBER_MODIFIERS = frozenset({"private", "public", "protected", "readonly", "dec
 
 def _closed(text: str, angle: bool) -> str:
     """`text` with a placeholder operand after a dangling operator and its open brackets closed;
-    `angle`: a `<` opens a type's arguments (else it compares)."""
+    `angle`: a `<` right after a name opens a type's arguments (else it compares)."""
     stack: list[str] = []
     quote = ""
     for i, ch in enumerate(text):
@@ -208,8 +210,8 @@ def _closed(text: str, angle: bool) -> str:
                 quote = ""
         elif ch in "'\"`":
             quote = ch
-        elif ch in CLOSERS and (angle or ch != "<"):
-            stack.append(CLOSERS[ch])
+        elif ch in CLOSERS and (ch != "<" or (angle and i and (text[i - 1].isalnum() or text[i - 1] in "_$"))):
+            stack.append(CLOSERS[ch])  # `Partial<` opens type arguments; `a < b` compares
         elif stack and ch == stack[-1]:
             stack.pop()
         elif ch in ")]}" and ">" in stack:  # a `<` that compared after all
@@ -221,4 +223,6 @@ def _closed(text: str, angle: bool) -> str:
         text += quote
     if text.endswith(DANGLING) and not text.endswith("=>"):
         text += " X"
-    return text + "".join(reversed(stack))
+    text += "".join(reversed(stack))
+    # An unfinished function head closed is a body-less signature, which only TypeScript has.
+    return text + " {}" if FUNCTION_HEAD_END.search(text) else text

@@ -56,6 +56,11 @@ def test_typescript_only_lines_are_found(line: str) -> None:
         "export { a as b };",
         "  name: 'x',",
         "",
+        # Once flagged among the dev packages' 150,910 JavaScript lines:
+        "publish(t, publisher, {",  # an object argument, not a method's body
+        "options.min && options.fixed && options.min < min,",  # a comparison, not type arguments
+        "function OpenSSH_Private(type, comment, privPEM, pubPEM, pubSSH, algo,",  # a head, not a signature
+        "performAction: function anonymous(yy,yy_,$avoiding_name_collisions,YY_START",
     ],
 )
 def test_javascript_lines_are_not_typescript(line: str) -> None:
