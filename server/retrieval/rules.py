@@ -29,7 +29,7 @@ IDENT = re.compile(r"[A-Za-z0-9_$]")
 # Identifiers followed by `(` that are not calls: control flow and function heads.
 NOT_CALLEES = frozenset(
     {"if", "for", "while", "switch", "catch", "function", "return", "typeof", "await", "yield", "with", "do",
-     "else", "new", "void", "delete", "in", "of", "super", "import"}
+     "else", "new", "void", "delete", "in", "of", "super", "import", "async", "default", "case", "throw"}  # `async (t) => {` defines
 )
 # What may stand before a method's name at the start of its definition line.
 MEMBER_HEAD = re.compile(r"^\s*(?:(?:static|async|get|set|\*)\s*)*[#]?$")

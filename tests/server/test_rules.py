@@ -83,7 +83,7 @@ def test_a_call_site_is_told_from_a_definition() -> None:
     assert open_call("    this.cart.add(item, ") >= 0
     assert open_call("const end = addDays(start, ") >= 0
     for line in ("function formatPrice(", "export async function load(", "  total(", "  static async get(",
-                 "if (", "  } catch (", "const f = (", "foo(a, b) + ("):
+                 "if (", "  } catch (", "const f = (", "foo(a, b) + (", "test('x', async (", "export default ("):
         assert open_call(line) == -1, line
     assert defines("", "cents) {") and defines("a, ", "b) => a + b;") and defines("", "x)=>x")
     assert not defines("", "this.subtotal());") and not defines("", "(event) => {")
