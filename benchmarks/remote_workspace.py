@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=200, help="first N rows of each cut (0 = all 500)")
     parser.add_argument("--snippets", type=int, action="append", help="backendSnippetTokens to try; repeatable")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp server threads")
+    parser.add_argument("--cut", choices=tuple(CUTS), action="append", help="only these cuts (default: both)")
+    parser.add_argument("--no-plain", action="store_true", help="skip the remote path without the workspace")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[dict[str, Any]] = []
     with llama_server(args.threads) as url:
         for cut, path in CUTS.items():
+            if args.cut and cut not in args.cut:
+                continue
             rows = read_jsonl(path, args.limit)
             floor = copy_floor(rows) | {"cut": cut, "config": "copy floor"}
             runs = [floor]
-            for snippets in [None, *(args.snippets or [0, 256])]:
+            for snippets in [*([] if args.no_plain else [None]), *(args.snippets or [0, 128])]:
                 name = "remote" if snippets is None else f"remote+ws {snippets}"
                 runs.append(evaluate(rows, url, tokenizer, snippets) | {"cut": cut, "config": name})
             for fig in runs:

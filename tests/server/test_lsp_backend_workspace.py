@@ -24,6 +24,12 @@ UTILS = (
     "\n"
     "export const grandTotal = computeWidgetTotals(globalInventory, mainWarehouse);\n"
 )
+RENDER = (
+    "render(widgetTable, { compact: true });\n"
+    "render(widgetTable, { compact: true });\n"
+    "render(widgetTable, { compact: false });\n"
+)
+MOSTLY_AT = "render(widgetTable, { comp"  # 2 of 3 occurrences go on `act: true });`
 COPY_AT = "const subtotal = computeWidgetTotals(globalInv"
 SIMILAR = (
     "export function computeWidgetAverages(inventory, warehouse) {\n"
@@ -65,6 +71,7 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
     root = tmp_path / "ws"
     (root / "lib").mkdir(parents=True)
     (root / "lib" / "utils.js").write_text(UTILS)
+    (root / "lib" / "render.js").write_text(RENDER)
     engine = Engine()
     engine.chunks = ["scaled", ";"]
     with serve(engine) as (_, url):
@@ -95,6 +102,14 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
             assert item is not None and item.insert_text == "entory, mainWarehouse);"
             assert argument(item) | {"id": ""} == {"id": "", "source": "copy", "from": "lib/utils.js:6"}
             assert len(engine.bodies) == asked, "a sure copy never reaches the engine"
+
+            # Not unanimous, but most occurrences of a long tail agree: copied too, no request.
+            mostly = (root / "mostly.js").as_uri()
+            open_doc(client, mostly, MOSTLY_AT)
+            item = await inline(client, mostly, MOSTLY_AT)
+            assert item is not None and item.insert_text == "act: true });"
+            assert argument(item)["source"] == "copy" and argument(item)["from"].startswith("lib/render.js:")
+            assert len(engine.bodies) == asked
 
             similar = (root / "averages.js").as_uri()
             open_doc(client, similar, SIMILAR)
