@@ -10,7 +10,7 @@ settings `training.evaluate lines` uses):
 - `remote+ws N`: the row's package (corpus-data/devnpm, the row's own file excluded) indexed with
   the shipped model's tokenizer: sure copies and next-line analogies answered before the engine,
   and N tokens of similar code put before its prompt (`backendSnippetTokens`);
-- `copy floor`: the in-process copy-only baseline (`training.evaluate`'s `baseline_copy`).
+- `copy floor`: the in-process copy-only baseline (`training.evaluate lines`' `baseline_copy`).
 Figures are printed, never asserted; `--json FILE` also writes them.
 """
 
