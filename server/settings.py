@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,8 +33,19 @@ MAX_PROMPT_TOKENS_RANGE = (16, 32768)
 BACKEND_TIMEOUT_MS_RANGE = (50, 60000)
 BACKEND_SNIPPET_TOKENS_RANGE = (0, 8192)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+CACHE_ENV = "CODEPARROT_CACHE_DIR"
 # Plain http is allowed only to these: a key sent in clear must not leave the machine.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def cache_dir() -> Path:
+    """Where the server keeps what it derives from a model once (GGUF conversions, tokenizers):
+    `$CODEPARROT_CACHE_DIR`, else `$XDG_CACHE_HOME/codeparrot-lsp`, else ~/.cache/codeparrot-lsp."""
+    explicit = os.environ.get(CACHE_ENV, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "codeparrot-lsp"
 
 
 def validate_url(url: str) -> str | None:

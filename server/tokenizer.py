@@ -18,6 +18,7 @@ special tokens the file lacks; slow tokenizers) loads with `AutoTokenizer` as be
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -182,12 +183,25 @@ def is_gguf_path(spec: str) -> bool:
 
 def gguf_tokenizer(path: Path) -> Any:
     """The tokenizer a GGUF file carries, as a transformers fast tokenizer (offsets included: the
-    prompt builder and the workspace index need them). Raises `ModelLoadError`."""
+    prompt builder and the workspace index need them). Reading it converts the file's vocabulary
+    (~30 s for a 262k-token one), so the result is saved beside the GGUF cache, keyed by the
+    file's path, size and modification time, and loaded from there next time. Raises `ModelLoadError`."""
     from server.errors import ModelLoadError
+    from server.settings import cache_dir
 
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    saved = cache_dir() / "tokenizers" / f"{path.stem}-{key}"
     try:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
+        if (saved / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(str(saved), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
     except Exception as exc:  # transformers raises many types for a file it cannot read
         raise ModelLoadError(f"Could not read the tokenizer in {path.name}: {exc}") from exc
+    with contextlib.suppress(OSError):  # an unwritable cache only costs the next start the conversion
+        scratch = saved.with_name(saved.name + ".tmp")
+        tokenizer.save_pretrained(str(scratch))
+        os.replace(scratch, saved)
+    return tokenizer

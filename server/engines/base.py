@@ -77,6 +77,9 @@ class BaseEngine:
         self._sequences: OrderedDict[str, KVSequence] = OrderedDict()
         self._stop_ids: set[int] = set()
         self._vocab_index: VocabIndex | None = None  # built on the first healed request
+        # Models trained with a BOS before every text (Gemma, Llama) see one before every prompt;
+        # GPT-2-style models (the shipped one) have none. Set by `_load`.
+        self.bos_first: int | None = None
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class BaseEngine:
         """Greedy continuation of `input_ids` (see `server.engines.decode.decode`), reusing the
         KV sequence kept under `cache_key` from the previous request."""
         self.load()
+        if self.bos_first is not None and (not input_ids or input_ids[0] != self.bos_first):
+            input_ids = [self.bos_first, *input_ids]
         if not input_ids:
             raise GenerationError("Empty prompt: nothing to continue.")
         if min(input_ids) < 0 or max(input_ids) >= self.vocab_size:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # Prompt tokens per evaluation in a prefill: big enough to keep matmuls efficient, small enough
 # (~0.3 s for a 111M model on 2 busy cores) that a cancel is noticed quickly.
 PREFILL_CHUNK = 128
+# Copied tokens verified in one evaluation at most: a longer run is checked in several.
+MAX_DRAFT = 63
 
 
 class Guide(Protocol):
@@ -276,6 +278,7 @@ class _Steps:
         guide = self.request.guide
         if guide is None or self.pending:
             return []
-        draft = guide.draft(self.generated, self.request.max_new_tokens - (len(self.generated) - self.forced))
+        limit = min(MAX_DRAFT, self.request.max_new_tokens - (len(self.generated) - self.forced))
+        draft = guide.draft(self.generated, limit)
         self.drafted += len(draft)
         return draft

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from server.models import ModelSource
+from server.settings import cache_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "CODEPARROT_CACHE_DIR"
 # Bumped when the conversion writes different bytes for the same inputs: old files are not reused.
 CONVERTER_VERSION = "1"
 # Formats the cache makes: float32 and float16 straight from the writer, q8_0 by llama.cpp's quantizer.
@@ -38,15 +38,6 @@ KEY_FILES = (
     "adapter_model.safetensors",
 )
 HASH_BLOCK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """`$CODEPARROT_CACHE_DIR`, else `$XDG_CACHE_HOME/codeparrot-lsp`, else ~/.cache/codeparrot-lsp."""
-    explicit = os.environ.get(CACHE_ENV, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "codeparrot-lsp"
 
 
 def content_key(source: ModelSource, fmt: str) -> str:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # Tokens one llama_decode call takes (longer evaluations are split): a prefill chunk
 # (decode.PREFILL_CHUNK) and a verified draft fit; it sizes llama.cpp's compute buffer.
 BATCH_TOKENS = 512
+# Positions kept per document: a prompt is at most codeparrot.maxPromptTokens (768 by default) plus
+# the new tokens; a model trained on 32k positions would otherwise reserve KV cells for 4 x 32k.
+MAX_POSITIONS = 4096
 # quantize setting -> GGUF format. q8_0 decodes fastest here at no measured quality cost;
 # llama.cpp has no bf16 matmuls on most CPUs, so bf16 maps to f16.
 FORMAT_OF_QUANTIZE = {"auto": "q8_0", "int8": "q8_0", "none": "f32", "bf16": "f16"}
@@ -202,8 +205,11 @@ class LlamaEngine(BaseEngine):
         """A context for MAX_CACHED_SEQUENCES documents of the model's full length, and a batch."""
         llama_cpp, path = self.lib, self.gguf
         name = path.name if path is not None else "the model"
-        n_vocab = int(llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model)))
-        positions = int(llama_cpp.llama_model_n_ctx_train(self.model)) or 1024
+        vocab = llama_cpp.llama_model_get_vocab(self.model)
+        n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
+        positions = min(int(llama_cpp.llama_model_n_ctx_train(self.model)) or 1024, MAX_POSITIONS)
+        if llama_cpp.llama_vocab_get_add_bos(vocab):
+            self.bos_first = int(llama_cpp.llama_vocab_bos(vocab))
         if tokenizer_size > n_vocab:
             raise ModelLoadError(f"{name} has {n_vocab} tokens but its tokenizer {tokenizer_size}.")
         params = llama_cpp.llama_context_default_params()

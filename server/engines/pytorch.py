@@ -149,6 +149,8 @@ class TorchEngine(BaseEngine):
         self._cache_arg = "cache" if "cache" in forward_params else "past_key_values"
         self.format = {"none": "float32"}.get(quantize, quantize)
         self._finish_load(tokenizer)
+        if getattr(tokenizer, "add_bos_token", False) and isinstance(getattr(tokenizer, "bos_token_id", None), int):
+            self.bos_first = tokenizer.bos_token_id
         self.source, self.device, self._model = source, device, model
         report("Model ready", 100)
         log.info(

@@ -277,6 +277,40 @@ def test_a_lora_adapter_is_merged_before_converting(tiny_model_dir: Path, adapte
     plain.close()
 
 
+def test_a_gguf_files_tokenizer_is_read_once(llama: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoTokenizer
+
+    from server.tokenizer import gguf_tokenizer
+
+    assert llama.gguf is not None
+    first = gguf_tokenizer(llama.gguf)
+    calls: list[str] = []
+    read = AutoTokenizer.from_pretrained
+
+    def only_saved(name: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        assert "gguf_file" not in kwargs, "the GGUF's vocabulary was converted again"
+        return read(name, *args, **kwargs)
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", only_saved)
+    again = gguf_tokenizer(llama.gguf)
+    assert calls and again(BASE)["input_ids"] == first(BASE)["input_ids"]
+
+
+def test_a_model_trained_with_bos_gets_it_before_every_prompt(llama: LlamaEngine) -> None:
+    ids = ids_of(llama, BASE)
+    bos = len(llama.tokenizer) - 1
+    llama.bos_first = bos
+    try:
+        result = llama.generate(ids, max_new_tokens=4, cache_key="bos")
+        assert result.prompt_tokens == len(ids) + 1 and llama._sequences["bos"].ids[0] == bos
+        again = llama.generate([bos, *ids], max_new_tokens=4, cache_key="bos")  # never twice
+        assert again.prompt_tokens == len(ids) + 1 and again.prompt_tokens_computed == 1
+    finally:
+        llama.bos_first = None
+        llama.reset_cache("bos")
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_corrupt_gguf_is_a_clear_error(llama: LlamaEngine, tmp_path: Path, damage: str) -> None:
     assert llama.gguf is not None
