@@ -45,6 +45,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
         multiline="never",
         device=args.device,
         quantize=args.quantize,
+        engine=args.engine,
         workspace_index="off" if args.workspace == "off" else "on",
         fim=args.fim,
     )
@@ -78,6 +79,7 @@ def cmd_lines(args: argparse.Namespace) -> int:
     copies, available = copy_baselines(rows, repos)
     summary = {"model_dir": str(args.model), "adapter": str(args.adapter or ""), "rows": len(rows),
                "token_healing": not args.no_token_healing, "workspace": args.workspace, "fim": args.fim,
+               "engine": args.engine,
                "snippet_tokens": args.snippet_tokens, "copy_verdicts": not args.no_copy_verdicts,
                "max_prompt_tokens": settings.max_prompt_tokens,
                "skip": args.skip, "mix": asdict(mix), "failed_rows": failed,
@@ -171,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     lines.add_argument("--max-prompt-tokens", type=int, default=0,
                        help="prompt budget (the server's codeparrot.maxPromptTokens; 0 = its default)")
     lines.add_argument("--quantize", choices=("auto", "none", "int8", "bf16"), default="auto", help="as the server's setting")
+    lines.add_argument("--engine", choices=("auto", "torch", "llama"), default="auto",
+                       help="as the server's setting (auto: llama.cpp when llama-cpp-python is installed)")
     lines.add_argument("--no-token-healing", action="store_true",
                        help="prompt with the prefix's last token instead of healing it (to measure what healing buys)")
     lines.add_argument("--workspace", choices=("off", "file", "repo"), default="file",
