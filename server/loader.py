@@ -162,12 +162,12 @@ class ModelLoader:
             )
             return
         _inject_test_faults(engine)
+        self._stats.set_engine(engine.describe())
         self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
         logger.info("model ready: %s on the %s engine (%s)", describe(settings), engine.name, engine.format)
         self._tokenizer_loaded(key, engine.tokenizer)  # if the early load failed, index now
 
     def _tokenizer_loaded(self, key: tuple[Any, ...], tokenizer: Any) -> None:
-        self._stats.set_engine(engine.describe())
         if key == self._key and self.on_tokenizer is not None:
             try:
                 self.on_tokenizer(tokenizer)
