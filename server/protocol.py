@@ -18,6 +18,8 @@ from lsprotocol import types
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCError, RPCNotification, RPCRequest, RPCResponse
 
+from server.requests import Requests
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,7 @@ class RobustProtocol(LanguageServerProtocol):
         # Pending completion requests by id, so that a cancel that lands before the handler ever
         # ran (pygls cancels the task; our handler never sees it) is still counted in the stats.
         self._completion_futures: dict[Any, Any] = {}
+        self.requests: Requests | None = None  # set by the server that owns this protocol
 
     def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
         super()._handle_request(msg_id, method_name, params)
@@ -69,11 +72,11 @@ class RobustProtocol(LanguageServerProtocol):
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         future = self._completion_futures.get(msg_id)
-        server: Any = self._server  # our CompletionServer (typed loosely: no import cycle)
-        unstarted = future is not None and hasattr(server, "not_started") and server.not_started(future)
+        requests = self.requests
+        unstarted = future is not None and requests is not None and requests.not_started(future)
         super()._handle_cancel_notification(msg_id)
-        if unstarted:  # super() has just cancelled it; the handler will never count it
-            server.count_cancelled_unstarted()
+        if unstarted and requests is not None:  # super() has just cancelled it; the handler will never count it
+            requests.count_cancelled_unstarted()
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

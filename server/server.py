@@ -10,17 +10,12 @@ same document sets, and the engine checks it between tokens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import dataclasses
-import itertools
 import json
 import logging
 import re
 import threading
-import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +32,7 @@ from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accept_co
 from server.loader import ModelLoader, describe, early_tokenizer
 from server.protocol import RobustProtocol
 from server.provenance import Provenance, provenance
+from server.requests import Requests, trim_heap
 from server.retrieval.copy import CopyBackend
 from server.settings import Settings
 from server.stats import Stats
@@ -97,11 +93,9 @@ class CompletionServer(LanguageServer):
         self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
         self._index_was_ready = False  # to drop cached answers computed before the index was built
         self._background: set[asyncio.Future[Any]] = set()  # tasks kept referenced until done
-        # One generation at a time: the model, its KV caches and the CPU cores are shared.
-        self._generate_pool = ThreadPoolExecutor(1, thread_name_prefix="generate")
-        self._inflight: dict[str, threading.Event] = {}
-        self._started: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()  # handler tasks that ran
-        self._ids = itertools.count(1)
+        self.requests = Requests(self.stats)  # the generation thread and the requests in flight
+        if isinstance(self.protocol, RobustProtocol):
+            self.protocol.requests = self.requests  # it counts cancels that land before a handler ran
         self._remote_tokenizer: asyncio.Future[Any] | None = None  # `_shipped_tokenizer`
         self._register_features()
 
@@ -212,8 +206,7 @@ class CompletionServer(LanguageServer):
 
     def on_text_document_did_close(self, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if (event := self._inflight.pop(uri, None)) is not None:
-            event.set()
+        self.requests.cancel(uri)
         self.documents.close(uri)
         self.repo.closed(uri)
         self.feedback.forget(uri)
@@ -235,9 +228,7 @@ class CompletionServer(LanguageServer):
                 engine.reset_cache(uri)
             trim_heap()
 
-        # After shutdown the pool refuses work: the process is about to go, and its memory with it.
-        with contextlib.suppress(RuntimeError):
-            self._generate_pool.submit(release)
+        self.requests.after(release)
 
     async def on_workspace_did_change_configuration(self, params: types.DidChangeConfigurationParams) -> None:
         raw = params.settings
@@ -336,7 +327,7 @@ class CompletionServer(LanguageServer):
         return accept_command(*shown)
 
     def on_shutdown(self, params: Any) -> None:
-        self._cancel_all()
+        self.requests.cancel_all()
 
     def _client_pulls_configuration(self) -> bool:
         caps = getattr(self.protocol, "client_capabilities", None)
@@ -361,7 +352,7 @@ class CompletionServer(LanguageServer):
             logger.warning("invalid setting from %s: %s", origin, error)
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=error))
         if self.loader.forget_if_changed(self.settings):
-            self._cancel_all()
+            self.requests.cancel_all()
         logger.info("settings (%s): %s", origin, self.settings)
         return errors
 
@@ -373,15 +364,6 @@ class CompletionServer(LanguageServer):
         except CodeparrotError as exc:
             raise JsonRpcInvalidParams(exc.user_message) from exc
 
-    def not_started(self, task: asyncio.Future[Any]) -> bool:
-        """True when a completion request's task is pending and its handler has not begun."""
-        return not task.done() and task not in self._started
-
-    def count_cancelled_unstarted(self) -> None:
-        """A completion request cancelled before the pipeline saw it still counts (stats)."""
-        self.stats.incr("requests")
-        self.stats.incr("cancelled")
-
     async def complete(
         self, uri: str, position: types.Position, selected: types.SelectedCompletionInfo | None = None
     ) -> Completion | None:
@@ -389,8 +371,7 @@ class CompletionServer(LanguageServer):
 
         `selected`: complete the text as it would be with `selected.text` over `selected.range`.
         """
-        if (task := asyncio.current_task()) is not None:
-            self._started.add(task)
+        self.requests.begin()
         doc = self.document(uri)
         try:
             offset = doc.offset_at(position)
@@ -420,7 +401,7 @@ class CompletionServer(LanguageServer):
                     return Completion(dataclasses.replace(copied, source="copy"), doc, offset, position)
                 completer = await self.loader.completer(settings, LOAD_WAIT_S)
         except asyncio.CancelledError:
-            self.count_cancelled_unstarted()  # cancelled while waiting for the model
+            self.requests.count_cancelled_unstarted()  # cancelled while waiting for the model
             raise
         if completer is None:
             return None
@@ -470,59 +451,24 @@ class CompletionServer(LanguageServer):
         indexing: bool,
     ) -> Outcome | None:
         """One completion in the generation thread, superseding the document's previous request."""
-        request_id = next(self._ids)
-        cancel = threading.Event()
-        if (previous := self._inflight.get(uri)) is not None:
-            previous.set()  # a newer request on the same document supersedes the older one
-        self._inflight[uri] = cancel
-        # Exactly one of the worker and the cancel path counts a request that never reached the
-        # Completer (the Completer counts the ones it interrupts itself).
-        claim = threading.Lock()
-        state = {"started": False}
 
-        def count_skipped() -> None:
-            self.stats.incr("requests")
-            self.stats.incr("cancelled")
-
-        def work() -> Outcome | None:
-            with claim:
-                if cancel.is_set():
-                    state["started"] = True
-                    count_skipped()
-                    return None
-                state["started"] = True
+        def work(cancel: threading.Event) -> Outcome:
             if indexing:
                 self.repo.flush(uri)  # edits to other documents since their last indexing
             return completer.complete(text, offset, tree=tree, settings=settings, key=uri, cancel=cancel)
 
-        loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(self._generate_pool, work)
-        except asyncio.CancelledError:
-            cancel.set()
-            with claim:
-                if not state["started"]:
-                    state["started"] = True
-                    count_skipped()
-            logger.debug("request %d cancelled by the client", request_id)
-            raise
+            outcome = await self.requests.run(uri, work)
         except CodeparrotError as exc:
-            logger.warning("request %d failed: %s", request_id, exc.user_message)
+            logger.warning("completion failed: %s", exc.user_message)
             self.window_log_message(
                 types.LogMessageParams(type=types.MessageType.Warning, message=exc.user_message)
             )
             return None
-        finally:
-            if self._inflight.get(uri) is cancel:
-                del self._inflight[uri]
         if outcome is not None and outcome.notice:  # once per backend outage, not per keystroke
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=outcome.notice))
-        logger.debug("request %d: %r (%s)", request_id, outcome.text if outcome else "", outcome.reason if outcome else "cancelled")
+        logger.debug("%s: %r (%s)", uri, outcome.text if outcome else "", outcome.reason if outcome else "cancelled")
         return outcome
-
-    def _cancel_all(self) -> None:
-        for event in self._inflight.values():
-            event.set()
 
     # ----- errors and lifecycle -------------------------------------------------------------
 
@@ -538,8 +484,7 @@ class CompletionServer(LanguageServer):
         logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     def shutdown(self) -> None:
-        self._cancel_all()
-        self._generate_pool.shutdown(wait=False, cancel_futures=True)
+        self.requests.shutdown()
         self.loader.shutdown()
         super().shutdown()
 
@@ -557,22 +502,6 @@ def _as_function(method: Callable[..., Any]) -> Callable[..., Any]:
         return method(params)
 
     return handler
-
-
-def trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc's `malloc_trim`; a no-op elsewhere).
-    Tensors, token arrays and strings freed while typing leave holes that glibc keeps mapped."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None  # libc's malloc_trim once looked up, False where there is none
 
 
 def word_before(text: str, offset: int) -> str:
