@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from server import completion
+from server import lookups
 from server.cache import CompletionCache
 from server.completion import Completer, cache_key
 from server.engines.pytorch import TorchEngine
@@ -159,10 +159,10 @@ def test_the_analogy_reads_only_the_nearest_lines_of_the_file(
 ) -> None:
     # The similar line (the 200 one) is the 6th line above the cursor line: inside a window of 6
     # lines, outside one of 5, and then the model is asked instead.
-    monkeypatch.setattr(completion, "NEXT_LINE_OWN_LINES", 6)
+    monkeypatch.setattr(lookups, "NEXT_LINE_OWN_LINES", 6)
     near = completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=settings, key="file:///near.js")
     assert near.reason.startswith("next line after a similar one")
-    monkeypatch.setattr(completion, "NEXT_LINE_OWN_LINES", 5)
+    monkeypatch.setattr(lookups, "NEXT_LINE_OWN_LINES", 5)
     far = completer.complete(ANALOGY + "\n});\n", len(ANALOGY), settings=settings, key="file:///far.js")
     assert not far.reason.startswith("next line") and far.result is not None
 
@@ -346,7 +346,7 @@ def test_the_cursor_line_does_not_answer_the_query_with_its_own_typed_word(engin
     text = "const zz = 1;\nqqFrob(alphaValue, bet"
     prompt = build_prompt(engine.tokenizer, text, "", 256, heal=True)
     assert prompt.heal and text.endswith(prompt.heal)
-    guide = Completer(engine)._guide(engine, prompt, text, "", "file:///self.js", settings)
+    guide = Completer(engine).lookups.guide(engine, prompt, text, "", "file:///self.js", settings)
     assert guide is not None and guide.match([]).length == 0
 
 

@@ -71,16 +71,16 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
     completer = Completer(engine, workspace=index, snippet_tokens=96)
     settings = Settings(model="x", workspace_index="on")
     above = "function formatAuthor(user) {\n  const first = user.firstName.trim();\n  const last = user.lastName.trim();\n"
-    block = completer._snippet_block(engine, above + "  return `${", "main.js", settings, 400)
+    block = completer.lookups.snippet_block(engine, above + "  return `${", "main.js", settings, 400)
     text = engine.tokenizer.decode(block)
     assert text.startswith("// lib/names.js\n") and "user.lastName" in text and "express" not in text
     assert len(block) <= 96
     # Typing on the cursor line does not move the block (nor the KV cache behind it).
-    assert completer._snippet_block(engine, above + "  return `${last", "main.js", settings, 400) == block
-    assert completer._snippet_block(engine, above + "  return `${last}", "main.js", settings, 400) == block
+    assert completer.lookups.snippet_block(engine, above + "  return `${last", "main.js", settings, 400) == block
+    assert completer.lookups.snippet_block(engine, above + "  return `${last}", "main.js", settings, 400) == block
     # Off, or no workspace: no block.
-    assert completer._snippet_block(engine, above, "main.js", Settings(workspace_index="off"), 400) == []
-    assert Completer(engine, workspace=index)._snippet_block(engine, above, "main.js", settings, 400) == []
+    assert completer.lookups.snippet_block(engine, above, "main.js", Settings(workspace_index="off"), 400) == []
+    assert Completer(engine, workspace=index).lookups.snippet_block(engine, above, "main.js", settings, 400) == []
 
 
 def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engine: TorchEngine) -> None:
