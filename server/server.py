@@ -13,10 +13,8 @@ import asyncio
 import dataclasses
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
@@ -29,6 +27,7 @@ from server.completion import Completer, Outcome
 from server.documents import Document, DocumentStore
 from server.errors import CodeparrotError
 from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accept_command, accepted_params
+from server.items import Completion, classic_item, inline_item
 from server.loader import ModelLoader, describe, early_tokenizer
 from server.protocol import RobustProtocol
 from server.provenance import Provenance, provenance
@@ -55,17 +54,6 @@ COPY_WAIT_S = 0.2
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", "=", ":", " ", ">", "\n"]
 # Model-related settings a client may send as "" meaning "the server's default" (its --model flag).
 SERVER_DEFAULT_WHEN_EMPTY = ("model", "adapter")
-_WORD_TAIL = re.compile(r"[\w$]*\Z")
-
-
-@dataclass
-class Completion:
-    """A finished completion request: what to insert, and where the cursor was."""
-
-    outcome: Outcome
-    document: Document
-    offset: int
-    position: types.Position
 
 
 class CompletionServer(LanguageServer):
@@ -249,40 +237,14 @@ class CompletionServer(LanguageServer):
         done = await self.complete(params.text_document.uri, params.position, selected)
         if done is None:
             return types.InlineCompletionList(items=[])
-        command = self._shown(done)
-        if selected is not None:
-            item = types.InlineCompletionItem(
-                insert_text=selected.text + done.outcome.text, range=selected.range, command=command
-            )
-        else:
-            here = types.Range(start=params.position, end=params.position)
-            item = types.InlineCompletionItem(insert_text=done.outcome.text, range=here, command=command)
-        return types.InlineCompletionList(items=[item])
+        return types.InlineCompletionList(items=[inline_item(done, selected, self._shown(done))])
 
     async def on_text_document_completion(self, params: types.CompletionParams) -> types.CompletionList:
         done = await self.complete(params.text_document.uri, params.position)
         # isIncomplete: the answer depends on every typed character, so clients must ask again.
         if done is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        word = word_before(done.document.text, done.offset)
-        new_text = word + done.outcome.text
-        start = done.document.position_at(done.offset - len(word))
-        lines = [line.strip() for line in new_text.splitlines() if line.strip()]
-        label = (lines[0] if lines else new_text) + (" …" if len(lines) > 1 else "")
-        command = self._shown(done)
-        origin = self._provenance(done)
-        item = types.CompletionItem(
-            label=label,
-            kind=types.CompletionItemKind.Text,
-            detail="codeparrot"
-            + (" (multi-line)" if done.outcome.multiline else "")
-            + (f" · copied from {origin.label()}" if origin is not None else ""),
-            command=command,
-            filter_text=new_text,
-            sort_text="0",  # model completions first: they are the reason this server exists
-            insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(range=types.Range(start=start, end=params.position), new_text=new_text),
-        )
+        item = classic_item(done, params.position, self._shown(done), self._provenance(done))
         return types.CompletionList(is_incomplete=True, items=[item])
 
     def on_codeparrot_stats(self, params: Any) -> dict[str, Any]:
@@ -502,9 +464,3 @@ def _as_function(method: Callable[..., Any]) -> Callable[..., Any]:
         return method(params)
 
     return handler
-
-
-def word_before(text: str, offset: int) -> str:
-    """The identifier characters right before `offset` (what a classic completion replaces)."""
-    match = _WORD_TAIL.search(text, max(0, offset - 200), offset)
-    return match.group(0) if match else ""

@@ -1,0 +1,67 @@
+"""LSP items from a finished completion: ghost text (`InlineCompletionItem`) and a classic menu
+item (`CompletionItem`), each with the command an accept runs (`server.feedback`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lsprotocol import types
+
+from server.completion import Outcome
+from server.documents import Document
+from server.provenance import Provenance
+
+_WORD_TAIL = re.compile(r"[\w$]*\Z")
+
+
+@dataclass
+class Completion:
+    """A finished completion request: what to insert, and where the cursor was."""
+
+    outcome: Outcome
+    document: Document
+    offset: int
+    position: types.Position
+
+
+def inline_item(
+    done: Completion, selected: types.SelectedCompletionInfo | None, command: types.Command
+) -> types.InlineCompletionItem:
+    """Ghost text at the cursor; with the editor's suggest widget open on an item, the item and
+    the completion together over the item's range (VS Code shows only ghost text extending it)."""
+    if selected is not None:
+        return types.InlineCompletionItem(
+            insert_text=selected.text + done.outcome.text, range=selected.range, command=command
+        )
+    here = types.Range(start=done.position, end=done.position)
+    return types.InlineCompletionItem(insert_text=done.outcome.text, range=here, command=command)
+
+
+def classic_item(
+    done: Completion, position: types.Position, command: types.Command, origin: Provenance | None
+) -> types.CompletionItem:
+    """One menu item replacing the word before the cursor with that word and the completion."""
+    word = word_before(done.document.text, done.offset)
+    new_text = word + done.outcome.text
+    start = done.document.position_at(done.offset - len(word))
+    lines = [line.strip() for line in new_text.splitlines() if line.strip()]
+    label = (lines[0] if lines else new_text) + (" …" if len(lines) > 1 else "")
+    return types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Text,
+        detail="codeparrot"
+        + (" (multi-line)" if done.outcome.multiline else "")
+        + (f" · copied from {origin.label()}" if origin is not None else ""),
+        command=command,
+        filter_text=new_text,
+        sort_text="0",  # model completions first: they are the reason this server exists
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=types.Range(start=start, end=position), new_text=new_text),
+    )
+
+
+def word_before(text: str, offset: int) -> str:
+    """The identifier characters right before `offset` (what a classic completion replaces)."""
+    match = _WORD_TAIL.search(text, max(0, offset - 200), offset)
+    return match.group(0) if match else ""
