@@ -146,9 +146,9 @@ class CopyRules:
         return not any(ts_only_line(self.line + lines[0] if i == 0 else line) for i, line in enumerate(lines))
 
 
-LOOP_BOUND = re.compile(r"\bfor\s*\(\s*(?:let|var)?\s*([A-Za-z_$][\w$]*)\s*=\s*0\s*;\s*\1\s*<\s*$")
+# `for (let i = 0; i < 3` — the counter from 0, a numeric bound (group 2).
+LOOP_HEADER = re.compile(r"\bfor\s*\(\s*(?:let|var)?\s*([A-Za-z_$][\w$]*)\s*=\s*0\s*;\s*\1\s*<\s*(\d+)(?![\w.])")
 ARRAY_DECLARATION = re.compile(r"\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*\[")
-NUMBER = re.compile(r"^\s*(\d+)(?![\w.])")
 SCOPE_CHARS = 4000  # text above the cursor searched for arrays (a loop is near its array)
 
 
@@ -183,14 +183,16 @@ def array_lengths(text: str) -> dict[str, int]:
 def loop_bound(prefix: str, completion: str) -> str:
     """A loop header's bound written as a number equal to the length of an array declared above
     (`const xs = [1, 2, 3];` … `for (let j = 0; j < ` → `3; j++`) is that array's `.length`: the
-    model copies the literal it sees, a developer writes `xs.length`."""
+    model copies the literal it sees, a developer writes `xs.length`. The header may be finished
+    by the completion itself (`for (let j = 0; ` → `j < 3; j++`), whose rest the editor then shows
+    while the line is typed through."""
     line = prefix[prefix.rfind("\n") + 1 :]
-    number = NUMBER.match(completion)
-    if number is None or LOOP_BOUND.search(line) is None:
-        return completion
-    lengths = array_lengths(prefix[-SCOPE_CHARS:])
-    names = [name for name, n in lengths.items() if n == int(number.group(1))]
-    if not names:
-        return completion
-    lead = completion[: number.start(1)]
-    return lead + names[-1] + ".length" + completion[number.end(1) :]
+    whole = line + completion
+    for m in LOOP_HEADER.finditer(whole):
+        if m.start(2) < len(line):
+            continue  # the number is typed already: not ours to change
+        names = [name for name, n in array_lengths(prefix[-SCOPE_CHARS:]).items() if n == int(m.group(2))]
+        if names:
+            at, end = m.start(2) - len(line), m.end(2) - len(line)
+            return completion[:at] + names[-1] + ".length" + completion[end:]
+    return completion

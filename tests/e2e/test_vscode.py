@@ -159,3 +159,33 @@ def test_vscode_shows_and_accepts_ghost_text_from_the_server(
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
+
+
+LOOP_FILE = "const xs = [1, 2, 3];\nlet total = 0;"
+LOOP_TYPED = "for (let j = 0; j < "
+
+
+@pytest.fixture
+def loop_server(tmp_path: Path, workspace: Path, short_tmp: Path) -> Iterator[CodeServer]:
+    """code-server on a workspace that also holds loop.js: an array declared, a loop to write."""
+    (workspace / "loop.js").write_text(LOOP_FILE, encoding="utf-8")
+    with start_code_server(
+        tmp_path, workspace, short_tmp, OUTPUT, machine_settings={"codeparrot.pythonPath": sys.executable}
+    ) as server:
+        yield server
+
+
+@pytest.mark.slow
+@pytest.mark.shipped_model
+@pytest.mark.timeout(1200)
+def test_a_loop_header_over_an_array_in_scope_gets_its_length(
+    loop_server: CodeServer, workspace: Path, tmp_path: Path
+) -> None:
+    """Typing `for (let j = 0; j < ` below `const xs = [1, 2, 3];` shows `xs.length` as ghost text
+    (the bound the model writes as the array's literal length reads as the array's `.length`)."""
+    result = run_driver(loop_server, workspace, tmp_path, OUTPUT, TIMEOUTS_MS,
+                        extra={"fileName": "loop.js", "typed": LOOP_TYPED})
+    ghost = result["before"]["ghost"]
+    assert ghost.lstrip().startswith("xs.length"), (ghost, result["chars"][-5:])
+    saved = (workspace / "loop.js").read_text(encoding="utf-8")
+    assert "j < xs.length" in saved, saved

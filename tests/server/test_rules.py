@@ -120,6 +120,10 @@ def test_a_loop_bound_equal_to_an_array_s_length_is_its_length() -> None:
     assert loop_bound(prefix, "10; j++) {") == "10; j++) {"  # not the array's length: kept
     assert loop_bound(prefix, "xs.length; j++) {") == "xs.length; j++) {"
     assert loop_bound("const xs = [1, 2, 3];\nconst y = ", "3;") == "3;"  # not a loop header
+    # The completion finishes the header itself (its rest is shown as the line is typed through).
+    assert loop_bound("const xs = [1, 2, 3];\nfor (let j = 0; ", "j < 3; j++) {") == "j < xs.length; j++) {"
+    # A bound the user typed is theirs.
+    assert loop_bound("const xs = [1, 2, 3];\nfor (let j = 0; j < 3", "; j++) {") == "; j++) {"
     assert array_lengths("const a = [[1, 2], [3]];\nlet b = [];\nvar c = ['x,y', `z`];") == {"a": 2, "b": 0, "c": 2}
 
 
