@@ -36,38 +36,31 @@ def dev_eval(engine: Any, settings: Any, rows: list[dict[str, Any]], repos: Path
     `training.evaluate lines`)."""
     from server.completion import Completer
     from training.data.npm import folder_name
-    from training.line_eval import repo_index
+    from training.line_eval import complete_rows, repo_index
     from training.metrics import score
 
     engine.reset_cache()
     completer = Completer(engine)
+
+    def attach(spec: str) -> None:
+        completer.workspace = repo_index(engine, packages / folder_name(spec))
+
     if repos is not None:  # one index build per package
+        packages = repos
         rows = sorted(rows, key=lambda r: (str(r.get("package", "")), str(r["id"])))
     predictions: dict[str, str] = {}
     decode_ms: list[float] = []
     prefill_ms: list[float] = []
     failed = 0
-    indexes: dict[str, Any] = {}
     t0 = time.perf_counter()
-    for row in rows:
-        prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
-        key = "evaluate"
-        if repos is not None and row.get("package"):
-            spec = f"{row['package']}@{row.get('version', '')}"
-            if spec not in indexes:
-                indexes.clear()
-                indexes[spec] = repo_index(engine, repos / folder_name(spec))
-            completer.workspace = indexes[spec]
-            key = str(row.get("path", "evaluate"))
-        try:
-            outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)
-        except Exception as exc:  # scored as a miss, as training.evaluate does
-            print(f"  row {row['id']} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    for row, done in complete_rows(completer, rows, settings, attach if repos is not None else None):
+        if isinstance(done, Exception):  # scored as a miss, as training.evaluate does
+            print(f"  row {row['id']} failed: {type(done).__name__}: {done}", file=sys.stderr)
             failed += 1
             predictions[str(row["id"])] = ""
             continue
-        predictions[str(row["id"])] = outcome.text
-        result = outcome.result
+        predictions[str(row["id"])] = done.text
+        result = done.result
         if result is not None:
             if result.decode_ms_per_token is not None:
                 decode_ms.append(result.decode_ms_per_token)

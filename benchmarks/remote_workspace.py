@@ -96,28 +96,25 @@ def evaluate(rows: list[dict[str, Any]], url: str, tokenizer: Any, snippets: int
     from server.backends.openai import OpenAIBackend
     from server.completion import Completer
     from training.data.npm import folder_name
-    from training.line_eval import repo_index
+    from training.line_eval import complete_rows, repo_index
     from training.metrics import score
 
     settings = settings_for(url, snippets or 0, snippets is not None)
     completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
     sources: dict[str, int] = {}
     predictions: dict[str, str] = {}
-    indexes: dict[str, Any] = {}
+
+    def attach(spec: str) -> None:
+        index = repo_index(_Tok(tokenizer), REPOS / folder_name(spec), snippets=True)
+        completer.workspace, completer.index_tokenizer = index, tokenizer
+
     t0 = time.perf_counter()
-    for row in sorted(rows, key=lambda r: (str(r.get("package", "")), str(r["id"]))):
-        prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
-        key = "evaluate"
-        if snippets is not None and row.get("package"):
-            spec = f"{row['package']}@{row.get('version', '')}"
-            if spec not in indexes:
-                indexes.clear()
-                indexes[spec] = repo_index(_Tok(tokenizer), REPOS / folder_name(spec), snippets=True)
-            completer.workspace, completer.index_tokenizer = indexes[spec], tokenizer
-            key = str(row.get("path", "evaluate"))
-        outcome = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)
-        predictions[str(row["id"])] = outcome.text
-        sources[outcome.source] = sources.get(outcome.source, 0) + 1
+    grouped = sorted(rows, key=lambda r: (str(r.get("package", "")), str(r["id"])))
+    for row, done in complete_rows(completer, grouped, settings, attach if snippets is not None else None):
+        if isinstance(done, Exception):
+            raise done
+        predictions[str(row["id"])] = done.text
+        sources[done.source] = sources.get(done.source, 0) + 1
     scores = score(rows, predictions)
     return {
         "rows": len(rows),

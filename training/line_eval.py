@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,25 +66,45 @@ def predict_lines(
     completer = Completer(
         engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts, mix=mix
     )
-    indexes: dict[str, Any] = {}
+
+    attach: Callable[[str], None] | None = None
+    if repos is not None:
+        packages = repos
+
+        def attach(spec: str) -> None:
+            completer.workspace = repo_index(engine, packages / folder_name(spec), snippets=snippet_tokens > 0)
+
+    for row, done in complete_rows(completer, rows, settings, attach):
+        if isinstance(done, Exception):  # one bad row (a lone surrogate, a generation error) must not end the run
+            log.warning("row %s failed, recorded as an empty prediction: %s: %s", row["id"], type(done).__name__, done)
+            if failed is not None:
+                failed.append(str(row["id"]))
+            yield str(row["id"]), ""
+        else:
+            yield str(row["id"]), done.text
+
+
+def complete_rows(
+    completer: Any, rows: list[dict[str, Any]], settings: Any, attach: Callable[[str], None] | None = None
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Each row completed as the editor would, with its Outcome or the exception it raised. With
+    `attach`, a row of a package (`name@version`) is completed with that package as the workspace:
+    `attach(spec)` points the completer at the package's index when the package changes, and the
+    row's path is its document key (the row's own file is open in the editor)."""
+    current = None
     for row in rows:
         prefix, suffix = str(row["prefix"]), str(row.get("suffix", ""))
         key = "evaluate"
-        if repos is not None and row.get("package"):
+        if attach is not None and row.get("package"):
             spec = f"{row['package']}@{row.get('version', '')}"
-            if spec not in indexes:
-                indexes.clear()  # rows come grouped by package often enough; keep one in memory
-                indexes[spec] = repo_index(engine, repos / folder_name(spec), snippets=snippet_tokens > 0)
-            completer.workspace = indexes[spec]
+            if spec != current:  # one index in memory: rows come grouped by package
+                attach(spec)
+                current = spec
             key = str(row.get("path", "evaluate"))
         try:
-            text = completer.complete(prefix + suffix, len(prefix), settings=settings, key=key).text
-        except Exception as exc:  # one bad row (a lone surrogate, a generation error) must not end the run
-            log.warning("row %s failed, recorded as an empty prediction: %s: %s", row["id"], type(exc).__name__, exc)
-            if failed is not None:
-                failed.append(str(row["id"]))
-            text = ""
-        yield str(row["id"]), text
+            yield row, completer.complete(prefix + suffix, len(prefix), settings=settings, key=key)
+        except Exception as exc:  # the caller decides: a miss with a warning, or a failed run
+            yield row, exc
 
 
 def _row_sources(rows: list[dict[str, Any]], repos: Path | None) -> Iterator[tuple[dict[str, Any], list[str]]]:

@@ -35,6 +35,8 @@ from vscode_harness import (
     start_code_server,
 )
 
+LOOP_FILE = "const xs = [1, 2, 3];\nlet total = 0;"
+LOOP_TYPED = "for (let j = 0; j < "
 # Bounds for a loaded 2-core machine (another job may be training a model on the same cores).
 TIMEOUTS_MS = {
     "workbenchMs": 120_000,
@@ -53,6 +55,13 @@ def code_server(tmp_path: Path, workspace: Path, short_tmp: Path) -> Iterator[Co
         tmp_path, workspace, short_tmp, OUTPUT, machine_settings={"codeparrot.pythonPath": sys.executable}
     ) as server:
         yield server
+
+
+@pytest.fixture
+def loop_workspace(workspace: Path) -> Path:
+    """The workspace, also holding loop.js: an array declared, a loop to write (before code-server starts)."""
+    (workspace / "loop.js").write_text(LOOP_FILE, encoding="utf-8")
+    return workspace
 
 
 @pytest.mark.slow
@@ -161,31 +170,17 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-LOOP_FILE = "const xs = [1, 2, 3];\nlet total = 0;"
-LOOP_TYPED = "for (let j = 0; j < "
-
-
-@pytest.fixture
-def loop_server(tmp_path: Path, workspace: Path, short_tmp: Path) -> Iterator[CodeServer]:
-    """code-server on a workspace that also holds loop.js: an array declared, a loop to write."""
-    (workspace / "loop.js").write_text(LOOP_FILE, encoding="utf-8")
-    with start_code_server(
-        tmp_path, workspace, short_tmp, OUTPUT, machine_settings={"codeparrot.pythonPath": sys.executable}
-    ) as server:
-        yield server
-
-
 @pytest.mark.slow
 @pytest.mark.shipped_model
 @pytest.mark.timeout(1200)
 def test_a_loop_header_over_an_array_in_scope_gets_its_length(
-    loop_server: CodeServer, workspace: Path, tmp_path: Path
+    loop_workspace: Path, code_server: CodeServer, tmp_path: Path
 ) -> None:
     """Typing `for (let j = 0; j < ` below `const xs = [1, 2, 3];` shows `xs.length` as ghost text
     (the bound the model writes as the array's literal length reads as the array's `.length`)."""
-    result = run_driver(loop_server, workspace, tmp_path, OUTPUT, TIMEOUTS_MS,
+    result = run_driver(code_server, loop_workspace, tmp_path, OUTPUT, TIMEOUTS_MS,
                         extra={"fileName": "loop.js", "typed": LOOP_TYPED})
     ghost = result["before"]["ghost"]
     assert ghost.lstrip().startswith("xs.length"), (ghost, result["chars"][-5:])
-    saved = (workspace / "loop.js").read_text(encoding="utf-8")
+    saved = (loop_workspace / "loop.js").read_text(encoding="utf-8")
     assert "j < xs.length" in saved, saved
