@@ -106,10 +106,6 @@ class Completer:
     def workspace(self, index: WorkspaceIndex | None) -> None:
         self.lookups.workspace = index
 
-    @property
-    def mix(self) -> MixParams:
-        return self.lookups.mix
-
     def complete(
         self,
         text: str,
