@@ -297,7 +297,7 @@ def run_stdio(
         )
         # Cold start: until the first request actually went through the model.
         # First shown: the first non-empty answer (while the model loads, copied from the open
-        # documents; see server.retrieval.copy).
+        # documents; see server.retrieval.copies).
         version, cold, first_shown = 1, None, None
         while cold is None:
             pos = utf16_position(base, first_offset - 1)

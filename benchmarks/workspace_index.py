@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from transformers import AutoTokenizer
 
-from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_verdict
+from server.retrieval.copies import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_verdict
 from server.retrieval.files import scan_workspace
 from server.retrieval.vocab import new_index
 

@@ -13,13 +13,13 @@ import numpy as np
 from server.postprocess import PostContext, apply_filters
 from server.prompt import Prompt, natural_tail_ids
 from server.provenance import locate_copy, locate_line
-from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
+from server.retrieval.copies import COPY_MAX_TAIL, SURE_MIN_CHARS, CopyVerdict, copy_verdict, own_sources
 from server.retrieval.current import CurrentDocument
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, prefer_local
 from server.retrieval.nextline import MIN_SIMILARITY, best_of, follow_in
 from server.retrieval.rules import CopyRules
-from server.retrieval.segment import Match, merge
+from server.retrieval.suffix_array import Match, merge
 from server.retrieval.vocab import blank_kinds, encoder
 from server.settings import Settings
 from server.stats import Stats

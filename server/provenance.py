@@ -1,6 +1,6 @@
 """Where a copied completion comes from: the file and line of the text it copies.
 
-A sure copy (`server.retrieval.copy`) is the rest of a line after the longest tail of the text
+A sure copy (`server.retrieval.copies`) is the rest of a line after the longest tail of the text
 before the cursor found elsewhere; a next-line analogy (`server.retrieval.nextline`) is a whole
 line that followed similar lines. Both are decided from votes over many occurrences, so the
 pipeline keeps no pointer to one of them; this module finds one afterwards, only for the
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-MIN_TAIL = 8  # characters before the cursor that must match with the copy (server.retrieval.copy)
+MIN_TAIL = 8  # characters before the cursor that must match with the copy (server.retrieval.copies)
 MAX_TAIL = 400
 
 

@@ -32,7 +32,7 @@ from server.loader import ModelLoader, describe, early_tokenizer
 from server.protocol import RobustProtocol
 from server.provenance import Provenance, provenance
 from server.requests import Requests, trim_heap
-from server.retrieval.copy import CopyBackend
+from server.retrieval.copies import CopyBackend
 from server.settings import Settings
 from server.stats import Stats
 from server.workspace import Workspace
@@ -74,7 +74,7 @@ class CompletionServer(LanguageServer):
         self.feedback.configure(self.settings.acceptance_log, self.settings.acceptance_log_text)
         self.loader = ModelLoader(self, self.stats)
         self.loader.on_tokenizer = self._index_early
-        # Answers while the model loads: copies from the open documents (server.retrieval.copy).
+        # Answers while the model loads: copies from the open documents (server.retrieval.copies).
         # Its own stats: `requests` and the stages stay the model's; `copy_while_loading` counts these.
         self._copier = Completer(None, cache=CompletionCache(64), backend=CopyBackend(self._open_texts))
         self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
@@ -122,7 +122,7 @@ class CompletionServer(LanguageServer):
     async def on_initialized(self, params: types.InitializedParams) -> None:
         # Load now, not at the first completion: importing torch and transformers alone takes
         # seconds, which the user spends opening files and starting to type. Until it is ready,
-        # completions copy from the open documents (server.retrieval.copy).
+        # completions copy from the open documents (server.retrieval.copies).
         logger.info("client initialized; loading %s", describe(self.settings))
         self.loader.start(self.settings)
         caps = getattr(self.protocol, "client_capabilities", None)

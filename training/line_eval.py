@@ -129,7 +129,7 @@ def copy_baselines(rows: list[dict[str, Any]], repos: Path | None) -> tuple[dict
     """Per row, in one pass over the packages: the copy-only baseline (from the row's package
     (`repos`) and its own file, or its own file alone without repos) and, for rows with a target,
     whether its line could be copied at all (`line_available`)."""
-    from server.retrieval.copy import copy_prediction
+    from server.retrieval.copies import copy_prediction
 
     copies: dict[str, str] = {}
     available: dict[str, bool] = {}
@@ -145,7 +145,7 @@ def line_available(prefix: str, suffix: str, target: str, others: list[str]) -> 
     """Whether the completed cursor line (what is typed of it + `target`, stripped) is a line
     somewhere a copy could take it from: the package's other files or the rest of its own file.
     The share of such rows bounds what any copying predictor can get exactly right."""
-    from server.retrieval.copy import own_sources
+    from server.retrieval.copies import own_sources
 
     line = (prefix[prefix.rfind("\n") + 1 :] + target).strip()
     if not line:

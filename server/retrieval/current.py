@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 
 from server.retrieval.index import Encode
-from server.retrieval.segment import Segment
+from server.retrieval.suffix_array import Segment
 
 MAX_CHARS = 200_000  # per side of the cursor line: a lookup in a huge file stays near the cursor
 MAX_DOCS = 8  # documents whose other-lines segment is kept (one per file being typed in)

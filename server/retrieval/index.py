@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from server.retrieval.nextline import Admit, NextLines, bounded_words
-from server.retrieval.segment import NO_MATCH, Match, Segment, merge
 from server.retrieval.snippets import Snippet, SnippetIndex
+from server.retrieval.suffix_array import NO_MATCH, Match, Segment, merge
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class WorkspaceIndex:
     ) -> None:
         self.encode = encode
         self.vocab_size = vocab_size
-        self.blank = blank  # whitespace-only token ids, folded when matching (see segment.py)
+        self.blank = blank  # whitespace-only token ids, folded when matching (see suffix_array.py)
         # Windows for similar-code snippets in the prompt, over these word token ids (None: none).
         self.snippets = SnippetIndex(words) if words is not None else None
         self.next_lines = NextLines()  # what followed lines like the one above the cursor

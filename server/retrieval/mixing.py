@@ -6,7 +6,7 @@ them, p = (1 - λ) p_model + λ p_count, with λ growing with the match length (
 infini-gram style): a 2-token match is noise, a 20-token match is usually the same code again.
 Greedy decoding then takes the argmax of the mixture.
 
-Blanks are matched folded (`segment.py`: a run of spaces/line breaks is one symbol), so a match
+Blanks are matched folded (`suffix_array.py`: a run of spaces/line breaks is one symbol), so a match
 may come from code indented differently. A line break it predicts goes to the model's own
 favourite line break (which knows this file's indentation), and a blank run the model has
 started is the model's to finish: while it wants more blanks, the counts stay out.
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from server.retrieval.segment import MAX_QUERY, Match, merge
+from server.retrieval.suffix_array import MAX_QUERY, Match, merge
 
 if TYPE_CHECKING:  # torch is imported where logits are touched: the server starts without it
     import torch

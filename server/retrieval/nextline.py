@@ -20,7 +20,7 @@ word and no dictionary that grows with every identifier ever indexed (~3 MB of P
 for a 5 MB workspace). Two words of one query sharing a hash with a line's words is rare enough
 (a few lines in 10⁵ lose a distinct word to a collision) not to move a best score of ≥ 0.8.
 
-The same words serve character-level copying (`server.retrieval.copy`): a file whose words lack
+The same words serve character-level copying (`server.retrieval.copies`): a file whose words lack
 an identifier that lies whole inside the text before the cursor cannot hold that text
 (`bounded_words`, `NextLines.word_table`, `WorkspaceIndex.copy_sources`).
 """

@@ -1,6 +1,6 @@
 """Where a copy may land: one rule set for every source of copied text.
 
-Copy verdicts (`copy.py`), next-line analogies (`nextline.py`), the copy answers given while the
+Copy verdicts (`copies.py`), next-line analogies (`nextline.py`), the copy answers given while the
 model loads (`CopyBackend`) and the model's own completions (mixed with the workspace's ∞-gram
 counts, `mixing.py`) all put text from elsewhere at the cursor. The text was right where it came
 from; these rules reject what cannot be right here:

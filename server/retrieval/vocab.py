@@ -33,7 +33,7 @@ _BLANK_KINDS: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictio
 def blank_kinds(tokenizer: Any) -> np.ndarray:
     """Per token id: 0 for a token with anything but spaces, tabs and line breaks in it, 1 for
     spaces/tabs, 2 for blanks holding a line break. Matching folds runs of blanks
-    (`server.retrieval.segment`); mixing lets the model choose the line break (`mixing`).
+    (`server.retrieval.suffix_array`); mixing lets the model choose the line break (`mixing`).
     Computed once per tokenizer."""
     cached = _BLANK_KINDS.get(tokenizer)
     if cached is not None and len(cached) == len(tokenizer):

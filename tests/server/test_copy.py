@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from server.engines.pytorch import TorchEngine
-from server.retrieval.copy import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
+from server.retrieval.copies import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_prediction, copy_verdict, own_sources
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.nextline import bounded_words, word_id
 from server.settings import Settings
@@ -182,7 +182,7 @@ def test_a_verdict_counts_only_the_continuations_the_rules_admit() -> None:
 
 def test_the_while_loading_backend_copies_only_sure_fitting_verdicts() -> None:
     from server.backends.base import BackendRequest
-    from server.retrieval.copy import CopyBackend
+    from server.retrieval.copies import CopyBackend
 
     def ask(prefix: str, after: str, others: list[str]) -> str:
         backend = CopyBackend(lambda key: others)

@@ -14,7 +14,7 @@ import torch
 from server.retrieval.files import scan_workspace
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams, NgramGuide, weight
-from server.retrieval.segment import Match, Segment, merge
+from server.retrieval.suffix_array import Match, Segment, merge
 
 
 def brute_longest(docs: list[list[int]], query: list[int]) -> tuple[int, dict[int, int]]:
@@ -350,7 +350,7 @@ def test_edits_and_removals_during_the_first_build_survive_it(monkeypatch: pytes
 def test_small_suffix_arrays_sorted_in_python_equal_libdivsufsort() -> None:
     import pydivsufsort
 
-    from server.retrieval.segment import SMALL_SUFFIX_ARRAY, _suffix_array
+    from server.retrieval.suffix_array import SMALL_SUFFIX_ARRAY, _suffix_array
 
     rng = np.random.default_rng(5)
     for n in [0, 1, 2, 5, 17, 100, SMALL_SUFFIX_ARRAY]:

@@ -162,7 +162,7 @@ def test_lines_bad_input_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) 
 
 
 def test_copy_baseline_copies_the_rest_of_the_line_after_the_longest_match() -> None:
-    from server.retrieval.copy import copy_prediction
+    from server.retrieval.copies import copy_prediction
 
     other = "const a = 1;\nfunction area(r) {\n  return Math.PI * r * r;\n}\n"
     # The longest tail found is "\n  return " (in `other`): the rest of that line is copied.
