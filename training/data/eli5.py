@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from training.data.config import ELI5_HUB_DATASET, ELI5_HUB_FILES, DataConfig
-from training.data.github_code import hub_files, load_rows, resolve_files
+from training.data.github_code import source_rows
 from training.data.records import Drop, Record
 
 DEFAULT_TEXT_COLUMN = "answers.text"
@@ -42,13 +42,8 @@ def flatten_text(row: dict[str, Any], column: str, include_question: bool) -> st
 
 
 def iter_eli5_records(cfg: DataConfig, drop: Drop) -> Iterator[Record]:
-    files = resolve_files(
-        cfg.files,
-        hub_files(cfg, ELI5_HUB_DATASET, ELI5_HUB_FILES),
-        "data.source=eli5",
-        "pass local json files with --set data.files='DIR/*.json'",
-    )
-    rows = load_rows("json", files, cfg)
+    hint = "pass local json files with --set data.files='DIR/*.json'"
+    rows = source_rows(cfg, "json", (ELI5_HUB_DATASET, ELI5_HUB_FILES), "data.source=eli5", hint)
     column = cfg.text_column or DEFAULT_TEXT_COLUMN
     for seen, row in enumerate(rows, start=1):
         text = flatten_text(row, column, cfg.eli5_include_question)

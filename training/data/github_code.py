@@ -51,19 +51,22 @@ def hub_files(cfg: DataConfig, default_repo: str, default_files: str) -> str:
     return default_files
 
 
+def source_rows(cfg: DataConfig, builder: str, hub: tuple[str, str], what: str, hint: str) -> Any:
+    """Rows of a parquet/json source: the local files `data.files` matches, else the (repo, files)
+    of `hub` (after a reachability check; `what` and `hint` word the error when it fails)."""
+    files = resolve_files(cfg.files, hub_files(cfg, *hub), what, hint)
+    return load_rows(builder, files, cfg)
+
+
 def text_of(row: dict[str, Any], column: str) -> str | None:
     value = row.get(column) if column else next((row[c] for c in TEXT_COLUMNS if c in row), None)
     return value if isinstance(value, str) else None
 
 
 def iter_github_code_records(cfg: DataConfig, drop: Drop) -> Iterator[Record]:
-    files = resolve_files(
-        cfg.files,
-        hub_files(cfg, GITHUB_CODE_HUB_DATASET, GITHUB_CODE_HUB_FILES),
-        "data.source=github-code",
-        "pass local parquet shards with --set data.files='DIR/*.parquet'",
-    )
-    rows = load_rows("parquet", files, cfg)
+    hub = (GITHUB_CODE_HUB_DATASET, GITHUB_CODE_HUB_FILES)
+    hint = "pass local parquet shards with --set data.files='DIR/*.parquet'"
+    rows = source_rows(cfg, "parquet", hub, "data.source=github-code", hint)
     seen = 0
     for row in rows:
         path = str(row.get("path") or "")
