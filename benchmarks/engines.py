@@ -136,7 +136,7 @@ def engine_run(engine: Any, ids: list[int], new_tokens: int, cold: bool = True) 
     warm (the prompt's KV kept from the previous call with the same ids: one token evaluated)."""
     if cold:
         engine.reset_cache()
-    return engine.generate(ids, max_new_tokens=new_tokens, cache_key="bench")
+    return engine.generate(ids, max_new_tokens=new_tokens, sequence="bench")
 
 
 def load(model: Path, engine: str) -> tuple[Any, float]:

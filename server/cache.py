@@ -63,7 +63,7 @@ class CompletionCache:
 
     def forget(self, key: str) -> None:
         """Drop the entries of one document: those whose key is `key` or starts with `key` and a
-        NUL (`server.completion.cache_key`). A closed document's completions serve no one."""
+        NUL (`server.completion.cache_entry`). A closed document's completions serve no one."""
         head = key + "\x00"
         with self._lock:
             for k in [k for k in self._entries if k[0] == key or k[0].startswith(head)]:

@@ -19,7 +19,7 @@ from server.decide import Decision, should_complete
 from server.lookups import WorkspaceLookups
 from server.postprocess import PostContext, apply_filters, stop_reached
 from server.prompt import build_prompt
-from server.remote_context import RemoteSnippets
+from server.remote_context import ARBITER_LOGPROBS, RemoteSnippets, engine_defers
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.mixing import MixParams
 from server.retrieval.names import workspace_offer
@@ -41,9 +41,9 @@ FILTER_CONTEXT_CHARS = 4000
 CHARS_PER_TOKEN = 3
 
 
-def cache_key(key: str, settings: Settings, multiline: bool) -> str:
-    """The completion cache's key: the same place with different output-shaping settings must
-    not share entries."""
+def cache_entry(key: str, settings: Settings, multiline: bool) -> str:
+    """The completion cache's entry for document `key`: the same place with different
+    output-shaping settings must not share entries."""
     return f"{key}\x00{settings.max_new_tokens}\x00{settings.max_prompt_tokens}\x00{settings.fim}\x00{multiline}"
 
 
@@ -148,7 +148,7 @@ class Completer:
         prefix, suffix = text[:offset], text[offset:]
         if not decision.complete:
             return self._undecided(prefix, suffix, key, settings, decision)
-        entry = cache_key(key, settings, decision.multiline)
+        entry = cache_entry(key, settings, decision.multiline)
         if self.cache is not None:
             with stats.timer("cache"):
                 hit = self.cache.get(entry, prefix, suffix)
@@ -181,7 +181,7 @@ class Completer:
         # one: its first character may open a string (`'fs');`) or be a word character.
         if self.cache is not None:
             for multiline in (False, True):
-                hit = self.cache.get(cache_key(key, settings, multiline), prefix, suffix)
+                hit = self.cache.get(cache_entry(key, settings, multiline), prefix, suffix)
                 if hit:
                     self.stats.incr("cache_hits")
                     return Outcome(
@@ -194,7 +194,7 @@ class Completer:
             copied = self.lookups.sure_copy(prefix, suffix, key, plain)
             if copied:
                 if self.cache is not None:
-                    self.cache.put(cache_key(key, settings, False), prefix, suffix, copied)
+                    self.cache.put(cache_entry(key, settings, False), prefix, suffix, copied)
                 return Outcome(copied, False, False, None, f"copied ({decision.reason})", source="copy")
         return Outcome("", False, False, None, decision.reason)
 
@@ -259,7 +259,7 @@ class Completer:
                 max_new_tokens=settings.max_new_tokens,
                 stop=lambda generated: stop_reached(generated, ctx),
                 cancel=cancel,
-                cache_key=key,
+                sequence=key,
                 heal=prompt.heal,
                 guide=guide,
             )
@@ -315,7 +315,7 @@ class Completer:
         if not completion:
             return outcome
         if self.cache is not None:
-            self.cache.put(cache_key(key, settings, outcome.multiline), prefix, suffix, completion)
+            self.cache.put(cache_entry(key, settings, outcome.multiline), prefix, suffix, completion)
         return dataclasses.replace(
             outcome, text=completion, reason=f"from the workspace's names ({outcome.reason})", source="names"
         )
@@ -334,11 +334,11 @@ class Completer:
     ) -> Outcome:
         """One request to a remote engine: the same decisions, stop checks, filters and cache."""
         stats = self.stats
-        probable = self.lookups.probable_copy(prefix, suffix, key, ctx, self._copies(settings))
-        if probable:  # what the in-process model's ∞-gram mixing would mostly have copied
+        copy, majority = self.lookups.probable_copy(prefix, suffix, key, ctx, self._copies(settings))
+        if copy and majority:  # what the in-process model's ∞-gram mixing would mostly have copied
             if self.cache is not None:
-                self.cache.put(entry, prefix, suffix, probable)
-            return Outcome(probable, False, False, None, f"copied, most occurrences ({reason})", source="copy")
+                self.cache.put(entry, prefix, suffix, copy)
+            return Outcome(copy, False, False, None, f"copied, most occurrences ({reason})", source="copy")
         chars = settings.max_prompt_tokens * CHARS_PER_TOKEN
         block = ""
         if self.workspace is not None and self.index_tokenizer is not None and settings.workspace_index == "on":
@@ -354,6 +354,9 @@ class Completer:
             stop_check=lambda generated: stop_reached(generated, ctx),
             key=key,
             text_after=suffix[:chars],
+            # A weaker copy (a plurality, or a short tail) is weighed against the engine's own
+            # confidence in what it wrote instead (`engine_defers`).
+            logprobs=ARBITER_LOGPROBS if copy else None,
         )
         result = backend.complete(request)
         if result.finish_reason != "backoff":  # a request that never left is not the engine's time
@@ -369,9 +372,12 @@ class Completer:
             return Outcome("", ctx.multiline, False, None, f"backend: {result.error}", result, notice)
         with stats.timer("postprocess"):
             completion = apply_filters(result.text, ctx)
+        source = "remote"
+        if copy and completion != copy and engine_defers(result.tokens, completion, copy):
+            completion, reason, source = copy, f"copied, the engine unsure ({reason})", "copy"
         if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)
-        return Outcome(completion, ctx.multiline, False, None, reason, result, notice, source="remote")
+        return Outcome(completion, ctx.multiline, False, None, reason, result, notice, source=source)
 
     def _copies(self, settings: Settings) -> bool:
         """Whether sure copies are taken: with the workspace on, on the in-process model's path, and

@@ -249,8 +249,8 @@ def _inject_test_faults(engine: BaseEngine) -> None:
     remaining = [int(value)]
     new_sequence = engine._new_sequence
 
-    def faulty_sequence(cache_key: str) -> Any:
-        seq = new_sequence(cache_key)
+    def faulty_sequence(name: str) -> Any:
+        seq = new_sequence(name)
         evaluate = seq.eval
 
         def faulty_eval(ids: list[int], rows: int) -> Any:

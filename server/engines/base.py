@@ -132,20 +132,20 @@ class BaseEngine:
     def vocab_size(self) -> int:
         raise NotImplementedError
 
-    def _new_sequence(self, cache_key: str) -> KVSequence:
+    def _new_sequence(self, name: str) -> KVSequence:
         raise NotImplementedError
 
-    def _drop_sequence(self, cache_key: str) -> None:
-        self._sequences.pop(cache_key, None)
+    def _drop_sequence(self, name: str) -> None:
+        self._sequences.pop(name, None)
 
     def _failures(self) -> tuple[type[BaseException], ...]:
         """Exceptions that end one generation (the sequence is dropped), not the server."""
         return (RuntimeError, MemoryError)
 
-    def reset_cache(self, cache_key: str | None = None) -> None:
+    def reset_cache(self, sequence: str | None = None) -> None:
         """Forget cached sequences (all, or one key's)."""
         with self._gen_lock:
-            for key in list(self._sequences) if cache_key is None else [cache_key]:
+            for key in list(self._sequences) if sequence is None else [sequence]:
                 self._drop_sequence(key)
 
     def generate(
@@ -155,12 +155,12 @@ class BaseEngine:
         max_new_tokens: int,
         stop: Callable[[str], bool] | None = None,
         cancel: threading.Event | None = None,
-        cache_key: str = "",
+        sequence: str = "",
         heal: str = "",
         guide: Guide | None = None,
     ) -> GenerationResult:
         """Greedy continuation of `input_ids` (see `server.engines.decode.decode`), reusing the
-        KV sequence kept under `cache_key` from the previous request."""
+        KV sequence kept under `sequence` from the previous request."""
         self.load()
         if self.bos_first is not None and (not input_ids or input_ids[0] != self.bos_first):
             input_ids = [self.bos_first, *input_ids]
@@ -170,9 +170,9 @@ class BaseEngine:
             raise GenerationError("Prompt contains token ids outside the model's vocabulary.")
         with self._gen_lock:
             try:
-                return self._generate(list(input_ids), max_new_tokens, stop, cancel, cache_key, heal, guide)
+                return self._generate(list(input_ids), max_new_tokens, stop, cancel, sequence, heal, guide)
             except self._failures() as exc:  # torch.OutOfMemoryError is a RuntimeError
-                self._drop_sequence(cache_key)
+                self._drop_sequence(sequence)
                 self._after_failure()
                 log.warning("generation failed: %s", exc)
                 raise GenerationError(
@@ -188,7 +188,7 @@ class BaseEngine:
         max_new_tokens: int,
         stop: Callable[[str], bool] | None,
         cancel: threading.Event | None,
-        cache_key: str,
+        sequence: str,
         heal: str,
         guide: Guide | None,
     ) -> GenerationResult:
@@ -196,15 +196,15 @@ class BaseEngine:
         room = self.max_positions - max_new_tokens
         if len(ids) > room:  # keep the end of the prompt (the cursor side); positions shift, so no reuse
             ids = ids[-room:]
-            self._drop_sequence(cache_key)
+            self._drop_sequence(sequence)
         if max_new_tokens == 0 or (cancel is not None and cancel.is_set()):
             return GenerationResult("", len(ids), 0, 0, cancelled=max_new_tokens > 0)
-        seq = self._sequences.pop(cache_key, None)
+        seq = self._sequences.pop(sequence, None)
         if seq is None:
             while len(self._sequences) >= MAX_CACHED_SEQUENCES:  # the least recent document's goes
                 self._drop_sequence(next(iter(self._sequences)))
-            seq = self._new_sequence(cache_key)
-        self._sequences[cache_key] = seq  # most recent last
+            seq = self._new_sequence(sequence)
+        self._sequences[sequence] = seq  # most recent last
         index = self._healing_index() if heal else None
         request = DecodeRequest(ids, max_new_tokens, stop, cancel, heal, guide)
         return decode(

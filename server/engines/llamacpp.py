@@ -243,11 +243,11 @@ class LlamaEngine(BaseEngine):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "gguf": str(self.gguf) if self.gguf else None}
 
-    def _new_sequence(self, cache_key: str) -> LlamaSequence:
+    def _new_sequence(self, name: str) -> LlamaSequence:
         return LlamaSequence(self, self._free_slots.pop())  # the shell keeps ≤ MAX_CACHED_SEQUENCES
 
-    def _drop_sequence(self, cache_key: str) -> None:
-        seq = self._sequences.pop(cache_key, None)
+    def _drop_sequence(self, name: str) -> None:
+        seq = self._sequences.pop(name, None)
         if isinstance(seq, LlamaSequence):
             self.lib.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
             self._free_slots.append(seq.seq_id)

@@ -171,7 +171,7 @@ class TorchEngine(BaseEngine):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": self.device, "native": self.native}
 
-    def _new_sequence(self, cache_key: str) -> TorchSequence:
+    def _new_sequence(self, name: str) -> TorchSequence:
         return TorchSequence(self)
 
     def _after_failure(self) -> None:

@@ -98,16 +98,16 @@ def test_concurrent_use() -> None:
 
 
 def test_forget_drops_one_documents_entries_only() -> None:
-    from server.completion import cache_key
+    from server.completion import cache_entry
     from server.settings import Settings
 
     c = CompletionCache(16)
     settings = Settings()
     for uri in ("file:///a.js", "file:///a.jsx", "file:///b.js"):
         for multiline in (False, True):
-            c.put(cache_key(uri, settings, multiline), "const x = ", "", f"{uri} {multiline}")
+            c.put(cache_entry(uri, settings, multiline), "const x = ", "", f"{uri} {multiline}")
     c.forget("file:///a.js")
     assert len(c) == 4
-    assert c.get(cache_key("file:///a.js", settings, False), "const x = ", "") is None
-    assert c.get(cache_key("file:///a.jsx", settings, True), "const x = ", "") == "file:///a.jsx True"
-    assert c.get(cache_key("file:///b.js", settings, False), "const x = ", "") == "file:///b.js False"
+    assert c.get(cache_entry("file:///a.js", settings, False), "const x = ", "") is None
+    assert c.get(cache_entry("file:///a.jsx", settings, True), "const x = ", "") == "file:///a.jsx True"
+    assert c.get(cache_entry("file:///b.js", settings, False), "const x = ", "") == "file:///b.js False"

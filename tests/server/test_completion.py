@@ -16,7 +16,7 @@ import torch
 
 from server import lookups
 from server.cache import CompletionCache
-from server.completion import Completer, cache_key
+from server.completion import Completer, cache_entry
 from server.engines.pytorch import TorchEngine
 from server.postprocess import postprocess
 from server.retrieval.mixing import MixParams
@@ -268,7 +268,7 @@ def test_typing_a_shown_completion_that_opens_a_string_keeps_its_rest(
     where no new completion starts, but the rest of the shown one is still what the user types."""
     assert completer.cache is not None
     text = "const name = "
-    stored = cache_key("file:///q.js", settings, multiline=False)  # as the Completer stores it
+    stored = cache_entry("file:///q.js", settings, multiline=False)  # as the Completer stores it
     completer.cache.put(stored, text, "", "'fs';")
     typed = text + "'"
     outcome = completer.complete(typed, len(typed), settings=settings, key="file:///q.js")

@@ -33,8 +33,8 @@ def count_forwards(engine: TorchEngine) -> tuple[list[int], Any]:
 
 def test_greedy_is_deterministic_across_engines(engine: TorchEngine, tiny_model_dir: Path) -> None:
     ids = ids_of(engine, BASE)
-    first = engine.generate(ids, max_new_tokens=12, cache_key="det-1")
-    again = engine.generate(ids, max_new_tokens=12, cache_key="det-2")
+    first = engine.generate(ids, max_new_tokens=12, sequence="det-1")
+    again = engine.generate(ids, max_new_tokens=12, sequence="det-2")
     other = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu"))
     third = other.generate(ids, max_new_tokens=12)  # generate loads lazily
     assert first.text == again.text == third.text
@@ -45,12 +45,12 @@ def test_greedy_is_deterministic_across_engines(engine: TorchEngine, tiny_model_
 
 def test_typing_reuses_cache_and_matches_cold_generation(engine: TorchEngine) -> None:
     """Each keystroke recomputes only the changed tail, with the same text a cold engine gives."""
-    first = engine.generate(ids_of(engine, BASE), max_new_tokens=8, cache_key="typing")
+    first = engine.generate(ids_of(engine, BASE), max_new_tokens=8, sequence="typing")
     assert first.prompt_tokens_computed == first.prompt_tokens
     for n in range(1, len(TYPED) + 1):
         ids = ids_of(engine, BASE + TYPED[:n])
-        warm = engine.generate(ids, max_new_tokens=8, cache_key="typing")
-        cold = engine.generate(ids, max_new_tokens=8, cache_key=f"cold-{n}")
+        warm = engine.generate(ids, max_new_tokens=8, sequence="typing")
+        cold = engine.generate(ids, max_new_tokens=8, sequence=f"cold-{n}")
         assert warm.text == cold.text, f"cache reuse changed the output after {TYPED[:n]!r}"
         assert cold.prompt_tokens_computed == len(ids)
         assert warm.prompt_tokens == len(ids)
@@ -60,22 +60,22 @@ def test_typing_reuses_cache_and_matches_cold_generation(engine: TorchEngine) ->
 
 def test_edit_in_the_middle_recomputes_from_the_change(engine: TorchEngine) -> None:
     before = ids_of(engine, BASE + TYPED)
-    engine.generate(before, max_new_tokens=4, cache_key="mid")
+    engine.generate(before, max_new_tokens=4, sequence="mid")
     edited_text = BASE.replace("[1, 2, 3]", "[4, 5, 6]") + TYPED
     edited = ids_of(engine, edited_text)
     common = next(i for i, (a, b) in enumerate(zip(before, edited, strict=False)) if a != b)
-    warm = engine.generate(edited, max_new_tokens=6, cache_key="mid")
-    cold = engine.generate(edited, max_new_tokens=6, cache_key="mid-cold")
+    warm = engine.generate(edited, max_new_tokens=6, sequence="mid")
+    cold = engine.generate(edited, max_new_tokens=6, sequence="mid-cold")
     assert warm.prompt_tokens_computed == len(edited) - common
     assert warm.text == cold.text
 
 
 def test_same_prompt_again_recomputes_only_last_token(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + TYPED)
-    engine.generate(ids, max_new_tokens=4, cache_key="again")
+    engine.generate(ids, max_new_tokens=4, sequence="again")
     calls, handle = count_forwards(engine)
     try:
-        again = engine.generate(ids, max_new_tokens=4, cache_key="again")
+        again = engine.generate(ids, max_new_tokens=4, sequence="again")
     finally:
         handle.remove()
     assert again.prompt_tokens_computed == 1
@@ -102,7 +102,7 @@ def test_cancel_from_stop_callback_stops_within_one_token(engine: TorchEngine) -
     calls, handle = count_forwards(engine)
     try:
         result = engine.generate(
-            ids_of(engine, BASE), max_new_tokens=30, stop=stop, cancel=cancel, cache_key="cancel"
+            ids_of(engine, BASE), max_new_tokens=30, stop=stop, cancel=cancel, sequence="cancel"
         )
     finally:
         handle.remove()
@@ -126,7 +126,7 @@ def test_cancel_from_another_thread_stops_within_one_token(engine: TorchEngine) 
 
     handle = engine.model.register_forward_pre_hook(hook)
     try:
-        result = engine.generate(ids_of(engine, BASE), max_new_tokens=40, cancel=cancel, cache_key="thr")
+        result = engine.generate(ids_of(engine, BASE), max_new_tokens=40, cancel=cancel, sequence="thr")
     finally:
         handle.remove()
     assert result.cancelled
@@ -150,14 +150,14 @@ def test_cancel_during_chunked_prefill_keeps_the_computed_part(
 
     handle = engine.model.register_forward_pre_hook(hook)
     try:
-        result = engine.generate(ids, max_new_tokens=8, cancel=cancel, cache_key="prefill")
+        result = engine.generate(ids, max_new_tokens=8, cancel=cancel, sequence="prefill")
     finally:
         handle.remove()
     assert result.cancelled and result.new_tokens == 0
     assert calls[0] == 2 and result.prompt_tokens_computed == 16
-    resumed = engine.generate(ids, max_new_tokens=8, cache_key="prefill")
+    resumed = engine.generate(ids, max_new_tokens=8, sequence="prefill")
     assert resumed.prompt_tokens_computed == len(ids) - 16
-    cold = engine.generate(ids, max_new_tokens=8, cache_key="prefill-cold")
+    cold = engine.generate(ids, max_new_tokens=8, sequence="prefill-cold")
     assert resumed.text == cold.text
 
 
@@ -175,7 +175,7 @@ def test_stop_callback_ends_generation(engine: TorchEngine) -> None:
         texts.append(text)
         return len(text) >= 6
 
-    result = engine.generate(ids_of(engine, BASE), max_new_tokens=50, stop=stop, cache_key="stop")
+    result = engine.generate(ids_of(engine, BASE), max_new_tokens=50, stop=stop, sequence="stop")
     assert len(result.text) >= 6 and not result.cancelled
     assert result.new_tokens == len(texts) < 50
     assert all(len(t) < 6 for t in texts[:-1])
@@ -218,9 +218,9 @@ def test_reduced_precision_generates(tiny_model_dir: Path, quantize: str) -> Non
 
     eng = TorchEngine(Settings(model=str(tiny_model_dir), device="cpu", quantize=quantize))
     ids = ids_of_loaded(eng, BASE)
-    result = eng.generate(ids, max_new_tokens=10, cache_key="q")
+    result = eng.generate(ids, max_new_tokens=10, sequence="q")
     assert result.new_tokens == 10 and isinstance(result.text, str) and result.text
-    warm = eng.generate(ids_of(eng, BASE + "f"), max_new_tokens=10, cache_key="q")
+    warm = eng.generate(ids_of(eng, BASE + "f"), max_new_tokens=10, sequence="q")
     assert warm.prompt_tokens_computed <= 2
     modules = list(eng.model.modules())
     if quantize == "int8":
@@ -259,15 +259,15 @@ def test_quantize_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(
 def test_long_prompt_is_left_truncated_to_model_positions(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE * 60)
     assert len(ids) > engine.max_positions
-    result = engine.generate(ids, max_new_tokens=8, cache_key="long")
+    result = engine.generate(ids, max_new_tokens=8, sequence="long")
     assert result.prompt_tokens == engine.max_positions - 8
-    cold = engine.generate(ids[-(engine.max_positions - 8) :], max_new_tokens=8, cache_key="long-cold")
+    cold = engine.generate(ids[-(engine.max_positions - 8) :], max_new_tokens=8, sequence="long-cold")
     assert cold.text == result.text
 
 
 def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + TYPED)
-    engine.generate(ids, max_new_tokens=4, cache_key="oom")
+    engine.generate(ids, max_new_tokens=4, sequence="oom")
 
     def fail(_module: Any, _args: Any) -> None:
         raise torch.OutOfMemoryError("out of memory (test)")
@@ -275,10 +275,10 @@ def test_out_of_memory_becomes_generation_error_and_drops_cache(engine: TorchEng
     handle = engine.model.register_forward_pre_hook(fail)
     try:
         with pytest.raises(GenerationError):
-            engine.generate(ids, max_new_tokens=4, cache_key="oom")
+            engine.generate(ids, max_new_tokens=4, sequence="oom")
     finally:
         handle.remove()
-    after = engine.generate(ids, max_new_tokens=4, cache_key="oom")
+    after = engine.generate(ids, max_new_tokens=4, sequence="oom")
     assert after.prompt_tokens_computed == len(ids)  # the cache was dropped, not half-updated
 
 
@@ -328,7 +328,7 @@ def test_healed_first_token_is_the_best_one_that_starts_with_heal(engine: TorchE
     assert candidates, f"the tiny tokenizer has no token starting with {heal!r}"
     best = max(candidates, key=lambda i: float(logits[i]))
 
-    result = engine.generate(ids, max_new_tokens=6, heal=heal, cache_key=f"heal-{heal}")
+    result = engine.generate(ids, max_new_tokens=6, heal=heal, sequence=f"heal-{heal}")
     assert result.token_ids[0] == best
     full = tok.decode(result.token_ids)
     assert full == heal + result.text  # the healed part is spelled, then stripped
@@ -340,7 +340,7 @@ def test_unhealed_generation_is_unconstrained(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE + "const x = ")
     with torch.inference_mode():
         top = int(engine.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
-    assert engine.generate(ids, max_new_tokens=3, cache_key="unhealed").token_ids[0] == top
+    assert engine.generate(ids, max_new_tokens=3, sequence="unhealed").token_ids[0] == top
 
 
 def test_healed_typing_keeps_reusing_the_kv_cache(engine: TorchEngine) -> None:
@@ -351,7 +351,7 @@ def test_healed_typing_keeps_reusing_the_kv_cache(engine: TorchEngine) -> None:
     computed = []
     for n in range(len("const total = "), len(word) + 1):
         prompt = build_prompt(engine.tokenizer, BASE + word[:n], "", 256, heal=True)
-        result = engine.generate(prompt.input_ids, max_new_tokens=4, heal=prompt.heal, cache_key="heal-typing")
+        result = engine.generate(prompt.input_ids, max_new_tokens=4, heal=prompt.heal, sequence="heal-typing")
         assert engine.tokenizer.decode(result.token_ids).startswith(prompt.heal)
         computed.append(result.prompt_tokens_computed)
     assert max(computed[1:]) <= 4, computed
@@ -361,7 +361,7 @@ def test_a_heal_no_token_starts_with_is_spelled_in_parts(engine: TorchEngine) ->
     tok = engine.tokenizer
     heal = " zqxItemsCount"
     assert not any(tok.decode([i]).startswith(heal) for i in range(len(tok)))
-    result = engine.generate(ids_of(engine, BASE + "const q ="), max_new_tokens=3, heal=heal, cache_key="parts")
+    result = engine.generate(ids_of(engine, BASE + "const q ="), max_new_tokens=3, heal=heal, sequence="parts")
     pieces = [tok.decode([i]) for i in result.token_ids]
     assert "".join(pieces).startswith(heal) and tok.decode(result.token_ids) == heal + result.text
     inside = 0
@@ -394,11 +394,11 @@ class DraftingGuide:
 
 def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: TorchEngine) -> None:
     ids = ids_of(engine, BASE)
-    plain = engine.generate(ids, max_new_tokens=16, cache_key="plain")
+    plain = engine.generate(ids, max_new_tokens=16, sequence="plain")
     true = DraftingGuide(plain.token_ids)
     calls, handle = count_forwards(engine)
     try:
-        drafted = engine.generate(ids, max_new_tokens=16, cache_key="drafted", guide=true)
+        drafted = engine.generate(ids, max_new_tokens=16, sequence="drafted", guide=true)
     finally:
         handle.remove()
     assert drafted.text == plain.text and drafted.token_ids == plain.token_ids
@@ -406,16 +406,16 @@ def test_copy_drafts_give_the_same_output_in_fewer_forward_passes(engine: TorchE
     assert drafted.drafted == drafted.draft_accepted == true.proposed
     # A wrong draft (every proposed token off by one) is rejected: same output, one token per pass.
     wrong = DraftingGuide([(t + 1) % len(engine.tokenizer) for t in plain.token_ids])
-    rejected = engine.generate(ids, max_new_tokens=16, cache_key="wrong", guide=wrong)
+    rejected = engine.generate(ids, max_new_tokens=16, sequence="wrong", guide=wrong)
     assert rejected.text == plain.text and rejected.drafted > 0 and rejected.draft_accepted == 0
     # The rejected tokens left the KV cache (it holds exactly the tokens the engine remembers),
     # and continuing from it matches a cold engine.
     entry = engine._sequences["wrong"]
     assert entry.cache.get_seq_length() == len(entry.ids)
     longer = ids + plain.token_ids[:4]
-    warm = engine.generate(longer, max_new_tokens=8, cache_key="wrong")
+    warm = engine.generate(longer, max_new_tokens=8, sequence="wrong")
     assert warm.prompt_tokens_computed < len(longer)
-    assert warm.text == engine.generate(longer, max_new_tokens=8, cache_key="cold-after-draft").text
+    assert warm.text == engine.generate(longer, max_new_tokens=8, sequence="cold-after-draft").text
 
 
 def test_engine_is_a_backend_in_process(engine: TorchEngine) -> None:
@@ -426,7 +426,7 @@ def test_engine_is_a_backend_in_process(engine: TorchEngine) -> None:
     backend: Backend = engine  # the Protocol, checked by mypy
     full = backend.complete(BackendRequest(BASE, 12))
     prompt = build_prompt(engine.tokenizer, BASE, "", 1000, heal=True, fim=False)
-    direct = engine.generate(prompt.input_ids, max_new_tokens=12, heal=prompt.heal, cache_key="direct")
+    direct = engine.generate(prompt.input_ids, max_new_tokens=12, heal=prompt.heal, sequence="direct")
     assert full.text == direct.text and full.finish_reason == "length" and full.ms > 0
 
     stop = full.text[3:5]  # a stop string inside the greedy continuation: cut before it

@@ -95,8 +95,8 @@ def test_float32_greedy_tokens_equal_the_torch_engine(torch_engine: TorchEngine,
     for n, text in enumerate(PROMPTS):
         ids = ids_of(torch_engine, text)
         assert ids == ids_of(llama, text)  # the same tokenizer, from the model dir
-        expected = torch_engine.generate(ids, max_new_tokens=24, cache_key=f"t{n}")
-        got = llama.generate(ids, max_new_tokens=24, cache_key=f"l{n}")
+        expected = torch_engine.generate(ids, max_new_tokens=24, sequence=f"t{n}")
+        got = llama.generate(ids, max_new_tokens=24, sequence=f"l{n}")
         assert got.token_ids == expected.token_ids and got.text == expected.text
         assert got.prompt_tokens_computed == len(ids) and got.new_tokens == 24
         assert got.prefill_ms > 0 and got.decode_ms_per_token is not None and got.decode_ms_per_token > 0
@@ -111,8 +111,8 @@ def test_shipped_model_f16_greedy_tokens_equal_the_torch_engine() -> None:
     assert llama.format == "f16"
     for n, text in enumerate(PROMPTS):
         ids = ids_of(llama, text)
-        expected = torch_engine.generate(ids, max_new_tokens=16, cache_key=f"t{n}")
-        got = llama.generate(ids, max_new_tokens=16, cache_key=f"l{n}")
+        expected = torch_engine.generate(ids, max_new_tokens=16, sequence=f"t{n}")
+        got = llama.generate(ids, max_new_tokens=16, sequence=f"l{n}")
         assert got.text == expected.text, text
     llama.close()
 
@@ -123,23 +123,23 @@ def test_an_evaluation_longer_than_a_batch_is_split_with_the_same_result() -> No
     engine.load()
     text = (REPO / "server" / "engines" / "decode.py").read_text()
     ids = ids_of(engine, text)[:900]  # > BATCH_TOKENS, < the model's 1024 positions
-    chunked = engine.generate(ids, max_new_tokens=16, cache_key="chunked")
+    chunked = engine.generate(ids, max_new_tokens=16, sequence="chunked")
     engine.prefill_chunk = 10_000  # the whole prompt in one evaluation: split into batches inside
-    whole = engine.generate(ids, max_new_tokens=16, cache_key="whole")
+    whole = engine.generate(ids, max_new_tokens=16, sequence="whole")
     assert whole.prompt_tokens_computed == len(ids) and whole.token_ids == chunked.token_ids
     engine.close()
 
 
 def test_typing_one_character_evaluates_at_most_two_prompt_tokens(llama: LlamaEngine, evals: list[int]) -> None:
-    first = llama.generate(ids_of(llama, BASE), max_new_tokens=8, cache_key="typing")
+    first = llama.generate(ids_of(llama, BASE), max_new_tokens=8, sequence="typing")
     assert first.prompt_tokens_computed == first.prompt_tokens
     for n in range(1, len(TYPED) + 1):
         ids = ids_of(llama, BASE + TYPED[:n])
         evals.clear()
-        warm = llama.generate(ids, max_new_tokens=8, cache_key="typing")
+        warm = llama.generate(ids, max_new_tokens=8, sequence="typing")
         assert 1 <= warm.prompt_tokens_computed <= 2 < warm.prompt_tokens
         assert evals[0] == warm.prompt_tokens_computed  # what was evaluated, not only what was reported
-        cold = llama.generate(ids, max_new_tokens=8, cache_key="cold")
+        cold = llama.generate(ids, max_new_tokens=8, sequence="cold")
         llama.reset_cache("cold")
         assert warm.text == cold.text, f"KV reuse changed the output after {TYPED[:n]!r}"
         assert kv_tokens(llama, "typing") == len(llama._sequences["typing"].ids)
@@ -148,14 +148,14 @@ def test_typing_one_character_evaluates_at_most_two_prompt_tokens(llama: LlamaEn
 def test_documents_keep_their_own_sequences(llama: LlamaEngine) -> None:
     llama.reset_cache()
     a, b = ids_of(llama, PROMPTS[2]), ids_of(llama, PROMPTS[3])
-    llama.generate(a, max_new_tokens=6, cache_key="a.js")
-    llama.generate(b, max_new_tokens=6, cache_key="b.js")
-    again = llama.generate(a, max_new_tokens=6, cache_key="a.js")
+    llama.generate(a, max_new_tokens=6, sequence="a.js")
+    llama.generate(b, max_new_tokens=6, sequence="b.js")
+    again = llama.generate(a, max_new_tokens=6, sequence="a.js")
     assert again.prompt_tokens_computed == 1  # b.js did not evict or overwrite a.js
     for n in range(6):  # more documents than sequences: the least recent go, nothing breaks
-        llama.generate(ids_of(llama, f"// file {n}\n" + BASE), max_new_tokens=4, cache_key=f"{n}.js")
+        llama.generate(ids_of(llama, f"// file {n}\n" + BASE), max_new_tokens=4, sequence=f"{n}.js")
     assert len(llama._sequences) <= 4
-    cold = llama.generate(a, max_new_tokens=6, cache_key="a.js")
+    cold = llama.generate(a, max_new_tokens=6, sequence="a.js")
     assert cold.prompt_tokens_computed == len(a) and cold.text == again.text
     llama.reset_cache()
     assert sorted(llama._free_slots) == [0, 1, 2, 3]
@@ -165,29 +165,29 @@ def test_a_draft_is_verified_in_one_evaluation_and_a_rejected_tail_leaves_the_kv
     llama: LlamaEngine, evals: list[int]
 ) -> None:
     ids = ids_of(llama, BASE)
-    plain = llama.generate(ids, max_new_tokens=16, cache_key="plain")
+    plain = llama.generate(ids, max_new_tokens=16, sequence="plain")
     right = DraftingGuide(plain.token_ids)
     evals.clear()
-    drafted = llama.generate(ids, max_new_tokens=16, cache_key="drafted", guide=right)
+    drafted = llama.generate(ids, max_new_tokens=16, sequence="drafted", guide=right)
     assert drafted.token_ids == plain.token_ids and drafted.drafted == drafted.draft_accepted > 0
     assert len(evals) <= 1 + 16 // 3  # the prompt, then one evaluation per token + up to 5 drafted
     assert any(n > 1 for n in evals[1:])  # drafted tokens went in together
 
     wrong = DraftingGuide([(t + 1) % len(llama.tokenizer) for t in plain.token_ids])
-    rejected = llama.generate(ids, max_new_tokens=16, cache_key="wrong", guide=wrong)
+    rejected = llama.generate(ids, max_new_tokens=16, sequence="wrong", guide=wrong)
     assert rejected.text == plain.text and rejected.drafted > 0 and rejected.draft_accepted == 0
     assert kv_tokens(llama, "wrong") == len(llama._sequences["wrong"].ids)  # the rejected tokens left the KV
     longer = ids + plain.token_ids[:4]
-    warm = llama.generate(longer, max_new_tokens=8, cache_key="wrong")
+    warm = llama.generate(longer, max_new_tokens=8, sequence="wrong")
     assert warm.prompt_tokens_computed < len(longer)
-    assert warm.text == llama.generate(longer, max_new_tokens=8, cache_key="cold-after-draft").text
+    assert warm.text == llama.generate(longer, max_new_tokens=8, sequence="cold-after-draft").text
 
 
 def test_cancel_stops_within_one_token(llama: LlamaEngine, evals: list[int]) -> None:
     cancel = threading.Event()
     stop = cancelling_after(3, cancel)
     evals.clear()
-    result = llama.generate(ids_of(llama, BASE), max_new_tokens=30, stop=stop, cancel=cancel, cache_key="cancel")
+    result = llama.generate(ids_of(llama, BASE), max_new_tokens=30, stop=stop, cancel=cancel, sequence="cancel")
     assert result.cancelled and result.new_tokens == 3
     assert len(evals) == 3  # nothing evaluated after the event was set
     cancel.clear()
@@ -302,9 +302,9 @@ def test_a_model_trained_with_bos_gets_it_before_every_prompt(llama: LlamaEngine
     bos = len(llama.tokenizer) - 1
     llama.bos_first = bos
     try:
-        result = llama.generate(ids, max_new_tokens=4, cache_key="bos")
+        result = llama.generate(ids, max_new_tokens=4, sequence="bos")
         assert result.prompt_tokens == len(ids) + 1 and llama._sequences["bos"].ids[0] == bos
-        again = llama.generate([bos, *ids], max_new_tokens=4, cache_key="bos")  # never twice
+        again = llama.generate([bos, *ids], max_new_tokens=4, sequence="bos")  # never twice
         assert again.prompt_tokens == len(ids) + 1 and again.prompt_tokens_computed == 1
     finally:
         llama.bos_first = None

@@ -115,18 +115,18 @@ def test_engine_generates_what_transformers_generates(trained_dir: Path, monkeyp
     tokenizer = fast.tokenizer
     for n in range(len(CODE) - 30, len(CODE) + 1, 6):
         prompt = tokenizer(CODE[:n])["input_ids"]
-        a = fast.generate(prompt, max_new_tokens=12, cache_key="typing", heal=" ")
-        b = slow.generate(prompt, max_new_tokens=12, cache_key="typing", heal=" ")
+        a = fast.generate(prompt, max_new_tokens=12, sequence="typing", heal=" ")
+        b = slow.generate(prompt, max_new_tokens=12, sequence="typing", heal=" ")
         assert (a.text, a.token_ids, a.prompt_tokens_computed) == (b.text, b.token_ids, b.prompt_tokens_computed)
         assert a.text
-        cold = fast.generate(prompt, max_new_tokens=12, cache_key=f"cold-{n}", heal=" ")
+        cold = fast.generate(prompt, max_new_tokens=12, sequence=f"cold-{n}", heal=" ")
         assert cold.token_ids == a.token_ids
         # The next prompt is this one plus what was generated: all of the cache is reused.
         longer = prompt + a.token_ids
-        warm = fast.generate(longer, max_new_tokens=6, cache_key="typing")
+        warm = fast.generate(longer, max_new_tokens=6, sequence="typing")
         assert warm.prompt_tokens_computed == 1
-        assert warm.token_ids == fast.generate(longer, max_new_tokens=6, cache_key=f"cold-long-{n}").token_ids
-        slow.generate(longer, max_new_tokens=6, cache_key="typing")
+        assert warm.token_ids == fast.generate(longer, max_new_tokens=6, sequence=f"cold-long-{n}").token_ids
+        slow.generate(longer, max_new_tokens=6, sequence="typing")
 
 
 def test_sharded_checkpoint_loads(trained_dir: Path, tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_bf16_runs_natively(trained_dir: Path) -> None:
         low = engine.model(x).logits.float()
         full = native(trained_dir)(x).logits
     assert (low.argmax(-1) == full.argmax(-1)).float().mean() > 0.9
-    assert engine.generate(engine.tokenizer(CODE)["input_ids"], max_new_tokens=4, heal=" ", cache_key="a").new_tokens >= 1
+    assert engine.generate(engine.tokenizer(CODE)["input_ids"], max_new_tokens=4, heal=" ", sequence="a").new_tokens >= 1
     # Only the matrix products run in bf16: attention and its cache stay float32 (torch's CPU
     # attention is several times slower in bf16).
     cache = engine._sequences["a"].cache
