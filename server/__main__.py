@@ -276,9 +276,9 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
 
 def index_folder(folder: Path, tokenizer: Any) -> Any:
     """The workspace index the server builds for `folder` (same files, same keys), built now."""
-    from server.workspace import Workspace
+    from server.indexing import WorkspaceIndexer
 
-    workspace = Workspace()
+    workspace = WorkspaceIndexer()
     workspace.set_folders([folder.as_uri()])
     index = workspace.attach(tokenizer)
     workspace.ready.wait()

@@ -93,6 +93,7 @@ class Completer:
         # A remote engine's: the tokenizer `workspace` was built with (the shipped model's), for
         # the snippets put in its prompt (server.remote_context).
         self.index_tokenizer: Any = None
+        self._index_ready = False
         self._remote_snippets = RemoteSnippets()
         self.cache = cache
         self.token_healing = token_healing  # see server.prompt: off only to measure what it buys
@@ -105,6 +106,15 @@ class Completer:
     @workspace.setter
     def workspace(self, index: WorkspaceIndex | None) -> None:
         self.lookups.workspace = index
+
+    def use_index(self, index: WorkspaceIndex, tokenizer: Any, ready: bool) -> None:
+        """Complete with the workspace `index`, built with `tokenizer` (`ready`: built). Answers
+        cached while it was building know nothing of the other files: once it is ready, the same
+        position asked again gets a fresh completion that does."""
+        if ready and not self._index_ready and self.cache is not None:
+            self.cache.clear()
+        self._index_ready = ready
+        self.workspace, self.index_tokenizer = index, tokenizer
 
     def complete(
         self,

@@ -4,13 +4,16 @@ item (`CompletionItem`), each with the command an accept runs (`server.feedback`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lsprotocol import types
 
 from server.completion import Outcome
 from server.documents import Document
-from server.provenance import Provenance
+from server.feedback import Feedback, accept_command
+from server.provenance import Provenance, provenance
 
 _WORD_TAIL = re.compile(r"[\w$]*\Z")
 
@@ -23,6 +26,18 @@ class Completion:
     document: Document
     offset: int
     position: types.Position
+
+
+def origin_of(done: Completion, folders: Iterable[Path]) -> Provenance | None:
+    """Where a copy or an analogy came from, relative to the workspace folders; None for others."""
+    return provenance(done.outcome.copied_from, done.document.uri, [str(folder) for folder in folders])
+
+
+def shown(feedback: Feedback, done: Completion, origin: Provenance | None) -> types.Command:
+    """Count `done` as shown (or as the suggestion it continues); the command an accept runs."""
+    outcome, prefix = done.outcome, done.document.text[: done.offset]
+    item = feedback.shown(done.document.uri, prefix, outcome.text, outcome.source, outcome.multiline, origin)
+    return accept_command(*item)
 
 
 def inline_item(

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from server.backends.base import BackendError
 from server.cache import CompletionCache
 from server.completion import Completer
 from server.errors import CodeparrotError, ModelLoadError
+from server.progress import begin_progress
 from server.settings import Settings
 from server.stats import Stats
 
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 # Recent completions remembered for exact and typed-ahead hits; a few hundred strings is cheap.
 CACHE_ENTRIES = 256
-# How long the client may take to accept a progress token before we load without a progress bar.
-PROGRESS_CREATE_TIMEOUT_S = 5.0
 # Tests only: "generate-oom:N" makes the first N model forward passes raise torch.OutOfMemoryError,
 # so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end;
 # "generate-slow:MS" makes each forward pass take MS ms longer, like a large model on a slow CPU,
@@ -71,6 +69,7 @@ class ModelLoader:
         # Called on the event loop with the model's tokenizer, as soon as it is loaded (before the
         # weights), and again with the engine's own once the model is ready.
         self.on_tokenizer: Callable[[Any], None] | None = None
+        self._shipped_tokenizer: asyncio.Future[Any] | None = None  # `index_tokenizer`, remote engines
 
     @property
     def loaded(self) -> bool:
@@ -120,12 +119,11 @@ class ModelLoader:
             return
         key = settings.model_key()
         loop = asyncio.get_running_loop()
-        token = await self.begin_progress("codeparrot: loading model", describe(settings))
+        bar = await begin_progress(self._server, "codeparrot: loading model", describe(settings))
 
         def report(message: str, percentage: int | None) -> None:  # runs in the load thread
-            if token is not None:
-                value = types.WorkDoneProgressReport(message=message, percentage=percentage)
-                loop.call_soon_threadsafe(self._server.work_done_progress.report, token, value)
+            if bar is not None:
+                bar.report(message, percentage)
 
         def notice(message: str) -> None:  # runs in the load thread: the engine asked for fell back
             params = types.ShowMessageParams(type=types.MessageType.Warning, message=message)
@@ -149,9 +147,8 @@ class ModelLoader:
         except Exception as exc:
             logger.exception("unexpected error while loading the model")
             error = ModelLoadError(f"Could not load model: {exc}")
-        if token is not None:
-            end = "Model ready" if error is None else "Model failed to load"
-            self._server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=end))
+        if bar is not None:
+            bar.end("Model ready" if error is None else "Model failed to load")
         if key != self._key:
             return  # settings changed while loading: this result is stale
         if error is not None or engine is None:
@@ -195,23 +192,16 @@ class ModelLoader:
         self._completer = Completer(None, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats, backend=backend)
         logger.info("completing with %s", describe(settings))
 
-    async def begin_progress(self, title: str, what: str) -> str | None:
-        """Create a work-done progress token if the client supports it, and send `begin`."""
-        caps = getattr(self._server.protocol, "client_capabilities", None)
-        window = caps.window if caps is not None else None
-        if window is None or not window.work_done_progress:
-            return None
-        token = f"codeparrot-{uuid.uuid4()}"
-        try:
-            await asyncio.wait_for(
-                self._server.work_done_progress.create_async(token), PROGRESS_CREATE_TIMEOUT_S
-            )
-        except Exception as exc:
-            logger.warning("client did not accept a progress token (%s); going on without progress", exc)
-            return None
-        begin = types.WorkDoneProgressBegin(title=title, message=what, percentage=0)
-        self._server.work_done_progress.begin(token, begin)
-        return token
+    async def index_tokenizer(self, completer: Completer) -> Any:
+        """The tokenizer the workspace index is built with for `completer`: its engine's, or for a
+        remote engine the shipped model's (loaded once, off the event loop); None when it cannot
+        load."""
+        if completer.engine is not None:
+            return completer.engine.tokenizer
+        if self._shipped_tokenizer is None:
+            loop = asyncio.get_running_loop()
+            self._shipped_tokenizer = loop.run_in_executor(None, early_tokenizer, Settings())
+        return await asyncio.shield(self._shipped_tokenizer)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

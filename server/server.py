@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
@@ -26,22 +26,21 @@ from server.cache import CompletionCache
 from server.completion import Completer, Outcome
 from server.documents import Document, DocumentStore
 from server.errors import CodeparrotError
-from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accept_command, accepted_params
-from server.items import Completion, classic_item, inline_item
-from server.loader import ModelLoader, describe, early_tokenizer
+from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accepted_params
+from server.indexing import WorkspaceIndexer
+from server.items import Completion, classic_item, inline_item, origin_of, shown
+from server.loader import ModelLoader, describe
+from server.progress import ProgressBar, begin_progress
 from server.protocol import RobustProtocol
-from server.provenance import Provenance, provenance
 from server.requests import Requests, trim_heap
 from server.retrieval.copies import CopyBackend
-from server.settings import Settings
+from server.settings import SECTION, Settings, client_section
 from server.stats import Stats
-from server.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
 VERSION = __version__
 STATS_METHOD = "codeparrot/stats"
-SETTINGS_SECTION = "codeparrot"
 LANGUAGES = frozenset({"javascript", "javascriptreact"})
 # Wait this long for a first model load inside a request: tiny/small models answer their first
 # request, big ones return empty (isIncomplete) instead of freezing the editor for minutes. It
@@ -52,8 +51,6 @@ LOAD_WAIT_S = 20.0
 COPY_WAIT_S = 0.2
 # Characters after which classic-completion clients (Neovim, Helix) should ask us again.
 TRIGGER_CHARACTERS = [".", "(", "[", "{", ",", "=", ":", " ", ">", "\n"]
-# Model-related settings a client may send as "" meaning "the server's default" (its --model flag).
-SERVER_DEFAULT_WHEN_EMPTY = ("model", "adapter")
 
 
 class CompletionServer(LanguageServer):
@@ -77,14 +74,10 @@ class CompletionServer(LanguageServer):
         # Answers while the model loads: copies from the open documents (server.retrieval.copies).
         # Its own stats: `requests` and the stages stay the model's; `copy_while_loading` counts these.
         self._copier = Completer(None, cache=CompletionCache(64), backend=CopyBackend(self._open_texts))
-        self._index_lock = asyncio.Lock()  # one workspace index build (and progress bar) at a time
-        self.repo = Workspace()  # the indexed folders (pygls has its own `workspace`)
-        self._index_was_ready = False  # to drop cached answers computed before the index was built
-        self._background: set[asyncio.Future[Any]] = set()  # tasks kept referenced until done
+        self.indexer = WorkspaceIndexer()  # the folders and their index (pygls has its own `workspace`)
         self.requests = Requests(self.stats)  # the generation thread and the requests in flight
         if isinstance(self.protocol, RobustProtocol):
             self.protocol.requests = self.requests  # it counts cancels that land before a handler ran
-        self._remote_tokenizer: asyncio.Future[Any] | None = None  # `_shipped_tokenizer`
         self._register_features()
 
     def _register_features(self) -> None:
@@ -117,7 +110,7 @@ class CompletionServer(LanguageServer):
         folders = [f.uri for f in params.workspace_folders or []]
         if not folders and params.root_uri:
             folders = [params.root_uri]
-        self.repo.set_folders(folders)
+        self.indexer.set_folders(folders)
 
     async def on_initialized(self, params: types.InitializedParams) -> None:
         # Load now, not at the first completion: importing torch and transformers alone takes
@@ -125,67 +118,33 @@ class CompletionServer(LanguageServer):
         # completions copy from the open documents (server.retrieval.copies).
         logger.info("client initialized; loading %s", describe(self.settings))
         self.loader.start(self.settings)
-        caps = getattr(self.protocol, "client_capabilities", None)
-        watched = caps.workspace.did_change_watched_files if caps and caps.workspace else None
-        if self.repo.folders and watched is not None and watched.dynamic_registration:
-            watcher = types.FileSystemWatcher(glob_pattern="**/*.{js,mjs,cjs,jsx,ts,tsx}")
-            registration = types.Registration(
-                id="codeparrot-watch",
-                method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-                register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=[watcher]),
-            )
-            try:
-                await self.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
-            except Exception as exc:  # the index still follows open documents
-                logger.warning("file watcher registration refused: %s", exc)
+        await self.indexer.watch_files(self)
 
     def _index_early(self, tokenizer: Any) -> None:
-        """The model's tokenizer is loaded (its weights may still be loading): index the
-        workspace folders now, so that the first completions of a day know the other files."""
-        if self.settings.workspace_index != "on" or self.settings.backend != "local" or not self.repo.folders:
-            return  # without folders, the first request with two documents open builds it
-        task = asyncio.ensure_future(self._attach_index(tokenizer))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """The model's tokenizer is loaded (its weights may still be loading): index now."""
+        if self.settings.workspace_index == "on" and self.settings.backend == "local":
+            self.indexer.index_soon(tokenizer, self._index_progress)
 
-    async def _attach_index(self, tokenizer: Any, snippets: bool = False) -> Any:
-        """The workspace index for this tokenizer; the first call starts building it in the
-        background, with `$/progress` when the client supports it (completions go on meanwhile)."""
-        async with self._index_lock:
-            if self.repo.attached(tokenizer, snippets):
-                return self.repo.index
-            token = await self.loader.begin_progress("codeparrot: indexing workspace", "scanning files")
-            loop = asyncio.get_running_loop()
-            progress = self.work_done_progress
-
-            def report(message: str, percentage: int | None) -> None:  # runs in the index thread
-                if token is None:
-                    return
-                if percentage == 100:
-                    loop.call_soon_threadsafe(progress.end, token, types.WorkDoneProgressEnd(message=message))
-                else:
-                    value = types.WorkDoneProgressReport(message=message, percentage=percentage)
-                    loop.call_soon_threadsafe(progress.report, token, value)
-
-            return self.repo.attach(tokenizer, report, snippets)
+    async def _index_progress(self) -> ProgressBar | None:
+        return await begin_progress(self, "codeparrot: indexing workspace", "scanning files")
 
     def on_workspace_did_change_watched_files(self, params: types.DidChangeWatchedFilesParams) -> None:
         for change in params.changes:
             try:
-                self.repo.disk_changed(change.uri)
+                self.indexer.disk_changed(change.uri)
             except Exception:  # one unreadable file must not drop the others
                 logger.exception("index update for %s failed", change.uri)
 
     def on_text_document_did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         self.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        self.repo.opened_or_changed(doc.uri, doc.text)
+        self.indexer.opened_or_changed(doc.uri, doc.text)
 
     def on_text_document_did_change(self, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         try:
             doc = self.documents.change(uri, params.text_document.version, params.content_changes)
-            self.repo.opened_or_changed(uri, doc.text)
+            self.indexer.opened_or_changed(uri, doc.text)
         except CodeparrotError as exc:
             logger.warning("didChange ignored: %s", exc)
             self.window_log_message(
@@ -196,7 +155,7 @@ class CompletionServer(LanguageServer):
         uri = params.text_document.uri
         self.requests.cancel(uri)
         self.documents.close(uri)
-        self.repo.closed(uri)
+        self.indexer.closed(uri)
         self.feedback.forget(uri)
         self._forget(uri)
 
@@ -223,7 +182,7 @@ class CompletionServer(LanguageServer):
         if not raw and self._client_pulls_configuration():
             # Clients that send `settings: null` expect the server to pull its section.
             (raw,) = await self.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section=SETTINGS_SECTION)])
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
             )
         self.apply_settings(raw, "didChangeConfiguration")
 
@@ -237,14 +196,16 @@ class CompletionServer(LanguageServer):
         done = await self.complete(params.text_document.uri, params.position, selected)
         if done is None:
             return types.InlineCompletionList(items=[])
-        return types.InlineCompletionList(items=[inline_item(done, selected, self._shown(done))])
+        command = shown(self.feedback, done, origin_of(done, self.indexer.folders))
+        return types.InlineCompletionList(items=[inline_item(done, selected, command)])
 
     async def on_text_document_completion(self, params: types.CompletionParams) -> types.CompletionList:
         done = await self.complete(params.text_document.uri, params.position)
         # isIncomplete: the answer depends on every typed character, so clients must ask again.
         if done is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        item = classic_item(done, params.position, self._shown(done), self._provenance(done))
+        origin = origin_of(done, self.indexer.folders)
+        item = classic_item(done, params.position, shown(self.feedback, done, origin), origin)
         return types.CompletionList(is_incomplete=True, items=[item])
 
     def on_codeparrot_stats(self, params: Any) -> dict[str, Any]:
@@ -257,7 +218,7 @@ class CompletionServer(LanguageServer):
             "loaded": self.loader.loaded,
             "loading": self.loader.loading,
         }
-        index = self.repo.status()
+        index = self.indexer.status()
         if self.settings.workspace_index != "on":
             index["state"] = "off"  # settled by the settings, whatever was built before
         snapshot["index"] = index
@@ -277,17 +238,6 @@ class CompletionServer(LanguageServer):
         """`workspace/executeCommand` of an item's command (clients that run it through the server)."""
         self.on_codeparrot_accepted(args[0] if isinstance(args, list) and args else args)
 
-    def _provenance(self, done: Completion) -> Provenance | None:
-        folders = [str(folder) for folder in self.repo.folders]
-        return provenance(done.outcome.copied_from, done.document.uri, folders)
-
-    def _shown(self, done: Completion) -> types.Command:
-        """Count `done` as shown (or as the suggestion it continues); the command an accept runs."""
-        outcome, origin = done.outcome, self._provenance(done)
-        prefix = done.document.text[: done.offset]
-        shown = self.feedback.shown(done.document.uri, prefix, outcome.text, outcome.source, outcome.multiline, origin)
-        return accept_command(*shown)
-
     def on_shutdown(self, params: Any) -> None:
         self.requests.cancel_all()
 
@@ -299,15 +249,9 @@ class CompletionServer(LanguageServer):
 
     def apply_settings(self, raw: Any, origin: str) -> list[str]:
         """Validate and apply client settings; bad keys keep their value and are shown to the user."""
-        section = raw.get(SETTINGS_SECTION, raw) if isinstance(raw, Mapping) else raw
+        section = client_section(raw, self.cli_keys)
         if section is None:
             return []
-        if isinstance(section, Mapping):
-            section = {
-                k: v
-                for k, v in section.items()
-                if not (k in SERVER_DEFAULT_WHEN_EMPTY and k in self.cli_keys and v == "")
-            }
         self.settings, errors = self.settings.merged(section)
         self.feedback.configure(self.settings.acceptance_log, self.settings.acceptance_log_text)
         for error in errors:
@@ -367,35 +311,25 @@ class CompletionServer(LanguageServer):
             raise
         if completer is None:
             return None
-        # The index is in the local model's tokens (it mixes into its logits); a remote engine's is
-        # in the shipped model's (copies, analogies and prompt snippets only).
-        engine = completer.engine
-        indexing = settings.workspace_index == "on" and bool(self.repo.folders or len(self.documents) > 1)
-        tokenizer = engine.tokenizer if engine is not None else None
-        if indexing and engine is None:
-            tokenizer = completer.index_tokenizer = await self._shipped_tokenizer()
-        indexing = indexing and tokenizer is not None
-        if indexing and tokenizer is not None:
-            # A remote engine's prompt takes similar workspace code (server.remote_context).
-            completer.workspace = await self._attach_index(tokenizer, snippets=engine is None)
-            ready = self.repo.ready.is_set()
-            if ready and not self._index_was_ready and completer.cache is not None:
-                # Answers cached while the index was building know nothing of the other files: the
-                # same position asked again gets a fresh completion that does.
-                completer.cache.clear()
-            self._index_was_ready = ready
+        indexing = await self._use_index(completer, settings)
         outcome = await self._run(completer, uri, text, offset, tree, settings, indexing=indexing)
         if outcome is None or outcome.reason == "cancelled" or not outcome.text:
             return None
         return Completion(outcome, doc, offset, position)
 
-    async def _shipped_tokenizer(self) -> Any:
-        """The shipped model's tokenizer (loaded once, off the event loop), which indexes the
-        workspace for a remote engine; None when it cannot load."""
-        if self._remote_tokenizer is None:
-            loop = asyncio.get_running_loop()
-            self._remote_tokenizer = loop.run_in_executor(None, early_tokenizer, Settings())
-        return await asyncio.shield(self._remote_tokenizer)
+    async def _use_index(self, completer: Completer, settings: Settings) -> bool:
+        """Give `completer` the workspace index (started on first use); whether it has one. It is
+        in the local model's tokens (it mixes into its logits); a remote engine's is in the
+        shipped model's (copies, analogies and prompt snippets: server.remote_context)."""
+        if settings.workspace_index != "on" or not (self.indexer.folders or len(self.documents) > 1):
+            return False
+        tokenizer = await self.loader.index_tokenizer(completer)
+        if tokenizer is None:
+            return False
+        snippets = completer.engine is None
+        index = await self.indexer.attach_async(tokenizer, self._index_progress, snippets)
+        completer.use_index(index, tokenizer, self.indexer.ready.is_set())
+        return True
 
     def _open_texts(self, key: str) -> list[str]:
         """The other open JavaScript documents' texts (what the copy fallback copies from)."""
@@ -416,7 +350,7 @@ class CompletionServer(LanguageServer):
 
         def work(cancel: threading.Event) -> Outcome:
             if indexing:
-                self.repo.flush(uri)  # edits to other documents since their last indexing
+                self.indexer.flush(uri)  # edits to other documents since their last indexing
             return completer.complete(text, offset, tree=tree, settings=settings, key=uri, cancel=cancel)
 
         try:

@@ -35,6 +35,9 @@ BACKEND_SNIPPET_TOKENS_RANGE = (0, 8192)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 CACHE_ENV = "CODEPARROT_CACHE_DIR"
 # Plain http is allowed only to these: a key sent in clear must not leave the machine.
+SECTION = "codeparrot"  # the client's configuration section
+# Model settings a client may send as "" meaning "the server's default" (its --model flag).
+DEFAULT_WHEN_EMPTY = ("model", "adapter")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -133,6 +136,16 @@ class Settings:
     def to_lsp(self) -> dict[str, Any]:
         """The settings under their camelCase LSP names."""
         return {_CAMEL[f.name]: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def client_section(raw: Any, cli_keys: frozenset[str]) -> Any:
+    """What a client sent for the `codeparrot` section (or the whole object, when it sent the
+    section's contents), less "" for model settings given as CLI flags: there "" means the
+    server's default, which is the flag."""
+    section = raw.get(SECTION, raw) if isinstance(raw, Mapping) else raw
+    if not isinstance(section, Mapping):
+        return section
+    return {k: v for k, v in section.items() if not (k in DEFAULT_WHEN_EMPTY and k in cli_keys and v == "")}
 
 
 def _camel(name: str) -> str:

@@ -1,4 +1,4 @@
-"""server.workspace: the index of the workspace folders, shared by tokenizers with one vocabulary,
+"""server.indexing: the index of the workspace folders, shared by tokenizers with one vocabulary,
 its status, and what opening, editing and closing documents do to it (with a real tokenizer)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from server.retrieval.vocab import vocabulary_key
-from server.workspace import Workspace
+from server.indexing import WorkspaceIndexer
 
 HELPER = "export function zorbleQuantify(widgets) {\n  return widgets.length;\n}\n"
 OTHER = "export const limit = 10;\n"
@@ -27,8 +27,8 @@ def tokenizers(tiny_model_dir: Path) -> tuple[Any, Any]:
     )
 
 
-def built(root: Path, tokenizer: Any) -> Workspace:
-    workspace = Workspace()
+def built(root: Path, tokenizer: Any) -> WorkspaceIndexer:
+    workspace = WorkspaceIndexer()
     workspace.set_folders([root.as_uri()])
     assert workspace.status()["state"] == "not_started"
     workspace.attach(tokenizer)
@@ -43,7 +43,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def indexed_texts(workspace: Workspace) -> list[str]:
+def indexed_texts(workspace: WorkspaceIndexer) -> list[str]:
     assert workspace.index is not None
     texts, _, _ = workspace.index.copy_sources("x")
     return sorted(texts)

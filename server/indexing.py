@@ -1,8 +1,9 @@
 """The LSP side of workspace retrieval: which folders, when to (re)index, and events to updates.
 
 `initialize` gives the folders. The index is in the model's token ids, so it is built as soon as
-the model's tokenizer is loaded (`server.loader`, long before the weights are), in a background
-thread with `$/progress`; completions run without it meanwhile. Any tokenizer with the same
+the model's tokenizer is loaded (`server.loader`, long before the weights are; a remote engine's
+is built with the shipped model's tokenizer), in a background thread with `$/progress`;
+completions run without it meanwhile. Any tokenizer with the same
 vocabulary serves (`vocabulary_key`): the one loaded early and the engine's own share the index.
 
 Open documents win over disk: `didOpen/didChange` mark a document dirty and the next completion
@@ -14,25 +15,34 @@ disk changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from lsprotocol import types
 from pygls import uris
+from pygls.lsp.server import LanguageServer
 
+from server.progress import ProgressBar
 from server.retrieval.files import MAX_TOTAL_BYTES, is_candidate, read_text, scan_workspace
 from server.retrieval.index import WorkspaceIndex
 from server.retrieval.vocab import new_index, vocabulary_key
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str, int | None], None]
+Progress = Callable[[str, int | None], None]  # (message, percentage; 100 = done), from the index thread
+# The files the client watches for us: what `is_candidate` may index.
+WATCHED_GLOB = "**/*.{js,mjs,cjs,jsx,ts,tsx}"
 
 
-class Workspace:
+class WorkspaceIndexer:
+    """The workspace folders and their index (`server.retrieval.index.WorkspaceIndex`), kept up
+    to date from LSP events. (pygls' `server.workspace` is the client's view of the documents.)"""
+
     def __init__(self, max_total_bytes: int = MAX_TOTAL_BYTES) -> None:
         self.folders: list[Path] = []
         self.max_total_bytes = max_total_bytes
@@ -48,6 +58,8 @@ class Workspace:
         # edited (or saved as indexed) re-indexes nothing, and the index's delta stays small.
         self._indexed: dict[str, int] = {}
         self._touched: set[str] = set()  # uris updated or removed while a build runs
+        self._attaching = asyncio.Lock()  # one build (and progress bar) started at a time
+        self._background: set[asyncio.Future[Any]] = set()  # `index_soon` tasks, referenced until done
 
     def set_folders(self, folder_uris: list[str]) -> None:
         for uri in folder_uris:
@@ -81,6 +93,52 @@ class Workspace:
             self._thread = threading.Thread(target=self._build, args=(index, progress), name="index", daemon=True)
             self._thread.start()
             return index
+
+    async def attach_async(
+        self, tokenizer: Any, begin: Callable[[], Awaitable[ProgressBar | None]], snippets: bool = False
+    ) -> WorkspaceIndex:
+        """`attach` from the event loop: the first call for a vocabulary starts the build with a
+        progress bar from `begin` (completions go on meanwhile)."""
+        async with self._attaching:
+            if self.attached(tokenizer, snippets) and self.index is not None:
+                return self.index
+            bar = await begin()
+
+            def report(message: str, percentage: int | None) -> None:  # runs in the index thread
+                if bar is not None and percentage == 100:
+                    bar.end(message)
+                elif bar is not None:
+                    bar.report(message, percentage)
+
+            return self.attach(tokenizer, report, snippets)
+
+    def index_soon(self, tokenizer: Any, begin: Callable[[], Awaitable[ProgressBar | None]]) -> None:
+        """Start indexing the folders with `tokenizer` now, in the background (the model's
+        weights may still be loading), so that the first completions know the other files."""
+        if not self.folders:
+            return  # without folders, the first request with two documents open builds it
+        task = asyncio.ensure_future(self.attach_async(tokenizer, begin))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def watch_files(self, server: LanguageServer) -> None:
+        """Ask the client to report changes on disk (`workspace/didChangeWatchedFiles`) where it
+        can register the watcher dynamically; without it the index follows open documents only."""
+        caps = getattr(server.protocol, "client_capabilities", None)
+        watched = caps.workspace.did_change_watched_files if caps and caps.workspace else None
+        if not self.folders or watched is None or not watched.dynamic_registration:
+            return
+        registration = types.Registration(
+            id="codeparrot-watch",
+            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                watchers=[types.FileSystemWatcher(glob_pattern=WATCHED_GLOB)]
+            ),
+        )
+        try:
+            await server.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
+        except Exception as exc:
+            log.warning("file watcher registration refused: %s", exc)
 
     def status(self) -> dict[str, Any]:
         """`codeparrot/stats`' `index`: state ("not_started", "building", "ready", "failed"),
