@@ -27,7 +27,6 @@ from training.config import (
     apply_overrides,
     list_recipes,
     load_recipe,
-    to_dict,
     validate,
 )
 from training.modeling import (
@@ -40,6 +39,7 @@ from training.modeling import (
     use_bf16,
 )
 from training.publish import publish, stage_dir
+from training.run_records import write_records
 
 log = logging.getLogger("training.finetune")
 
@@ -202,7 +202,6 @@ def _resume_path(arg: str | None, out: Path) -> str | None:
 
 def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     """Train per `cfg`; returns the metrics written to OUT/metrics.json."""
-    import torch
     from transformers import DataCollatorForLanguageModeling, Trainer, default_data_collator, set_seed
 
     from training.data.build import build_lm_datasets
@@ -255,16 +254,8 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - start
-    eval_loss = None
-    if is_main and len(data.eval):
-        # Exact token-mean loss, the same function `training.evaluate perplexity` uses. The Trainer's
-        # own eval_loss (log_history) divides by the unshifted label count, i.e. reads (B-1)/B low.
-        from training.perplexity import perplexity
-
-        torch.manual_seed(cfg.train.seed)  # MLM masks are random: fixed seed, comparable numbers
-        eval_loss, _ = perplexity(
-            trainer.model, data.eval, batch_size=cfg.train.per_device_eval_batch_size, collator=None if clm else collator
-        )
+    held_out = is_main and len(data.eval) > 0
+    eval_loss = _held_out_loss(cfg, trainer.model, data.eval, collator) if held_out else None
     metrics = _metrics(trainer, result, eval_loss, runtime, cfg, len(data.train), len(data.eval))
     metrics["resumed_from_step"] = start_step.step
     if cfg.train.data_order == "walk":
@@ -281,6 +272,19 @@ def run(cfg: RunConfig, *, resume: str | None = None) -> dict[str, Any]:
         log.info("model written to %s: %s", out, json.dumps(metrics))
     trainer.accelerator.wait_for_everyone()
     return metrics
+
+
+def _held_out_loss(cfg: RunConfig, model: Any, blocks: Any, collator: Any) -> float | None:
+    """Exact token-mean loss, the same function `training.evaluate perplexity` uses. The Trainer's
+    own eval_loss (log_history) divides by the unshifted label count, i.e. reads (B-1)/B low."""
+    import torch
+
+    from training.perplexity import perplexity
+
+    torch.manual_seed(cfg.train.seed)  # MLM masks are random: fixed seed, comparable numbers
+    mlm_collator = None if cfg.train.objective == "clm" else collator
+    loss, _ = perplexity(model, blocks, batch_size=cfg.train.per_device_eval_batch_size, collator=mlm_collator)
+    return loss
 
 
 def walk(train: Any, seed: int, offset: int) -> Any:
@@ -340,8 +344,6 @@ def _metrics(
 
 
 def _write_outputs(cfg: RunConfig, trainer: Any, tokenizer: Any, metrics: dict[str, Any], stage: Path) -> None:
-    from training.plotting import plot_loss
-
     model = trainer.model
     if cfg.lora.enabled:
         lora_mod.save_adapter(model, stage)
@@ -349,12 +351,7 @@ def _write_outputs(cfg: RunConfig, trainer: Any, tokenizer: Any, metrics: dict[s
         kwargs: dict[str, Any] = {"max_shard_size": cfg.train.max_shard_size} if cfg.train.max_shard_size else {}
         model.save_pretrained(stage, safe_serialization=True, **kwargs)
         tokenizer.save_pretrained(stage)
-    (stage / "training_config.json").write_text(json.dumps(to_dict(cfg), indent=2, default=str) + "\n")
-    if cfg.recipe_path:
-        shutil.copyfile(cfg.recipe_path, stage / "recipe.toml")
-    (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (stage / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1) + "\n")
-    plot_loss(trainer.state.log_history, stage / "loss.png", title=f"{cfg.name}: loss")
+    write_records(cfg, stage, metrics, trainer.state.log_history)
 
 
 def _write_merged(cfg: RunConfig, model: Any, tokenizer: Any, out: Path) -> None:

@@ -47,8 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.config import ConfigError, RunConfig, apply_overrides, load_recipe, to_dict, validate
+from training.config import ConfigError, RunConfig, apply_overrides, load_recipe, validate
 from training.publish import publish, stage_dir
+from training.run_records import prior_run, write_records
 
 log = logging.getLogger("training.pretrain")
 
@@ -126,8 +127,6 @@ def _write_run(
 
     import torch
 
-    from training.plotting import plot_loss
-
     stage = stage_dir(out)
     kwargs: dict[str, Any] = {"max_shard_size": cfg.train.max_shard_size} if cfg.train.max_shard_size else {}
     # A CPU copy in the saved dtype (deepcopy keeps the tied embeddings tied, so they are stored once,
@@ -135,12 +134,7 @@ def _write_run(
     copy.deepcopy(model).to(device="cpu", dtype=getattr(torch, save_dtype)).save_pretrained(
         stage, safe_serialization=True, **kwargs)
     tokenizer.save_pretrained(stage)
-    (stage / "training_config.json").write_text(json.dumps(to_dict(cfg), indent=2, default=str) + "\n")
-    if cfg.recipe_path:
-        shutil.copyfile(cfg.recipe_path, stage / "recipe.toml")
-    (stage / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (stage / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-    plot_loss(history, stage / "loss.png", title=f"{cfg.name}: loss")
+    write_records(cfg, stage, metrics, history)
     if manifest_dir is not None:  # the same manifest at every checkpoint: linked, not copied (~15 MB)
         for f in manifest_dir.iterdir():
             if f.name.startswith("data_manifest"):
@@ -342,24 +336,6 @@ class _Loop:
             "final": final,
             **({"continued_from": self.continued_from} if self.continued_from else {}),
         }
-
-
-def prior_run(cfg: RunConfig) -> dict[str, Any]:
-    """What the run being continued did (`model.name_or_path`'s metrics and loss curve), or zeros
-    for a run from scratch or from weights that `training.pretrain` did not write."""
-    none: dict[str, Any] = {"steps": 0, "tokens_seen": 0, "history": [], "source": None}
-    if cfg.model.from_scratch or not cfg.model.name_or_path:
-        return none
-    src = Path(cfg.model.name_or_path)
-    try:
-        metrics = json.loads((src / "metrics.json").read_text(encoding="utf-8"))
-        history = json.loads((src / "log_history.json").read_text(encoding="utf-8"))
-        steps, tokens = int(metrics["steps"]), int(metrics["tokens_seen"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return none
-    source = {"path": str(src), "steps": steps, "tokens_seen": tokens, "eval_loss": metrics.get("eval_loss")}
-    return {"steps": steps, "tokens_seen": tokens, "history": history if isinstance(history, list) else [],
-            "source": source}
 
 
 def build_parser() -> argparse.ArgumentParser:
