@@ -1,4 +1,5 @@
-"""Helpers for the training-runner tests: a tiny RoBERTa for MLM, repetitive npm packages, small-run flags.
+"""Helpers for the training-runner tests: a tiny RoBERTa for MLM, repetitive npm packages, small-run flags,
+a tiny GPT-2 recipe on a packed token file, CLI error lines.
 
 Imported by the runner tests (plain module, not a conftest: the shared data fixtures live in
 tests/training/conftest.py, owned by the data tests).
@@ -21,6 +22,40 @@ SMALL = [
 ]
 
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+# A 2-layer GPT-2 from scratch on blocks of 32 FIM tokens; the [train] table is the caller's.
+TINY_GPT2_RECIPE = """
+name = "{name}"
+[model]
+from_scratch = true
+arch = "gpt2"
+n_layer = 2
+n_embd = 32
+n_head = 2
+n_positions = 64
+[tokenizer]
+name_or_path = "{tok}"
+[data]
+block_size = 32
+eval_fraction = 0.2
+fim_rate = 0.5
+[train]
+"""
+
+
+def pack_tiny_gpt2_run(packages: Path, root: Path, name: str, train: str) -> tuple[Path, Path]:
+    """(recipe path, token file stem) under `root`: the npm `packages` packed with a tiny FIM
+    tokenizer (saved in root/tok) and a tiny GPT-2 recipe `name` whose [train] table is `train`."""
+    from tiny_model import build_tokenizer
+
+    from training.data.config import DataConfig
+    from training.data.tokens import pack_corpus
+
+    tokenizer = build_tokenizer(root / "tok")
+    pack_corpus(DataConfig(source="npm", dir=str(packages)), tokenizer, root / "corpus")
+    recipe = root / "tiny.toml"
+    recipe.write_text(TINY_GPT2_RECIPE.format(name=name, tok=root / "tok") + train, encoding="utf-8")
+    return recipe, root / "corpus"
 
 
 def build_tiny_roberta(out_dir: Path, texts: list[str], *, vocab_size: int = 500) -> Path:
@@ -117,3 +152,10 @@ def one_error_line(main: Any, capfd: Any, args: list[str]) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
     assert captured.out == ""
     return lines[0]
+
+
+def assert_error_lines(main: Any, capfd: Any, cases: list[tuple[list[str], tuple[str, ...]]]) -> None:
+    """Each (args, needles): `main(args)` fails with one error line (`one_error_line`) holding every needle."""
+    for args, needles in cases:
+        line = one_error_line(main, capfd, args)
+        assert all(n in line for n in needles), (args, line)

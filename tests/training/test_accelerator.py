@@ -11,35 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_model import build_tokenizer
+from fixtures_runner import pack_tiny_gpt2_run
 
 from training.accelerator import build_parser, build_plan
-from training.data.config import DataConfig
 from training.data.decontam import ContaminationError
 from training.data.tokenfile import manifest_sha, write_ids
-from training.data.tokens import pack_corpus
 from training.kit.archive import BundleError
 from training.kit.collect import collect, finish
 from training.kit.plan import Limits, Plan, PlanError, Timing
 from training.kit.rehearse import run_calls
 from training.ship import ShipError
 
-RECIPE = """
-name = "tiny-lease"
-[model]
-from_scratch = true
-arch = "gpt2"
-n_layer = 2
-n_embd = 32
-n_head = 2
-n_positions = 64
-[tokenizer]
-name_or_path = "{tok}"
-[data]
-block_size = 32
-eval_fraction = 0.2
-fim_rate = 0.5
-[train]
+TRAIN = """
 per_device_train_batch_size = 4
 learning_rate = 1e-2
 warmup_ratio = 0.1
@@ -68,11 +51,8 @@ def lease(npm_packages_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     _git(root, "add", ".")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tree")
     data = tmp_path_factory.mktemp("data")
-    tokenizer = build_tokenizer(data / "tok")
-    pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), tokenizer, data / "corpus")
-    recipe = data / "tiny.toml"
-    recipe.write_text(RECIPE.format(tok=data / "tok"), encoding="utf-8")
-    return {"root": root, "recipe": recipe, "tokens": data / "corpus", "work": tmp_path_factory.mktemp("device")}
+    recipe, tokens = pack_tiny_gpt2_run(npm_packages_dir, data, "tiny-lease", TRAIN)
+    return {"root": root, "recipe": recipe, "tokens": tokens, "work": tmp_path_factory.mktemp("device")}
 
 
 def _plan(lease: dict[str, Any], *extra: str, part: int = 5_000) -> Plan:

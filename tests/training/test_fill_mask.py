@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_runner import SMALL, build_tiny_roberta, one_error_line
+from fixtures_runner import SMALL, assert_error_lines, build_tiny_roberta, one_error_line
 
 from training.fill_mask import main
 from training.finetune import main as finetune
@@ -124,9 +124,7 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path: Path, mlm_dir: Path, brac
         (["--model", str(mlm_dir), TEXT, "--top-k", "0"], ("--top-k",)),
         (["--model", str(mlm_dir), "<mask> " + "word " * 400], ("at most 128",)),
     ]
-    for args, needles in cases:
-        line = _error_line(capfd, args)
-        assert all(n in line for n in needles), (args, line)
+    assert_error_lines(main, capfd, cases)
 
 
 def test_hub_id_offline_is_one_clear_error_line(monkeypatch: pytest.MonkeyPatch,

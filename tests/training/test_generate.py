@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fixtures_runner import (
     SMALL,
+    assert_error_lines,
     build_tiny_roberta,
     one_error_line,
     write_github_parquet,
@@ -151,9 +152,7 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path: Path, tiny_model_dir: Pat
         (["--model", model, ""], ("prompt is empty",)),
         (["--model", model, "--adapter", str(tmp_path), "x"], ("adapter_config.json",)),
     ]
-    for args, needles in cases:
-        line = _error_line(capfd, args)
-        assert all(n in line for n in needles), (args, line)
+    assert_error_lines(main, capfd, cases)
 
 
 def test_hub_id_offline_is_one_clear_error_line(monkeypatch: pytest.MonkeyPatch,

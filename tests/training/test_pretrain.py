@@ -10,30 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_model import build_tokenizer
+from fixtures_runner import pack_tiny_gpt2_run
 
 from training import pretrain
-from training.data.config import DataConfig
 from training.data.manifest import read_manifest
-from training.data.tokens import pack_corpus
 from training.pretrain import lr_factor, main
 
-RECIPE = """
-name = "tiny-pretrain"
-[model]
-from_scratch = true
-arch = "gpt2"
-n_layer = 2
-n_embd = 32
-n_head = 2
-n_positions = 64
-[tokenizer]
-name_or_path = "{tok}"
-[data]
-block_size = 32
-eval_fraction = 0.2
-fim_rate = 0.5
-[train]
+TRAIN = """
 per_device_train_batch_size = 2
 learning_rate = 1e-3
 warmup_ratio = 0.2
@@ -44,12 +27,7 @@ logging_steps = 1
 @pytest.fixture(scope="module")
 def corpus(npm_packages_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(recipe path, token file stem): the fixture packages packed with a tiny FIM tokenizer."""
-    root = tmp_path_factory.mktemp("pretrain")
-    tokenizer = build_tokenizer(root / "tok")
-    pack_corpus(DataConfig(source="npm", dir=str(npm_packages_dir)), tokenizer, root / "corpus")
-    recipe = root / "tiny.toml"
-    recipe.write_text(RECIPE.format(tok=root / "tok"), encoding="utf-8")
-    return recipe, root / "corpus"
+    return pack_tiny_gpt2_run(npm_packages_dir, tmp_path_factory.mktemp("pretrain"), "tiny-pretrain", TRAIN)
 
 
 def _run(corpus: tuple[Path, Path], out: Path, *extra: str) -> int:
