@@ -18,6 +18,7 @@ os.environ.setdefault("CODEPARROT_CACHE_DIR", tempfile.mkdtemp(prefix="codeparro
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "server"))  # lsp_wire: raw LSP client, trained tiny model
+sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks.lsp_client: the stdio client lsp_wire shares
 
 from tiny_model import build_tiny_model
 

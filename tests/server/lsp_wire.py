@@ -1,8 +1,8 @@
 """Test helpers for the server's end-to-end tests (imported by tests/server/test_lsp_*.py).
 
-- `RawServer`: the real server as a subprocess spoken to byte by byte, for what pytest-lsp's
-  well-behaved client cannot send (malformed JSON, junk bytes, wrong param types) and to check
-  that stdout carries nothing but LSP frames.
+- `RawServer`: the real server as a subprocess spoken to byte by byte (benchmarks/lsp_client.py,
+  the client the benchmarks use), for what pytest-lsp's well-behaved client cannot send (malformed
+  JSON, junk bytes, wrong param types) and to check that stdout carries nothing but LSP frames.
 - `trained_model_dir`: the tiny test GPT-2 trained for a few seconds on the tiny corpus (plain and
   SPM fill-in-the-middle), so that it completes those snippets deterministically. Random weights
   produce noise that post-processing rightly drops, which would leave nothing to assert on.
@@ -10,18 +10,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import random
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
+from benchmarks.lsp_client import LspServer
+
 REPO = Path(__file__).resolve().parents[2]
-HEADER_END = b"\r\n\r\n"
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -55,139 +52,11 @@ def server_command(model_dir: Path | str, *flags: str) -> list[str]:
     return [sys.executable, "-m", "server", "--model", str(model_dir), *flags]
 
 
-def frame(message: dict[str, Any] | bytes) -> bytes:
-    body = message if isinstance(message, bytes) else json.dumps(message).encode("utf-8")
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-class FrameReader:
-    """Parses a byte stream into LSP frames on a thread; anything that is not a frame is kept in `junk`."""
-
-    def __init__(self, stream: Any) -> None:
-        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.junk: list[bytes] = []
-        self._stream = stream
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        buf = b""
-        while True:
-            chunk = self._stream.read1(65536) if hasattr(self._stream, "read1") else self._stream.recv(65536)
-            if not chunk:
-                if buf:
-                    self.junk.append(buf)
-                return
-            buf += chunk
-            while HEADER_END in buf:
-                head, rest = buf.split(HEADER_END, 1)
-                length = None
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length" and value.strip().isdigit():
-                        length = int(value)
-                    elif name.strip().lower() != b"content-type":
-                        self.junk.append(line)
-                if length is None:
-                    self.junk.append(head)
-                    buf = rest
-                    continue
-                if len(rest) < length:
-                    break
-                body, buf = rest[:length], rest[length:]
-                try:
-                    self.messages.put(json.loads(body))
-                except ValueError:
-                    self.junk.append(body)
-
-    def next(self, timeout: float) -> dict[str, Any]:
-        return self.messages.get(timeout=timeout)
-
-
-class RawServer:
-    """`python -m server ...` over pipes, driven with raw JSON-RPC frames."""
+class RawServer(LspServer):
+    """`python -m server ...` over pipes, driven with raw JSON-RPC frames, in the tests' environment."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env or server_env(),
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.reader = FrameReader(self.proc.stdout)
-        self.stderr = FrameReaderlessTail(self.proc.stderr)
-        self.notifications: list[dict[str, Any]] = []
-        self._next_id = 1000
-
-    def send(self, message: dict[str, Any] | bytes, *, raw: bool = False) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(message if raw and isinstance(message, bytes) else frame(message))
-        self.proc.stdin.flush()
-
-    def wait_response(self, msg_id: Any, timeout: float = 60.0) -> dict[str, Any]:
-        """Next response with this id; answers server->client requests and keeps notifications."""
-        while True:
-            message = self.reader.next(timeout)
-            if "method" in message and "id" in message:  # e.g. window/workDoneProgress/create
-                self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
-            elif "method" in message:
-                self.notifications.append(message)
-            elif message.get("id") == msg_id:
-                return message
-
-    def request(self, method: str, params: Any, timeout: float = 60.0) -> dict[str, Any]:
-        self._next_id += 1
-        msg_id = self._next_id
-        self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
-        return self.wait_response(msg_id, timeout)
-
-    def notify(self, method: str, params: Any) -> None:
-        self.send({"jsonrpc": "2.0", "method": method, "params": params})
-
-    def initialize(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        caps = {"window": {"workDoneProgress": True}}
-        result = self.request(
-            "initialize",
-            {"processId": None, "rootUri": None, "capabilities": caps, "initializationOptions": options},
-        )
-        self.notify("initialized", {})
-        return result
-
-    def open(self, uri: str, text: str, language_id: str = "javascript") -> None:
-        self.notify(
-            "textDocument/didOpen",
-            {"textDocument": {"uri": uri, "languageId": language_id, "version": 1, "text": text}},
-        )
-
-    def close(self, timeout: float = 30.0) -> int:
-        """shutdown + exit; returns the exit status."""
-        try:
-            self.request("shutdown", None, timeout=timeout)
-            self.notify("exit", None)
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class FrameReaderlessTail:
-    """Drains a stream on a thread (so the child never blocks on a full stderr pipe) and keeps it."""
-
-    def __init__(self, stream: Any) -> None:
-        self.data = bytearray()
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream: Any) -> None:
-        while chunk := stream.read1(65536):
-            self.data.extend(chunk)
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
+        super().__init__(args, env=env or server_env())
 
 
 # ----- a tiny model that knows the tiny corpus -------------------------------------------------

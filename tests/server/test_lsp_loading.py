@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsp_wire import REPO, FrameReader, frame, server_command, server_env
+from lsp_wire import REPO, server_command, server_env
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
 
+from benchmarks.lsp_client import FrameReader, frame
+
 ADD = "function add(a, b) {\n\n}\n"
 URI = "file:///load/add.js"
-
 
 
 async def start(model: Path | str) -> Any:
@@ -180,7 +181,9 @@ async def test_while_the_model_loads_completions_copy_from_the_open_documents(tr
         for uri, text in ((HELPER_URI, HELPER), (MAIN_URI, MAIN)):
             client.text_document_did_open(
                 types.DidOpenTextDocumentParams(
-                    text_document=types.TextDocumentItem(uri=uri, language_id="javascript", version=1, text=text)
+                    text_document=types.TextDocumentItem(
+                        uri=uri, language_id="javascript", version=1, text=text
+                    )
                 )
             )
         cursor = types.Position(line=1, character=MAIN.split("\n")[1].index("(sum, ") + 6)

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lsp_wire import RawServer, frame, server_command, server_env, trained_model_dir
+from lsp_wire import RawServer, server_command, server_env, trained_model_dir
+
+from benchmarks.lsp_client import frame
 
 INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, METHOD_NOT_FOUND = -32602, -32600, -32700, -32601
 ADD = "function add(a, b) {\n\n}\n"
