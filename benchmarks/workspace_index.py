@@ -23,7 +23,55 @@ from transformers import AutoTokenizer
 
 from server.retrieval.copies import COPY_MAX_TAIL, SURE_MIN_CHARS, copy_verdict
 from server.retrieval.files import scan_workspace
+from server.retrieval.index import WorkspaceIndex
 from server.retrieval.vocab import new_index
+
+
+def workspace_texts(folder: Path, chars: float) -> tuple[list[tuple[str, str]], int]:
+    """(key, text) of the JavaScript under `folder` up to `chars` characters, the files repeated
+    under new keys (`path#copy`) while the folder holds fewer; and the characters taken."""
+    files: list[tuple[str, str]] = []
+    size = 0
+    for path, text in scan_workspace(folder):  # read only as much as needed
+        files.append((str(path), text))
+        size += len(text)
+        if size >= chars:
+            break
+    texts, size, copy = [], 0, 0
+    while files and size < chars:
+        for name, text in files:
+            texts.append((f"{name}#{copy}", text))
+            size += len(text)
+            if size >= chars:
+                break
+        copy += 1
+    return texts, size
+
+
+def time_copy_verdicts(
+    index: WorkspaceIndex, texts: list[tuple[str, str]]
+) -> tuple[list[float], list[float], int]:
+    """Character-level copy verdicts, as the Completer asks them on a keystroke: ms narrowed to the
+    texts holding the tail's whole identifiers, ms over every text (sorted), and how many of the
+    two verdicts differ (they must not)."""
+    rng = random.Random(0)
+    narrowed_ms, every_ms, differ = [], [], 0
+    for _ in range(300):
+        doc_key, doc = texts[rng.randrange(len(texts))]
+        if len(doc) < 200:
+            continue
+        prefix = doc[: rng.randrange(100, len(doc))]
+        start = time.perf_counter()
+        every, narrow, first = index.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=doc_key)
+        fast = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS, narrow=narrow, first=first)
+        narrowed_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        slow = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS)
+        every_ms.append((time.perf_counter() - start) * 1000)
+        differ += fast != slow
+    narrowed_ms.sort()
+    every_ms.sort()
+    return narrowed_ms, every_ms, differ
 
 
 def main() -> None:
@@ -34,21 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     index = new_index(tokenizer)
-    files: list[tuple[str, str]] = []
-    size = 0
-    for path, text in scan_workspace(args.dir):  # read only as much as needed
-        files.append((str(path), text))
-        size += len(text)
-        if size >= args.mb * 1e6:
-            break
-    texts, size, copy = [], 0, 0
-    while files and size < args.mb * 1e6:
-        for path, text in files:
-            texts.append((f"{path}#{copy}", text))
-            size += len(text)
-            if size >= args.mb * 1e6:
-                break
-        copy += 1
+    texts, size = workspace_texts(args.dir, args.mb * 1e6)
     start = time.perf_counter()
     index.build(texts)
     build_s = time.perf_counter() - start
@@ -70,7 +104,9 @@ def main() -> None:
     print(f"build {build_s:.2f} s ({size / 1e6 / build_s:.1f} MB/s)")
     print(f"update one file ({len(text) / 1e3:.0f} KB): median {statistics.median(updates):.1f} ms")
     lookups.sort()
-    print(f"lookup (40-token query): p50 {lookups[len(lookups) // 2]:.2f} ms, p95 {lookups[int(len(lookups) * 0.95)]:.2f} ms over {len(lookups)}")
+    print(
+        f"lookup (40-token query): p50 {lookups[len(lookups) // 2]:.2f} ms, p95 {lookups[int(len(lookups) * 0.95)]:.2f} ms over {len(lookups)}"
+    )
     follows = []
     for _, text in texts[:200]:
         lines = [line for line in text.split("\n") if line.strip()]
@@ -79,35 +115,23 @@ def main() -> None:
             index.follow(line)
             follows.append((time.perf_counter() - start) * 1000)
     follows.sort()
-    print(f"next line by analogy (one line): p50 {follows[len(follows) // 2]:.1f} ms, "
-          f"p95 {follows[int(len(follows) * 0.95)]:.1f} ms over {len(follows)}")
-    # Character-level copy verdicts, as the Completer asks them on a keystroke: narrowed to the
-    # texts holding the tail's whole identifiers, and over every text (the same verdict, checked).
-    rng = random.Random(0)
-    narrowed_ms, every_ms, differ = [], [], 0
-    for _ in range(300):
-        doc_key, doc = texts[rng.randrange(len(texts))]
-        if len(doc) < 200:
-            continue
-        prefix = doc[: rng.randrange(100, len(doc))]
-        start = time.perf_counter()
-        every, narrow, first = index.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=doc_key)
-        fast = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS, narrow=narrow, first=first)
-        narrowed_ms.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        slow = copy_verdict(prefix, every, at_least=SURE_MIN_CHARS)
-        every_ms.append((time.perf_counter() - start) * 1000)
-        differ += fast != slow
-    narrowed_ms.sort()
-    every_ms.sort()
-    print(f"copy verdict (one keystroke): p50 {narrowed_ms[len(narrowed_ms) // 2]:.1f} ms, "
-          f"p95 {narrowed_ms[int(len(narrowed_ms) * 0.95)]:.1f} ms; scanning every text p50 "
-          f"{every_ms[len(every_ms) // 2]:.1f} ms, p95 {every_ms[int(len(every_ms) * 0.95)]:.1f} ms; "
-          f"{differ} of {len(every_ms)} verdicts differ")
+    print(
+        f"next line by analogy (one line): p50 {follows[len(follows) // 2]:.1f} ms, "
+        f"p95 {follows[int(len(follows) * 0.95)]:.1f} ms over {len(follows)}"
+    )
+    narrowed_ms, every_ms, differ = time_copy_verdicts(index, texts)
+    print(
+        f"copy verdict (one keystroke): p50 {narrowed_ms[len(narrowed_ms) // 2]:.1f} ms, "
+        f"p95 {narrowed_ms[int(len(narrowed_ms) * 0.95)]:.1f} ms; scanning every text p50 "
+        f"{every_ms[len(every_ms) // 2]:.1f} ms, p95 {every_ms[int(len(every_ms) * 0.95)]:.1f} ms; "
+        f"{differ} of {len(every_ms)} verdicts differ"
+    )
     lines_bytes = index.next_lines.nbytes
     lookup_bytes = index.nbytes - lines_bytes
-    print(f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB): "
-          f"∞-gram lookups and texts {lookup_bytes / tokens:.1f}, lines for analogies {lines_bytes / tokens:.1f}")
+    print(
+        f"memory {index.nbytes / tokens:.1f} bytes per token ({index.nbytes / 1e6:.0f} MB): "
+        f"∞-gram lookups and texts {lookup_bytes / tokens:.1f}, lines for analogies {lines_bytes / tokens:.1f}"
+    )
 
 
 if __name__ == "__main__":
