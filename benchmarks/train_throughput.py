@@ -99,7 +99,7 @@ def _train(
             "final_loss": round(float(result.training_loss), 4)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "node_modules", help="dir of npm package folders")
     parser.add_argument("--max-files", type=int, default=3000, help="cap on files read")
@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=2, help="untimed steps before each measurement")
     parser.add_argument("--ours-bf16", action="store_true", help="also time ours with bf16 autocast")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
