@@ -93,20 +93,19 @@ def settings_for(url: str, snippets: int, workspace: bool) -> Any:
 
 def evaluate(rows: list[dict[str, Any]], url: str, tokenizer: Any, snippets: int | None) -> dict[str, Any]:
     """EM / ES of `rows` through a remote Completer; `snippets` None: without the workspace."""
-    from server.backends.openai import OpenAIBackend
-    from server.completion import Completer
+    from server.build import build_completer
     from training.data.npm import folder_name
     from training.line_eval import complete_rows, repo_index
     from training.metrics import score
 
     settings = settings_for(url, snippets or 0, snippets is not None)
-    completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
+    completer = build_completer(settings, cache_entries=0)
     sources: dict[str, int] = {}
     predictions: dict[str, str] = {}
 
     def attach(spec: str) -> None:
-        index = repo_index(_Tok(tokenizer), REPOS / folder_name(spec), snippets=True)
-        completer.workspace, completer.index_tokenizer = index, tokenizer
+        index = repo_index(tokenizer, REPOS / folder_name(spec), snippets=True)
+        completer.use_index(index, tokenizer, True)
 
     t0 = time.perf_counter()
     grouped = sorted(rows, key=lambda r: (str(r.get("package", "")), str(r["id"])))
@@ -123,13 +122,6 @@ def evaluate(rows: list[dict[str, Any]], url: str, tokenizer: Any, snippets: int
         "sources": sources,
         "s_per_row": (time.perf_counter() - t0) / max(1, len(rows)),
     }
-
-
-class _Tok:
-    """What `training.line_eval.repo_index` reads of an engine: its tokenizer."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
 
 
 def copy_floor(rows: list[dict[str, Any]]) -> dict[str, Any]:
