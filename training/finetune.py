@@ -21,14 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from training import lora as lora_mod
-from training.config import (
-    ConfigError,
-    RunConfig,
-    apply_overrides,
-    list_recipes,
-    load_recipe,
-    validate,
-)
+from training.config import ConfigError, RunConfig, apply_overrides, list_recipes, load_recipe, validate
 from training.modeling import (
     add_fim_tokens,
     build_model,
