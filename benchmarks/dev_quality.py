@@ -34,16 +34,16 @@ REPOS = REPO / "corpus-data" / "devnpm"
 def dev_eval(engine: Any, settings: Any, rows: list[dict[str, Any]], repos: Path | None) -> dict[str, Any]:
     """Score `rows` with the server's Completer on a loaded `engine` under `settings` (as
     `training.evaluate lines`)."""
-    from server.completion import Completer
+    from server.build import build_completer
     from training.data.npm import folder_name
     from training.line_eval import complete_rows, repo_index
     from training.metrics import score
 
     engine.reset_cache()
-    completer = Completer(engine)
+    completer = build_completer(settings, engine, cache_entries=0)
 
     def attach(spec: str) -> None:
-        completer.workspace = repo_index(engine, packages / folder_name(spec))
+        completer.use_index(repo_index(engine.tokenizer, packages / folder_name(spec)), engine.tokenizer, True)
 
     if repos is not None:  # one index build per package
         packages = repos

@@ -115,9 +115,7 @@ def wait_for_index(client: LspServer, t0: float, timeout: float = 600.0) -> tupl
 
 
 def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, int]]) -> dict[str, Any]:
-    from server.cache import CompletionCache
-    from server.completion import Completer
-    from server.engines import load_engine
+    from server.build import build_completer
     from server.settings import Settings
 
     settings = Settings(
@@ -129,19 +127,18 @@ def run_in_process(args: argparse.Namespace, text: str, steps: list[tuple[str, i
         engine=args.engine,
     )
     t0 = time.perf_counter()
-    engine = load_engine(settings)
-    completer = Completer(engine, cache=CompletionCache(256))
+    completer = build_completer(settings)
+    engine = completer.engine
+    assert engine is not None  # an in-process settings' Completer
     indexed = None
     if args.workspace:
         from server.retrieval.files import scan_workspace
         from server.retrieval.vocab import new_index
 
-        completer.workspace = new_index(engine.tokenizer)
-        completer.workspace.build((str(path), text) for path, text in scan_workspace(args.workspace))
-        indexed = (
-            time.perf_counter() - t0,
-            f"{len(completer.workspace)} files, {completer.workspace.tokens} tokens",
-        )
+        index = new_index(engine.tokenizer)
+        index.build((str(path), text) for path, text in scan_workspace(args.workspace))
+        completer.use_index(index, engine.tokenizer, True)
+        indexed = (time.perf_counter() - t0, f"{len(index)} files, {index.tokens} tokens")
     first_text, first_offset = steps[0]
     base = first_text[: first_offset - 1] + first_text[first_offset:]
     completer.complete(base, first_offset - 1, settings=settings, key="bench")

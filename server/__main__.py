@@ -243,8 +243,9 @@ def setup_logging(level: str, log_file: str | None) -> None:
 
 def run_complete(args: argparse.Namespace, settings: Any) -> int:
     """The `complete` subcommand: one completion, printed alone on stdout."""
-    from server.completion import Completer
-    from server.engines import load_engine
+    from server.build import build_completer
+    from server.loader import early_tokenizer
+    from server.settings import Settings
 
     path, line, col = parse_location(args.location)
     try:
@@ -256,15 +257,13 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
     folder = workspace_of(Path(path), getattr(args, "workspace", None))
     key = Path(path).resolve().as_uri()  # the editor's key: the file's own indexed copy is left out
     with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints must not mix with the result
-        if settings.backend == "openai":
-            from server.backends.openai import OpenAIBackend
-
-            completer = Completer(None, backend=OpenAIBackend.from_settings(settings))
-        else:
-            engine = load_engine(settings)
-            completer = Completer(engine)
-            if folder is not None and settings.workspace_index == "on":
-                completer.workspace = index_folder(folder, engine.tokenizer)
+        completer = build_completer(settings, cache_entries=0)
+        if folder is not None and settings.workspace_index == "on":
+            # As in the editor: a remote engine's index is in the shipped model's tokens.
+            engine = completer.engine
+            tokenizer = engine.tokenizer if engine is not None else early_tokenizer(Settings())
+            if tokenizer is not None:
+                completer.use_index(index_folder(folder, tokenizer, snippets=engine is None), tokenizer, True)
         outcome = completer.complete(text, offset, settings=settings, key=key)
     if outcome.backend is not None and outcome.backend.error is not None:
         raise CliError(str(outcome.backend.error))
@@ -274,13 +273,13 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def index_folder(folder: Path, tokenizer: Any) -> Any:
+def index_folder(folder: Path, tokenizer: Any, snippets: bool = False) -> Any:
     """The workspace index the server builds for `folder` (same files, same keys), built now."""
     from server.indexing import WorkspaceIndexer
 
     workspace = WorkspaceIndexer()
     workspace.set_folders([folder.as_uri()])
-    index = workspace.attach(tokenizer)
+    index = workspace.attach(tokenizer, snippets=snippets)
     workspace.ready.wait()
     status = workspace.status()
     logger.info("workspace %s: %d files, %d tokens indexed in %.2f s", folder, status["files"],

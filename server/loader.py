@@ -24,7 +24,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from server.backends.base import BackendError
-from server.cache import CompletionCache
+from server.build import build_completer
 from server.completion import Completer
 from server.errors import CodeparrotError, ModelLoadError
 from server.progress import begin_progress
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Recent completions remembered for exact and typed-ahead hits; a few hundred strings is cheap.
-CACHE_ENTRIES = 256
 # Tests only: "generate-oom:N" makes the first N model forward passes raise torch.OutOfMemoryError,
 # so the out-of-memory path (engine -> GenerationError -> empty result) runs for real end to end;
 # "generate-slow:MS" makes each forward pass take MS ms longer, like a large model on a slow CPU,
@@ -160,7 +158,7 @@ class ModelLoader:
             return
         _inject_test_faults(engine)
         self._stats.set_engine(engine.describe())
-        self._completer = Completer(engine, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats)
+        self._completer = build_completer(settings, engine, stats=self._stats)
         logger.info("model ready: %s on the %s engine (%s)", describe(settings), engine.name, engine.format)
         self._tokenizer_loaded(key, engine.tokenizer)  # if the early load failed, index now
 
@@ -173,10 +171,8 @@ class ModelLoader:
 
     def _connect(self, settings: Settings) -> None:
         """A remote backend: nothing to load, only the settings to check (a bad one is told once)."""
-        from server.backends.openai import OpenAIBackend
-
         try:
-            backend = OpenAIBackend.from_settings(settings)
+            completer = build_completer(settings, stats=self._stats)
         except BackendError as exc:
             self.error = exc
             logger.error("backend not usable: %s", exc.user_message)
@@ -189,7 +185,7 @@ class ModelLoader:
             message = f"codeparrot.backendApiKeyEnv names {env}, which is not set in the server's environment; sending no key."
             logger.warning(message)
             self._server.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
-        self._completer = Completer(None, cache=CompletionCache(CACHE_ENTRIES), stats=self._stats, backend=backend)
+        self._completer = completer
         logger.info("completing with %s", describe(settings))
 
     async def index_tokenizer(self, completer: Completer) -> Any:

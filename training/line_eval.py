@@ -29,12 +29,13 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def repo_index(engine: Any, pkg_dir: Path, snippets: bool = False) -> Any:
-    """The server's own workspace index over one package folder (keys: paths inside it)."""
+def repo_index(tokenizer: Any, pkg_dir: Path, snippets: bool = False) -> Any:
+    """The server's own workspace index over one package folder (keys: paths inside it), in
+    `tokenizer`'s tokens."""
     from server.retrieval.files import scan_workspace
     from server.retrieval.vocab import new_index
 
-    index = new_index(engine.tokenizer, snippets=snippets)
+    index = new_index(tokenizer, snippets=snippets)
     index.build((path.relative_to(pkg_dir).as_posix(), text) for path, text in scan_workspace(pkg_dir))
     return index
 
@@ -57,22 +58,25 @@ def predict_lines(
     as its workspace, and the row's own file is left out of it (the editor would have it open,
     without the line being predicted: the Completer searches that text itself).
     """
-    from server.completion import Completer
-    from server.engines import load_engine
+    from server.build import build_completer
+    from server.loader import early_tokenizer
+    from server.settings import Settings
     from training.data.npm import folder_name
 
-    engine = load_engine(settings)
-    # No completion cache: each row is scored on its own.
-    completer = Completer(
-        engine, token_healing=token_healing, snippet_tokens=snippet_tokens, copy_verdicts=copy_verdicts, mix=mix
+    completer = build_completer(  # no completion cache: each row is scored on its own
+        settings, cache_entries=0, token_healing=token_healing, snippet_tokens=snippet_tokens,
+        copy_verdicts=copy_verdicts, mix=mix,
     )
+    # A remote engine's index is in the shipped model's tokens, as the editor builds it.
+    tokenizer = completer.engine.tokenizer if completer.engine is not None else early_tokenizer(Settings())
 
     attach: Callable[[str], None] | None = None
     if repos is not None:
         packages = repos
 
         def attach(spec: str) -> None:
-            completer.workspace = repo_index(engine, packages / folder_name(spec), snippets=snippet_tokens > 0)
+            index = repo_index(tokenizer, packages / folder_name(spec), snippets=snippet_tokens > 0)
+            completer.use_index(index, tokenizer, True)
 
     for row, done in complete_rows(completer, rows, settings, attach):
         if isinstance(done, Exception):  # one bad row (a lone surrogate, a generation error) must not end the run
