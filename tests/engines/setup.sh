@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs llama.cpp from PyPI's llama-cpp-python: the in-process engine (server/engines/llamacpp.py,
-# the `fast` extra pins the same version; tests/server/test_engine_llama.py) and the OpenAI-compatible
+# the `fast` extra pins the same version; tests/server/engines/test_llamacpp.py) and the OpenAI-compatible
 # server that tests/server/test_backend_llama.py serves the shipped model with (a source
 # distribution only: pip compiles llama.cpp, ~9-19 min on 2 cores; tests, examples and the
 # llama.cpp command-line tools are not built). Idempotent: skipped when it already imports.

@@ -1,5 +1,6 @@
 """A real engine: llama.cpp's OpenAI-compatible server (llama-cpp-python) serving the shipped model,
-converted to GGUF in a fixture (`training.export_gguf`), started on 127.0.0.1 and stopped by pid.
+converted to GGUF in a fixture (`benchmarks/llama_server.py`, which the remote-workspace benchmark
+starts it with too), on 127.0.0.1, stopped by pid.
 
 `bash tests/engines/setup.sh` installs the engine (the README's test command runs it); where it is
 not installed these tests are skipped, never replaced by a mock (the fake engine in
@@ -8,26 +9,26 @@ test_lsp_backend.py covers the failures a real engine will not produce on demand
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
+import dataclasses
 import threading
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from lsp_wire import REPO, server_command, server_env
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
 
+from benchmarks.llama_server import llama_server
 from server.backends import BackendRequest
 from server.backends.openai import OpenAIBackend
+from server.build import build_completer
 from server.engines.pytorch import TorchEngine
+from server.loader import early_tokenizer
 from server.models import DEFAULT_MODEL_DIR
 from server.settings import Settings
+from training.line_eval import repo_index
 
 pytest.importorskip("llama_cpp.server", reason="the real engine: run `bash tests/engines/setup.sh`")
 pytestmark = pytest.mark.shipped_model
@@ -36,47 +37,12 @@ PROMPT = "function add(a, b) {\n  return"
 START_TIMEOUT_S = 120
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    gguf = tmp_path_factory.mktemp("gguf") / "codeparrot-js.gguf"
-    subprocess.run(
-        [sys.executable, "-m", "training.export_gguf", str(DEFAULT_MODEL_DIR), str(gguf)],
-        cwd=REPO, env=server_env(), check=True, timeout=300,
-    )
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("llama") / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "2"],
-        stdout=log, stderr=subprocess.STDOUT, env=server_env(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert proc.poll() is None, f"llama.cpp server exited with {proc.returncode}: see {log.name}"
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server did not start"
-            time.sleep(0.25)
+    with llama_server(
+        DEFAULT_MODEL_DIR, tmp_path_factory.mktemp("llama"), threads=2, env=server_env(), start_timeout_s=START_TIMEOUT_S
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, 9)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +79,55 @@ def test_a_stop_check_and_a_cancel_close_the_stream_and_the_engine_keeps_serving
     assert gone.cancelled and gone.text == "" and len(seen) == 1
     again = backend.complete(BackendRequest(PROMPT, 12))
     assert again.error is None and again.text
+
+
+def test_the_engine_scores_each_token_it_streams_when_asked(llama_url: str) -> None:
+    backend = OpenAIBackend(llama_url, timeout_s=30)
+    plain = backend.complete(BackendRequest(PROMPT, 8))
+    scored = backend.complete(BackendRequest(PROMPT, 8, logprobs=5))
+    assert plain.tokens is None and scored.text == plain.text  # asking changes nothing but the scores
+    assert scored.tokens is not None and "".join(t.text for t in scored.tokens) == scored.text
+    for token in scored.tokens:  # greedy: each token is its own likeliest alternative
+        assert token.logprob <= 0.0 and 1 <= len(token.top) <= 6
+        assert token.top[token.text] == pytest.approx(token.logprob) == pytest.approx(max(token.top.values()))
+
+
+# Two occurrences of each tail, going on two ways: neither a sure copy nor a majority, so the
+# engine is asked and its log-probabilities decide.
+LOOPS = (
+    "function a(arr) {\n  for (let i = 0; i < arr.size; i++) {\n  }\n}\n"
+    "function b(arr) {\n  for (let i = 0; i < arr.count; i++) {\n  }\n}\n"
+)
+THROWS = "function a(err) {\n  if (err) throw zorblax;\n}\nfunction b(err) {\n  if (err) throw quuxed;\n}\n"
+
+
+def test_a_split_workspace_copy_replaces_the_engine_only_where_the_engine_is_unsure(
+    llama_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "loops.js").write_text(LOOPS)
+    (tmp_path / "lib" / "throws.js").write_text(THROWS)
+    settings = dataclasses.replace(
+        Settings(), backend="openai", backend_url=llama_url, backend_timeout_ms=30000, multiline="never", fim="off"
+    )
+    tokenizer = early_tokenizer(settings)
+    completer = build_completer(settings, cache_entries=0)
+    completer.use_index(repo_index(tokenizer, tmp_path), tokenizer, True)
+
+    # `arr.` in a loop bound: the shipped model all but certain of `length` (`size` ≈ e^-9 as
+    # likely): it keeps its answer over the copy `size; i++) {`.
+    sure = "function f(arr) {\n  for (let i = 0; i < arr."
+    kept = completer.complete(sure, len(sure), settings=settings, key="main.js")
+    assert kept.source == "remote" and kept.text.startswith("length"), kept
+    assert kept.backend is not None and kept.backend.tokens, "the engine was asked for log-probabilities"
+
+    # What `throw` throws: the model is torn (its first choice `Err` at ≈ e^-1.9, `zorblax` not
+    # among its five likeliest): the copy from the workspace, with its origin.
+    torn = "function f(err) {\n  if (err) throw "
+    copied = completer.complete(torn, len(torn), settings=settings, key="main.js")
+    assert (copied.text, copied.source) == ("zorblax;", "copy"), copied
+    assert "the engine unsure" in copied.reason and copied.copied_from == ("lib/throws.js", 2)
+    assert copied.backend is not None and copied.backend.tokens and not copied.backend.text.startswith("zorblax")
 
 
 @pytest.mark.asyncio

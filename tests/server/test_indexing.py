@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.retrieval.vocab import vocabulary_key
 from server.indexing import WorkspaceIndexer
+from server.retrieval.vocab import vocabulary_key
 
 HELPER = "export function zorbleQuantify(widgets) {\n  return widgets.length;\n}\n"
 OTHER = "export const limit = 10;\n"

@@ -22,8 +22,8 @@ import pytest
 from lsp_wire import REPO, server_command, server_env
 from lsprotocol import types
 from pytest_lsp import client_capabilities, make_test_lsp_client
-from test_engine import BASE, TYPED, DraftingGuide, cancelling_after
 from test_models import adapter_dir  # noqa: F401 (a fixture: a real peft LoRA adapter)
+from test_pytorch import BASE, TYPED, DraftingGuide, cancelling_after
 
 from server.completion import Completer
 from server.engines import load_engine
