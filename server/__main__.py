@@ -138,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"serve LSP over TCP on this address (host defaults to {DEFAULT_TCP_HOST})",
     )
-    parser.add_argument("--log-file", metavar="PATH", help="write logs to this file instead of stderr")
-    parser.add_argument(
-        "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    )
+    _add_log_flags(parser, suppress=False)
     _add_model_flags(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     complete = sub.add_parser(
@@ -156,8 +153,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder indexed as the editor's workspace (default: the nearest folder above FILE "
         "holding package.json or .git; none: the file alone)",
     )
+    _add_log_flags(complete, suppress=True)
     _add_model_flags(complete, suppress=True)
     return parser
+
+
+def _add_log_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """--log-file and --log-level, before or after `complete` (SUPPRESS as in _add_model_flags)."""
+    parser.add_argument(
+        "--log-file",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="PATH",
+        help="write logs to this file instead of stderr",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS if suppress else "INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Any, frozenset[str]]:

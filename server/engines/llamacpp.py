@@ -16,7 +16,6 @@ which the workspace index then uses too.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -41,6 +40,39 @@ MAX_POSITIONS = 4096
 # llama.cpp has no bf16 matmuls on most CPUs, so bf16 maps to f16.
 FORMAT_OF_QUANTIZE = {"auto": "q8_0", "int8": "q8_0", "none": "f32", "bf16": "f16"}
 THREADS_BATCH_ENV = "CODEPARROT_THREADS_BATCH"
+
+
+# ggml's log levels (ggml.h: NONE, DEBUG, INFO, WARN, ERROR, CONT) -> logging. llama.cpp's INFO is
+# its per-load listing of tensors and buffers: debugging detail for this server.
+GGML_LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+# Expected with one unified KV cache for several documents (each stays within the trained context).
+EXPECTED_WARNINGS = ("n_ctx_seq (",)
+_llama_log = logging.getLogger("llama.cpp")
+_log_state: dict[str, Any] = {"level": logging.DEBUG, "text": "", "callback": None}
+
+
+def _route_llama_log() -> None:
+    """llama.cpp's log into Python logging (the server's handlers and --log-level), line by line,
+    instead of llama-cpp-python's prints to stderr."""
+    import ctypes
+
+    import llama_cpp
+
+    if _log_state["callback"] is not None:
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, _user: Any) -> None:
+        if level != 5:  # CONT goes on with the previous level
+            _log_state["level"] = GGML_LEVELS.get(level, logging.DEBUG)
+        _log_state["text"] += text.decode("utf-8", "replace")
+        *lines, _log_state["text"] = _log_state["text"].split("\n")
+        for line in lines:
+            expected = any(marker in line for marker in EXPECTED_WARNINGS)
+            _llama_log.log(logging.DEBUG if expected else _log_state["level"], "%s", line)
+
+    _log_state["callback"] = callback  # ctypes keeps no reference of its own
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def available() -> str | None:
@@ -145,9 +177,7 @@ class LlamaEngine(BaseEngine):
             raise ModelLoadError(why)
         import llama_cpp
 
-        quiet = logging.getLogger("llama-cpp-python")  # llama.cpp's own log, printed to stderr
-        if quiet.level == logging.NOTSET:
-            quiet.setLevel(logging.WARNING)  # not its per-load tensor listing
+        _route_llama_log()
         report("Resolving model", 0)
         path, tokenizer, fmt = self._gguf(report)
         report("Loading weights", 60)
@@ -266,5 +296,7 @@ class LlamaEngine(BaseEngine):
         self.batch = self.ctx = self.model = self.memory = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: the library may be gone already
+        try:  # noqa: SIM105 (at interpreter shutdown contextlib itself may be gone)
             self.close()
+        except Exception:
+            pass

@@ -123,6 +123,13 @@ def test_complete_flags_after_and_before_the_subcommand() -> None:
         settings, given = settings_from_args(args)
         assert (settings.model, settings.max_new_tokens) == ("m", 5)
         assert given == {"model", "maxNewTokens"}
+    # The log flags too, either side; the default stays when neither gives them.
+    for argv in (["complete", "a.js:1:1", "--log-level", "error", "--log-file", "x.log"],
+                 ["--log-level", "error", "--log-file", "x.log", "complete", "a.js:1:1"]):
+        args = parser.parse_args(argv)
+        assert (args.log_level, args.log_file) == ("ERROR", "x.log")
+    args = parser.parse_args(["complete", "a.js:1:1"])
+    assert (args.log_level, args.log_file) == ("INFO", None)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import sys
 import threading
@@ -227,6 +228,23 @@ def test_the_conversion_is_cached_by_content(f32: Settings, llama: LlamaEngine, 
     again.close()
     source = resolve_model(f32.model)
     assert content_key(source, "f32") != content_key(source, "q8_0")
+
+
+def test_llama_cpps_log_goes_to_python_logging_not_to_stderr(
+    f32: Settings, llama: LlamaEngine, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # llama-cpp-python prints llama.cpp's log to stderr by itself; the server's log (--log-file,
+    # --log-level) must have it instead, and a load's listing is debugging detail.
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG, logger="llama.cpp"):
+        again = LlamaEngine(f32)
+        again.load()
+        again.close()
+    lines = [r for r in caplog.records if r.name == "llama.cpp"]
+    assert any("n_ctx" in r.getMessage() for r in lines), [r.getMessage() for r in lines[:20]]
+    assert all(r.levelno == logging.DEBUG for r in lines if "n_ctx_seq (" in r.getMessage())  # expected
+    assert all("\n" not in r.getMessage() for r in lines)  # one record a line
+    assert "llama_context" not in capfd.readouterr().err
 
 
 def test_a_changed_model_converts_anew(tiny_model_dir: Path, tmp_path: Path) -> None:
