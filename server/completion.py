@@ -383,7 +383,7 @@ class Completer:
         with stats.timer("postprocess"):
             completion = apply_filters(result.text, ctx)
         source = "remote"
-        if copy and completion != copy and engine_defers(result.tokens, completion, copy):
+        if copy and completion != copy and engine_defers(result.tokens, copy):
             completion, reason, source = copy, f"copied, the engine unsure ({reason})", "copy"
         if self.cache is not None:
             self.cache.put(entry, prefix, suffix, completion)

@@ -39,6 +39,10 @@ SNIPPET_QUERY_CHARS = 600
 # not (benchmarks/README.md, "Remote engine with the workspace": 500 rows a cut, EM/ES +0.6/+0.4
 # whole line, +0.6/+0.6 mid-line over sure copies alone; 8 characters gained no more).
 PROBABLE_MIN_CHARS = 16
+# Shorter or split, a copy is still offered to a remote engine's path in the middle of a line after
+# a tail this long, to be weighed against the engine's confidence (`remote_context.engine_defers`).
+# At a line start the engine beat such copies on the tuning rows (benchmarks/README.md).
+WEAK_MIN_CHARS = 4
 
 
 class WorkspaceLookups:
@@ -69,17 +73,24 @@ class WorkspaceLookups:
                 found = locate_line(outcome.text, others, own)
         return dataclasses.replace(outcome, copied_from=found) if found is not None else outcome
 
-    def probable_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext, copies: bool) -> str:
+    def probable_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext, copies: bool) -> tuple[str, bool]:
         """For a remote engine, which gets no ∞-gram counts: the rest of the line that most
-        occurrences of a long tail (PROBABLE_MIN_CHARS) continue with, where it fits; or ""."""
+        occurrences of the longest tail found continue with, where it fits, and whether it is a
+        majority after a long tail (PROBABLE_MIN_CHARS: taken as it is) or only a weaker copy, in
+        the middle of a line after WEAK_MIN_CHARS or more (for the engine to outweigh); ("", False)
+        for none."""
         if ctx.multiline or not copies:
-            return ""
+            return "", False
         rules = CopyRules.at(key, prefix)
+        mid_line = bool(prefix[prefix.rfind("\n") + 1 :].strip())
         with self.stats.timer("copy"):
-            verdict = self.copy_verdict_at(prefix, suffix, key, rules)
-        if verdict.length < PROBABLE_MIN_CHARS or 2 * verdict.votes <= verdict.occurrences:
-            return ""
-        return apply_filters(verdict.text, ctx) if rules.takes(verdict.text, verdict.length) else ""
+            verdict = self.copy_verdict_at(prefix, suffix, key, rules, WEAK_MIN_CHARS if mid_line else SURE_MIN_CHARS)
+        if not verdict.text or not rules.takes(verdict.text, verdict.length):
+            return "", False
+        majority = verdict.length >= PROBABLE_MIN_CHARS and 2 * verdict.votes > verdict.occurrences
+        if not majority and not mid_line:
+            return "", False
+        return apply_filters(verdict.text, ctx), majority
 
     def sure_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext) -> str:
         """The filtered rest of the line after a sure copy verdict (see `copy_verdict`) that fits
@@ -121,21 +132,23 @@ class WorkspaceLookups:
             self.stats.incr("next_line")
         return line
 
-    def copy_verdict_at(self, prefix: str, suffix: str, key: str, rules: CopyRules) -> CopyVerdict:
-        """How the line went on after the longest tail of `prefix` found in the file itself (away
-        from the cursor) and the workspace's other files, counting the continuations that `rules`
-        admit there."""
+    def copy_verdict_at(
+        self, prefix: str, suffix: str, key: str, rules: CopyRules, at_least: int = SURE_MIN_CHARS
+    ) -> CopyVerdict:
+        """How the line went on after the longest tail of `prefix` (`at_least` characters or more)
+        found in the file itself (away from the cursor) and the workspace's other files, counting
+        the continuations that `rules` admit there."""
         own = own_sources(prefix, suffix)
         workspace = self.workspace
         if workspace is None:
-            return copy_verdict(prefix, own, at_least=SURE_MIN_CHARS, admit=lambda r, n, _t, _s: rules.admits(r, n))
+            return copy_verdict(prefix, own, at_least=at_least, admit=lambda r, n, _t, _s: rules.admits(r, n))
         texts, narrow, first = workspace.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
 
         def admit(rest: str, matched: int, text: str, start: int) -> bool:
             return rules.admits(rest, matched, text, start, workspace.key_of(text))
 
         return copy_verdict(
-            prefix, own + texts, at_least=SURE_MIN_CHARS, narrow=lambda n: own + narrow(n), first=first, admit=admit
+            prefix, own + texts, at_least=at_least, narrow=lambda n: own + narrow(n), first=first, admit=admit
         )
 
     def snippet_block(self, engine: BaseEngine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:

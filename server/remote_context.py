@@ -10,12 +10,21 @@ within a small factor.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from server.prompt import natural_tail_ids
 
 if TYPE_CHECKING:
+    from server.backends.base import TokenLogprob
     from server.retrieval.index import WorkspaceIndex
+
+# Alternatives asked for per generated token when a copy is weighed against the engine's answer.
+ARBITER_LOGPROBS = 5
+# How much more likely (natural log) the engine must have found its own token than the copy's,
+# where the two part, to keep its answer (e^3 ≈ 20 times; benchmarks/README.md, "Remote engine
+# with the workspace": 2 to 4 all gained on the tuning rows, 3 the most).
+DEFER_MARGIN = 3.0
 
 # Text above the cursor line that picks the windows (the in-process path's SNIPPET_QUERY_CHARS).
 QUERY_CHARS = 600
@@ -51,3 +60,31 @@ class RemoteSnippets:
                 block += f"// {label(snippet.key)}\n{text[first + 1 : last + 1]}"
         self._memo = (memo, block)
         return block
+
+
+def engine_defers(tokens: list[TokenLogprob] | None, copy: str) -> bool:
+    """Whether a weaker workspace `copy` replaces a remote engine's answer: where the engine, at the
+    first token at which its text parts from the copy, preferred its token to the copy's by less
+    than DEFER_MARGIN. A capable model is sure of what it writes and keeps it; a weak one that was
+    torn defers to the code the workspace holds. The copy's log-probability there is the engine's
+    own when its alternatives list it, else at most the least listed one and at most log(1 - p)
+    of the chosen token. False without log-probabilities (the engine's answer, as before), and
+    where the engine's text runs through the whole copy or ends inside it."""
+    if not tokens:
+        return False
+    at = 0
+    for token in tokens:
+        rest = copy[at:]
+        if not rest:
+            return False
+        if not token.text or rest.startswith(token.text):
+            at += len(token.text)
+            continue
+        listed = [lp for text, lp in token.top.items() if text and text != token.text and rest.startswith(text)]
+        if listed:
+            copied = max(listed)
+        else:
+            chosen = math.exp(token.logprob)
+            copied = min([math.log1p(-chosen) if chosen < 1.0 else -math.inf, *token.top.values()])
+        return token.logprob - copied < DEFER_MARGIN
+    return False

@@ -33,6 +33,19 @@ class BackendRequest:
     stop_check: Callable[[str], bool] | None = None  # stop_check(text_so_far) -> True ends the stream
     key: str = ""  # the document (a URI); not sent to engines
     text_after: str = ""  # the text after the cursor whether or not FIM sends it (copy reads it)
+    # Ask for each generated token's log-probability and this many alternatives (OpenAI `logprobs`);
+    # None: not asked (llama-cpp-python sorts the whole vocabulary per token to answer it).
+    logprobs: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token as the engine scored it: its text, its natural-log probability, and the
+    most likely alternatives there (text -> log-probability; the token itself may be among them)."""
+
+    text: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,6 +55,9 @@ class BackendResult:
     ms: float = 0.0  # wall time of the request
     finish_reason: str = ""  # "stop", "length", "stop_check", "cancelled", "error", "backoff"
     error: BackendError | None = None
+    # The generated tokens with their log-probabilities, when asked for and the engine sent them
+    # for every token; None otherwise (not every server implements `logprobs`).
+    tokens: list[TokenLogprob] | None = None
 
 
 class Backend(Protocol):

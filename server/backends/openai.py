@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from server.backends.base import BackendError, BackendRequest, BackendResult, Health
+from server.backends.base import BackendError, BackendRequest, BackendResult, Health, TokenLogprob
 from server.settings import validate_url
 
 if TYPE_CHECKING:
@@ -64,14 +64,16 @@ class OpenAIBackend:
         if self.health.backing_off():
             return BackendResult("", finish_reason="backoff", error=self.health.last_error)
         try:
-            text, reason = self._stream(request)
+            text, reason, tokens = self._stream(request)
         except BackendError as exc:
             log.warning("backend failure: %s", exc)  # no headers: the API key never reaches the log
             self.health.failure(exc)
             return BackendResult("", ms=_ms(start), finish_reason="error", error=exc)
         self.health.success()
         cancelled = reason == "cancelled"
-        return BackendResult("" if cancelled else text, cancelled, _ms(start), reason)
+        if cancelled:
+            return BackendResult("", True, _ms(start), reason)
+        return BackendResult(text, False, _ms(start), reason, tokens=tokens)
 
     def _body(self, r: BackendRequest) -> dict[str, Any]:
         # Greedy means greedy: llama-cpp-python's server applies a repeat penalty of 1.1 unless
@@ -83,10 +85,15 @@ class OpenAIBackend:
             body["stop"] = r.stop
         if r.suffix:
             body["suffix"] = r.suffix
+        if r.logprobs is not None:
+            body["logprobs"] = r.logprobs
         return body
 
-    def _stream(self, r: BackendRequest) -> tuple[str, str]:
+    def _stream(self, r: BackendRequest) -> tuple[str, str, list[TokenLogprob] | None]:
+        """The streamed text, why it ended, and its tokens' log-probabilities when asked for and
+        sent with every piece of text (else None)."""
         text = ""
+        tokens: list[TokenLogprob] | None = [] if r.logprobs is not None else None
         try:
             with self._client.stream("POST", self.url, json=self._body(r)) as resp:
                 if resp.status_code >= 400:
@@ -94,18 +101,25 @@ class OpenAIBackend:
                     raise BackendError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
                 for line in resp.iter_lines():
                     if r.cancel is not None and r.cancel.is_set():
-                        return text, "cancelled"  # leaving the `with` closes the connection
+                        return text, "cancelled", None  # leaving the `with` closes the connection
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
-                        return text, "stop"
+                        return text, "stop", tokens
                     choice = _choice(data)
-                    text += choice.get("text") or ""
+                    piece = choice.get("text") or ""
+                    text += piece
+                    if tokens is not None:
+                        scored = _logprobs(choice.get("logprobs"))
+                        if piece and not scored:
+                            tokens = None  # text the engine did not score: none of it counts
+                        else:
+                            tokens.extend(scored)
                     if r.stop_check is not None and r.stop_check(text):
-                        return text, "stop_check"
+                        return text, "stop_check", tokens
                     if choice.get("finish_reason"):
-                        return text, str(choice["finish_reason"])
+                        return text, str(choice["finish_reason"]), tokens
         except httpx.TimeoutException as exc:
             raise BackendError(f"timeout talking to {self.url}") from exc
         except httpx.HTTPError as exc:
@@ -121,6 +135,28 @@ def _choice(data: str) -> dict[str, Any]:
     if not isinstance(choice, dict):
         raise BackendError(f"malformed event from the completion server: {data[:100]!r}")
     return choice
+
+
+def _logprobs(data: Any) -> list[TokenLogprob]:
+    """The tokens an event's `logprobs` scores, in either format engines send: the completions
+    API's parallel lists (OpenAI, vLLM, llama-cpp-python: `tokens`, `token_logprobs`,
+    `top_logprobs`) or the chat API's `content` list (llama.cpp's own server); [] for none."""
+    try:
+        if isinstance(data, dict) and isinstance(data.get("content"), list):
+            return [
+                TokenLogprob(str(t["token"]), float(t["logprob"]),
+                             {str(a["token"]): float(a["logprob"]) for a in t.get("top_logprobs") or []})
+                for t in data["content"]
+            ]
+        if isinstance(data, dict) and isinstance(data.get("tokens"), list):
+            tops = data.get("top_logprobs") or [None] * len(data["tokens"])
+            return [
+                TokenLogprob(str(t), float(lp), {str(k): float(v) for k, v in (top or {}).items()})
+                for t, lp, top in zip(data["tokens"], data["token_logprobs"], tops, strict=True)
+            ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass  # malformed or partial: treated as not sent
+    return []
 
 
 def _ms(start: float) -> float:

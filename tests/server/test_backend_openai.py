@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from fake_engine import Engine, serve
 
 from server.backends import BackendError, BackendRequest, Health, validate_url
+from server.backends.base import TokenLogprob
 from server.backends.openai import OpenAIBackend
 
 
@@ -31,6 +36,69 @@ def test_streams_completion_with_openai_body(engine: tuple[Engine, str], monkeyp
     assert state.bodies[0] == {"model": "m", "prompt": "const x = ", "max_tokens": 16, "temperature": 0,
                                "repeat_penalty": 1.0, "stream": True, "stop": ["\n\n"], "suffix": "\n"}
     assert state.headers[0]["Authorization"] == "Bearer sk-secret-123"
+
+
+def test_logprobs_are_asked_for_only_on_request_and_an_engine_without_them_gives_none(
+    engine: tuple[Engine, str],
+) -> None:
+    state, url = engine
+    backend = OpenAIBackend(url)
+    scored = backend.complete(BackendRequest("x", 8, logprobs=5))
+    assert state.bodies[-1]["logprobs"] == 5
+    assert (scored.text, scored.tokens) == ("foo(bar);", None)  # this engine sends no scores
+    backend.complete(BackendRequest("x", 8))
+    assert "logprobs" not in state.bodies[-1]
+
+
+@contextmanager
+def replaying(events: list[dict[str, Any]]) -> Iterator[str]:
+    """A server that streams `events` as they are (then [DONE]) to any POST: its base URL."""
+
+    class Replay(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for event in [*map(json.dumps, events), "[DONE]"]:
+                self.wfile.write(f"data: {event}\n\n".encode())
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Replay)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_logprobs_are_read_in_the_completions_format_and_in_llama_cpps_content_format() -> None:
+    completions = [  # OpenAI, vLLM, llama-cpp-python: parallel lists, a token or more an event
+        {"choices": [{"text": "foo(", "logprobs": {"tokens": ["foo", "("], "token_logprobs": [-0.5, -0.1],
+                                                    "top_logprobs": [{"foo": -0.5, "bar": -1.5}, {"(": -0.1}]}}]},
+        {"choices": [{"text": ");", "logprobs": {"tokens": [");"], "token_logprobs": [-0.2], "top_logprobs": None}}]},
+    ]
+    content = [  # llama.cpp's own server: the chat API's list
+        {"choices": [{"text": "foo", "logprobs": {"content": [
+            {"token": "foo", "logprob": -0.5, "top_logprobs": [{"token": "foo", "logprob": -0.5},
+                                                               {"token": "bar", "logprob": -1.5}]}]}}]},
+    ]
+    with replaying(completions) as url:
+        result = OpenAIBackend(url).complete(BackendRequest("x", 8, logprobs=2))
+    assert result.text == "foo();" and result.tokens == [
+        TokenLogprob("foo", -0.5, {"foo": -0.5, "bar": -1.5}), TokenLogprob("(", -0.1, {"(": -0.1}),
+        TokenLogprob(");", -0.2, {}),
+    ]
+    with replaying(content) as url:
+        result = OpenAIBackend(url).complete(BackendRequest("x", 8, logprobs=2))
+    assert result.tokens == [TokenLogprob("foo", -0.5, {"foo": -0.5, "bar": -1.5})]
+    # Text without scores (an engine that scores some events only): none of it counts.
+    with replaying([completions[0], {"choices": [{"text": ");"}]}]) as url:
+        result = OpenAIBackend(url).complete(BackendRequest("x", 8, logprobs=2))
+    assert result.text == "foo();" and result.tokens is None
 
 
 def test_stop_check_ends_stream_early(engine: tuple[Engine, str]) -> None:

@@ -2,7 +2,9 @@
 against the fake engine (a real HTTP server), on a real workspace folder indexed with the shipped
 model's tokenizer. A sure copy is answered before the engine is asked, with its origin; the
 engine's prompt starts with path-labelled similar code from another file, within
-`backendSnippetTokens` (0: none)."""
+`backendSnippetTokens` (0: none). A weaker copy (a split vote) asks the engine for log-probabilities
+to weigh it against; an engine that sends none keeps its answer (tests/server/test_backend_llama.py
+weighs them with the real llama.cpp server)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ RENDER = (
     "render(widgetTable, { compact: false });\n"
 )
 MOSTLY_AT = "render(widgetTable, { comp"  # 2 of 3 occurrences go on `act: true });`
+THROWS = "function a(err) {\n  if (err) throw zorblax;\n}\nfunction b(err) {\n  if (err) throw quuxed;\n}\n"
+SPLIT_AT = "function f(err) {\n  if (err) throw "  # one occurrence each way: a weaker copy
 COPY_AT = "const subtotal = computeWidgetTotals(globalInv"
 SIMILAR = (
     "export function computeWidgetAverages(inventory, warehouse) {\n"
@@ -72,6 +76,7 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
     (root / "lib").mkdir(parents=True)
     (root / "lib" / "utils.js").write_text(UTILS)
     (root / "lib" / "render.js").write_text(RENDER)
+    (root / "lib" / "throws.js").write_text(THROWS)
     engine = Engine()
     engine.chunks = ["scaled", ";"]
     with serve(engine) as (_, url):
@@ -111,6 +116,14 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
             assert argument(item)["source"] == "copy" and argument(item)["from"].startswith("lib/render.js:")
             assert len(engine.bodies) == asked
 
+            # Split one to one: the engine is asked, with `logprobs`; this engine scores nothing,
+            # so its answer stands, as it did before copies were weighed.
+            split = (root / "split.js").as_uri()
+            open_doc(client, split, SPLIT_AT)
+            item = await inline(client, split, SPLIT_AT)
+            assert item is not None and item.insert_text == "scaled;" and argument(item)["source"] == "remote"
+            assert len(engine.bodies) == asked + 1 and engine.bodies[-1]["logprobs"] == 5
+
             similar = (root / "averages.js").as_uri()
             open_doc(client, similar, SIMILAR)
             item = await inline(client, similar, SIMILAR)
@@ -118,6 +131,7 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
             prompt = engine.bodies[-1]["prompt"]
             assert prompt.startswith("// lib/utils.js\n") and prompt.endswith(SIMILAR), prompt
             assert "return Math.round(scaled * 100) / 100;" in prompt  # the other file's code
+            assert "logprobs" not in engine.bodies[-1]  # no copy to weigh: no scores asked for
 
             client.workspace_did_change_configuration(
                 types.DidChangeConfigurationParams(settings={"codeparrot": {"backendSnippetTokens": 0}})
