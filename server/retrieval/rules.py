@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.retrieval.typescript import is_typescript, ts_only_line, ts_only_span
+from server.retrieval.typescript import code_chars, is_typescript, ts_only_line, ts_only_span
 
 IDENT = re.compile(r"[A-Za-z0-9_$]")
 # Identifiers followed by `(` that are not calls: control flow and function heads.
@@ -70,14 +70,8 @@ def defines(typed: str, rest: str) -> bool:
     """Whether `rest`, continuing the call whose arguments so far are `typed` (after its `(`),
     closes that parenthesis and then opens a body (`{` or `=>`): a definition's parameter list."""
     depth = sum(1 if c == "(" else -1 for c in typed if c in "()")
-    quote = ""
-    for i, ch in enumerate(rest):
-        if quote:
-            if ch == quote and rest[i - 1] != "\\":
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
+    for i, ch in code_chars(rest):
+        if ch == "(":
             depth += 1
         elif ch == ")":
             if depth == 0:

@@ -199,10 +199,9 @@ DANGLING = tuple("<=:,(|&?[+-*/!")  # a line ending in one of these lacks an ope
 MEMBER_MODIFIERS = frozenset({"private", "public", "protected", "readonly", "declare", "abstract", "override"})
 
 
-def _closed(text: str, angle: bool) -> str:
-    """`text` with a placeholder operand after a dangling operator and its open brackets closed;
-    `angle`: a `<` right after a name opens a type's arguments (else it compares)."""
-    stack: list[str] = []
+def code_chars(text: str) -> Iterator[tuple[int, str]]:
+    """(index, character) of `text` outside its string literals (quotes included as text), then,
+    if a literal is left open, (len(text), its quote)."""
     quote = ""
     for i, ch in enumerate(text):
         if quote:
@@ -210,6 +209,19 @@ def _closed(text: str, angle: bool) -> str:
                 quote = ""
         elif ch in "'\"`":
             quote = ch
+        else:
+            yield i, ch
+    if quote:
+        yield len(text), quote
+
+
+def _closed(text: str, angle: bool) -> str:
+    """`text` with a placeholder operand after a dangling operator and its open brackets closed;
+    `angle`: a `<` right after a name opens a type's arguments (else it compares)."""
+    stack: list[str] = []
+    for i, ch in code_chars(text):
+        if i == len(text):  # a string left open: close it
+            text += ch
         elif ch in CLOSERS and (ch != "<" or (angle and i and (text[i - 1].isalnum() or text[i - 1] in "_$"))):
             stack.append(CLOSERS[ch])  # `Partial<` opens type arguments; `a < b` compares
         elif stack and ch == stack[-1]:
@@ -219,8 +231,6 @@ def _closed(text: str, angle: bool) -> str:
                 stack.pop()
             if stack and ch == stack[-1]:
                 stack.pop()
-    if quote:
-        text += quote
     if text.endswith(DANGLING) and not text.endswith("=>"):
         text += " X"
     text += "".join(reversed(stack))
