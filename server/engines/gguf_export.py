@@ -29,6 +29,8 @@ import gguf
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from server import fim
+
 # HF GPT-2 Conv1D layers: weight stored [in_features, out_features], the transpose of nn.Linear.
 CONV1D_SUFFIXES = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
 # Non-persistent causal-mask buffers that older transformers versions saved: not weights.
@@ -36,10 +38,10 @@ SKIP_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 # llama.cpp's GPT-2 graph uses the tanh GELU (= HF "gelu_new"); exact "gelu" differs by ~1e-3.
 GELU_ACTS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu")
 FIM_KEYS = {  # tokenizer content -> GGUF key (llama.cpp would also guess these from the text)
-    "<fim_prefix>": gguf.Keys.Tokenizer.FIM_PRE_ID,
-    "<fim_suffix>": gguf.Keys.Tokenizer.FIM_SUF_ID,
-    "<fim_middle>": gguf.Keys.Tokenizer.FIM_MID_ID,
-    "<fim_pad>": gguf.Keys.Tokenizer.FIM_PAD_ID,
+    fim.PREFIX: gguf.Keys.Tokenizer.FIM_PRE_ID,
+    fim.SUFFIX: gguf.Keys.Tokenizer.FIM_SUF_ID,
+    fim.MIDDLE: gguf.Keys.Tokenizer.FIM_MID_ID,
+    fim.PAD: gguf.Keys.Tokenizer.FIM_PAD_ID,
 }
 
 
