@@ -49,7 +49,9 @@ class WorkspaceLookups:
     """The workspace index (None: only the file itself), the open document's segments per
     tokenizer, and what one request asks of them."""
 
-    def __init__(self, stats: Stats, mix: MixParams, snippet_tokens: int, workspace: WorkspaceIndex | None) -> None:
+    def __init__(
+        self, stats: Stats, mix: MixParams, snippet_tokens: int, workspace: WorkspaceIndex | None
+    ) -> None:
         self.stats, self.mix = stats, mix
         # Tokens of similar code from another workspace file put before the prompt (0: none).
         self.snippet_tokens = snippet_tokens
@@ -73,7 +75,9 @@ class WorkspaceLookups:
                 found = locate_line(outcome.text, others, own)
         return dataclasses.replace(outcome, copied_from=found) if found is not None else outcome
 
-    def probable_copy(self, prefix: str, suffix: str, key: str, ctx: PostContext, copies: bool) -> tuple[str, bool]:
+    def probable_copy(
+        self, prefix: str, suffix: str, key: str, ctx: PostContext, copies: bool
+    ) -> tuple[str, bool]:
         """For a remote engine, which gets no ∞-gram counts: the rest of the line that most
         occurrences of the longest tail found continue with, where it fits, and whether it is a
         majority after a long tail (PROBABLE_MIN_CHARS: taken as it is) or only a weaker copy, in
@@ -84,7 +88,9 @@ class WorkspaceLookups:
         rules = CopyRules.at(key, prefix)
         mid_line = bool(prefix[prefix.rfind("\n") + 1 :].strip())
         with self.stats.timer("copy"):
-            verdict = self.copy_verdict_at(prefix, suffix, key, rules, WEAK_MIN_CHARS if mid_line else SURE_MIN_CHARS)
+            verdict = self.copy_verdict_at(
+                prefix, suffix, key, rules, WEAK_MIN_CHARS if mid_line else SURE_MIN_CHARS
+            )
         if not verdict.text or not rules.takes(verdict.text, verdict.length):
             return "", False
         majority = verdict.length >= PROBABLE_MIN_CHARS and 2 * verdict.votes > verdict.occurrences
@@ -98,7 +104,11 @@ class WorkspaceLookups:
         rules = CopyRules.at(key, prefix)
         with self.stats.timer("copy"):
             verdict = self.copy_verdict_at(prefix, suffix, key, rules)
-        copied = apply_filters(verdict.text, ctx) if verdict.sure and rules.takes(verdict.text, verdict.length) else ""
+        copied = (
+            apply_filters(verdict.text, ctx)
+            if verdict.sure and rules.takes(verdict.text, verdict.length)
+            else ""
+        )
         if copied:
             self.stats.incr("copied")
         return copied
@@ -118,7 +128,9 @@ class WorkspaceLookups:
             return ""
         with self.stats.timer("next_line"):
             query = above[last]
-            after = suffix[end + 1 :].split("\n", NEXT_LINE_OWN_LINES)[:NEXT_LINE_OWN_LINES] if end >= 0 else []
+            after = (
+                suffix[end + 1 :].split("\n", NEXT_LINE_OWN_LINES)[:NEXT_LINE_OWN_LINES] if end >= 0 else []
+            )
             found = [follow_in(query, above[:last]), follow_in(query, after)]
             rules = CopyRules.at(key, prefix)
             if self.workspace is not None:  # a line from a TypeScript file may not fit JavaScript
@@ -151,7 +163,9 @@ class WorkspaceLookups:
             prefix, own + texts, at_least=at_least, narrow=lambda n: own + narrow(n), first=first, admit=admit
         )
 
-    def snippet_block(self, engine: BaseEngine, prefix: str, key: str, settings: Settings, most: int) -> list[int]:
+    def snippet_block(
+        self, engine: BaseEngine, prefix: str, key: str, settings: Settings, most: int
+    ) -> list[int]:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of
         whole lines, to go before the prompt; [] when there is none. It depends only on the text
         above the cursor line, so it stays the same (and the KV cache valid) while typing on it."""
@@ -165,7 +179,9 @@ class WorkspaceLookups:
         if self._snippet_memo is not None and self._snippet_memo[0] == memo:
             return self._snippet_memo[1]
         block = ""
-        for snippet, doc in workspace.similar(natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key):
+        for snippet, doc in workspace.similar(
+            natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key
+        ):
             text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
             first, last = text.find("\n"), text.rfind("\n")
             if 0 <= first < last:  # whole lines only
@@ -185,7 +201,11 @@ class WorkspaceLookups:
         tokenizer = engine.tokenizer
         if self._retrieval is None or self._retrieval[0] != id(tokenizer):
             kinds = blank_kinds(tokenizer)
-            self._retrieval = (id(tokenizer), kinds, CurrentDocument(encoder(tokenizer), len(tokenizer), kinds > 0))
+            self._retrieval = (
+                id(tokenizer),
+                kinds,
+                CurrentDocument(encoder(tokenizer), len(tokenizer), kinds > 0),
+            )
         _, blanks, current = self._retrieval
         # Up to where the healed part starts: the cursor line holds the query followed by the
         # typed part of the word, and must not answer the query with itself.

@@ -1,5 +1,6 @@
-"""Workspace code for a remote engine's prompt: the most similar windows of the workspace's other
-files, path-labelled, as text (RepoCoder-style retrieval; Tabby and Continue do the same).
+"""The workspace for a remote engine: the most similar windows of the workspace's other files,
+path-labelled, as text before its prompt (RepoCoder-style retrieval; Tabby and Continue do the
+same), and whether a weaker workspace copy replaces its answer (`engine_defers`).
 
 The in-process model gets the same windows as token ids (`Completer._snippet_block`); a remote
 engine takes text, so the windows are cut to whole lines and decoded, within a budget counted in
@@ -80,7 +81,9 @@ def engine_defers(tokens: list[TokenLogprob] | None, copy: str) -> bool:
         if not token.text or rest.startswith(token.text):
             at += len(token.text)
             continue
-        listed = [lp for text, lp in token.top.items() if text and text != token.text and rest.startswith(text)]
+        listed = [
+            lp for text, lp in token.top.items() if text and text != token.text and rest.startswith(text)
+        ]
         if listed:
             copied = max(listed)
         else:

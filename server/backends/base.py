@@ -67,8 +67,12 @@ class Backend(Protocol):
 class Health:
     """Consecutive failures, backoff, and whether an outage still needs telling the user (once)."""
 
-    def __init__(self, start_s: float = BACKOFF_START_S, max_s: float = BACKOFF_MAX_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        start_s: float = BACKOFF_START_S,
+        max_s: float = BACKOFF_MAX_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = threading.Lock()
         self._start, self._max, self._clock = start_s, max_s, clock
         self.failures = 0

@@ -25,8 +25,15 @@ DEFAULT_TIMEOUT_S = 2.0
 class OpenAIBackend:
     """`complete()` streams one completion; failures give an empty result and go to `health`."""
 
-    def __init__(self, url: str, model: str = "", *, api_key_env: str = "",
-                 timeout_s: float = DEFAULT_TIMEOUT_S, health: Health | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str = "",
+        *,
+        api_key_env: str = "",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        health: Health | None = None,
+    ) -> None:
         problem = validate_url(url)
         if problem:
             message = f"codeparrot.backendUrl {url!r}: {problem}"
@@ -79,8 +86,14 @@ class OpenAIBackend:
         # Greedy means greedy: llama-cpp-python's server applies a repeat penalty of 1.1 unless
         # told otherwise (its greedy text then differs from the model's); engines that do not know
         # the field ignore it (vLLM, Ollama, llama.cpp's own server, whose default is 1.0 already).
-        body: dict[str, Any] = {"model": self.model, "prompt": r.prompt, "max_tokens": r.max_tokens,
-                                "temperature": 0, "repeat_penalty": 1.0, "stream": True}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": r.prompt,
+            "max_tokens": r.max_tokens,
+            "temperature": 0,
+            "repeat_penalty": 1.0,
+            "stream": True,
+        }
         if r.stop:
             body["stop"] = r.stop
         if r.suffix:
@@ -144,8 +157,11 @@ def _logprobs(data: Any) -> list[TokenLogprob]:
     try:
         if isinstance(data, dict) and isinstance(data.get("content"), list):
             return [
-                TokenLogprob(str(t["token"]), float(t["logprob"]),
-                             {str(a["token"]): float(a["logprob"]) for a in t.get("top_logprobs") or []})
+                TokenLogprob(
+                    str(t["token"]),
+                    float(t["logprob"]),
+                    {str(a["token"]): float(a["logprob"]) for a in t.get("top_logprobs") or []},
+                )
                 for t in data["content"]
             ]
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):

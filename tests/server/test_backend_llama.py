@@ -40,7 +40,11 @@ START_TIMEOUT_S = 120
 @pytest.fixture(scope="module")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with llama_server(
-        DEFAULT_MODEL_DIR, tmp_path_factory.mktemp("llama"), threads=2, env=server_env(), start_timeout_s=START_TIMEOUT_S
+        DEFAULT_MODEL_DIR,
+        tmp_path_factory.mktemp("llama"),
+        threads=2,
+        env=server_env(),
+        start_timeout_s=START_TIMEOUT_S,
     ) as url:
         yield url
 
@@ -52,7 +56,9 @@ def local() -> TorchEngine:
     return engine
 
 
-def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(llama_url: str, local: TorchEngine) -> None:
+def test_the_engine_streams_the_same_greedy_text_as_the_model_in_process(
+    llama_url: str, local: TorchEngine
+) -> None:
     # The backend sends repeat_penalty 1.0: llama-cpp-python's default 1.1 turned the 12th token
     # `b` into `a` (measured), which is no longer the model's greedy text.
     # A generous read timeout: the engine's first request warms it up, slowly on a busy machine.
@@ -108,7 +114,12 @@ def test_a_split_workspace_copy_replaces_the_engine_only_where_the_engine_is_uns
     (tmp_path / "lib" / "loops.js").write_text(LOOPS)
     (tmp_path / "lib" / "throws.js").write_text(THROWS)
     settings = dataclasses.replace(
-        Settings(), backend="openai", backend_url=llama_url, backend_timeout_ms=30000, multiline="never", fim="off"
+        Settings(),
+        backend="openai",
+        backend_url=llama_url,
+        backend_timeout_ms=30000,
+        multiline="never",
+        fim="off",
     )
     tokenizer = early_tokenizer(settings)
     completer = build_completer(settings, cache_entries=0)
@@ -127,7 +138,9 @@ def test_a_split_workspace_copy_replaces_the_engine_only_where_the_engine_is_uns
     copied = completer.complete(torn, len(torn), settings=settings, key="main.js")
     assert (copied.text, copied.source) == ("zorblax;", "copy"), copied
     assert "the engine unsure" in copied.reason and copied.copied_from == ("lib/throws.js", 2)
-    assert copied.backend is not None and copied.backend.tokens and not copied.backend.text.startswith("zorblax")
+    assert (
+        copied.backend is not None and copied.backend.tokens and not copied.backend.text.startswith("zorblax")
+    )
 
 
 @pytest.mark.asyncio

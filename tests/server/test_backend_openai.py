@@ -26,15 +26,25 @@ def engine() -> Iterator[tuple[Engine, str]]:
         yield running
 
 
-def test_streams_completion_with_openai_body(engine: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streams_completion_with_openai_body(
+    engine: tuple[Engine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, url = engine
     monkeypatch.setenv("TEAM_KEY", "sk-secret-123")
     backend = OpenAIBackend(url, "m", api_key_env="TEAM_KEY")
     result = backend.complete(BackendRequest("const x = ", 16, suffix="\n", stop=["\n\n"]))
     assert (result.text, result.cancelled, result.finish_reason) == ("foo(bar);", False, "stop")
     assert result.ms > 0
-    assert state.bodies[0] == {"model": "m", "prompt": "const x = ", "max_tokens": 16, "temperature": 0,
-                               "repeat_penalty": 1.0, "stream": True, "stop": ["\n\n"], "suffix": "\n"}
+    assert state.bodies[0] == {
+        "model": "m",
+        "prompt": "const x = ",
+        "max_tokens": 16,
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "stream": True,
+        "stop": ["\n\n"],
+        "suffix": "\n",
+    }
     assert state.headers[0]["Authorization"] == "Bearer sk-secret-123"
 
 
@@ -77,19 +87,50 @@ def replaying(events: list[dict[str, Any]]) -> Iterator[str]:
 
 def test_logprobs_are_read_in_the_completions_format_and_in_llama_cpps_content_format() -> None:
     completions = [  # OpenAI, vLLM, llama-cpp-python: parallel lists, a token or more an event
-        {"choices": [{"text": "foo(", "logprobs": {"tokens": ["foo", "("], "token_logprobs": [-0.5, -0.1],
-                                                    "top_logprobs": [{"foo": -0.5, "bar": -1.5}, {"(": -0.1}]}}]},
-        {"choices": [{"text": ");", "logprobs": {"tokens": [");"], "token_logprobs": [-0.2], "top_logprobs": None}}]},
+        {
+            "choices": [
+                {
+                    "text": "foo(",
+                    "logprobs": {
+                        "tokens": ["foo", "("],
+                        "token_logprobs": [-0.5, -0.1],
+                        "top_logprobs": [{"foo": -0.5, "bar": -1.5}, {"(": -0.1}],
+                    },
+                }
+            ]
+        },
+        {
+            "choices": [
+                {"text": ");", "logprobs": {"tokens": [");"], "token_logprobs": [-0.2], "top_logprobs": None}}
+            ]
+        },
     ]
     content = [  # llama.cpp's own server: the chat API's list
-        {"choices": [{"text": "foo", "logprobs": {"content": [
-            {"token": "foo", "logprob": -0.5, "top_logprobs": [{"token": "foo", "logprob": -0.5},
-                                                               {"token": "bar", "logprob": -1.5}]}]}}]},
+        {
+            "choices": [
+                {
+                    "text": "foo",
+                    "logprobs": {
+                        "content": [
+                            {
+                                "token": "foo",
+                                "logprob": -0.5,
+                                "top_logprobs": [
+                                    {"token": "foo", "logprob": -0.5},
+                                    {"token": "bar", "logprob": -1.5},
+                                ],
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
     ]
     with replaying(completions) as url:
         result = OpenAIBackend(url).complete(BackendRequest("x", 8, logprobs=2))
     assert result.text == "foo();" and result.tokens == [
-        TokenLogprob("foo", -0.5, {"foo": -0.5, "bar": -1.5}), TokenLogprob("(", -0.1, {"(": -0.1}),
+        TokenLogprob("foo", -0.5, {"foo": -0.5, "bar": -1.5}),
+        TokenLogprob("(", -0.1, {"(": -0.1}),
         TokenLogprob(");", -0.2, {}),
     ]
     with replaying(content) as url:
@@ -119,7 +160,9 @@ def test_cancel_closes_stream_within_a_chunk(engine: tuple[Engine, str]) -> None
             cancel.set()
         return False
 
-    result = OpenAIBackend(url).complete(BackendRequest("x", 64, cancel=cancel, stop_check=cancel_after_three))
+    result = OpenAIBackend(url).complete(
+        BackendRequest("x", 64, cancel=cancel, stop_check=cancel_after_three)
+    )
     assert result.cancelled and result.text == "" and result.finish_reason == "cancelled"
     assert len(seen) == 3  # no chunk was read after the cancel
     time.sleep(0.3)
@@ -168,12 +211,17 @@ def test_engine_down_backs_off_then_recovers(engine: tuple[Engine, str]) -> None
     assert health.take_report() is not None  # a new outage is reported again
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9000/", "https://llm.example.com"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9000/", "https://llm.example.com"]
+)
 def test_validate_url_accepts(url: str) -> None:
     assert validate_url(url) is None
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.5:8080", "http://example.com", "ftp://localhost", "localhost:8080", "http://[::1]:x"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5:8080", "http://example.com", "ftp://localhost", "localhost:8080", "http://[::1]:x"],
+)
 def test_validate_url_rejects(url: str) -> None:
     problem = validate_url(url)
     assert problem and ("not allowed" in problem or "not a valid URL" in problem)
