@@ -49,6 +49,9 @@ def cache_entry(key: str, settings: Settings, multiline: bool) -> str:
 
 @dataclass
 class Outcome:
+    """The pipeline's result for one position: the text to show, and how it came (cached, copied,
+    generated in process with its `GenerationResult` or remotely with its `BackendResult`)."""
+
     text: str
     multiline: bool
     cache_hit: bool

@@ -19,8 +19,10 @@ _WORD_TAIL = re.compile(r"[\w$]*\Z")
 
 
 @dataclass
-class Completion:
-    """A finished completion request: what to insert, and where the cursor was."""
+class Answer:
+    """What one completion request answers: the Completer's `Outcome` at its place in the
+    document (the LSP layer's result; the pipeline's is `Outcome`, an engine's
+    `GenerationResult`, a remote engine's `BackendResult`)."""
 
     outcome: Outcome
     document: Document
@@ -28,12 +30,12 @@ class Completion:
     position: types.Position
 
 
-def origin_of(done: Completion, folders: Iterable[Path]) -> Provenance | None:
+def origin_of(done: Answer, folders: Iterable[Path]) -> Provenance | None:
     """Where a copy or an analogy came from, relative to the workspace folders; None for others."""
     return provenance(done.outcome.copied_from, done.document.uri, [str(folder) for folder in folders])
 
 
-def shown(feedback: Feedback, done: Completion, origin: Provenance | None) -> types.Command:
+def shown(feedback: Feedback, done: Answer, origin: Provenance | None) -> types.Command:
     """Count `done` as shown (or as the suggestion it continues); the command an accept runs."""
     outcome, prefix = done.outcome, done.document.text[: done.offset]
     item = feedback.shown(done.document.uri, prefix, outcome.text, outcome.source, outcome.multiline, origin)
@@ -41,7 +43,7 @@ def shown(feedback: Feedback, done: Completion, origin: Provenance | None) -> ty
 
 
 def inline_item(
-    done: Completion, selected: types.SelectedCompletionInfo | None, command: types.Command
+    done: Answer, selected: types.SelectedCompletionInfo | None, command: types.Command
 ) -> types.InlineCompletionItem:
     """Ghost text at the cursor; with the editor's suggest widget open on an item, the item and
     the completion together over the item's range (VS Code shows only ghost text extending it)."""
@@ -54,7 +56,7 @@ def inline_item(
 
 
 def classic_item(
-    done: Completion, position: types.Position, command: types.Command, origin: Provenance | None
+    done: Answer, position: types.Position, command: types.Command, origin: Provenance | None
 ) -> types.CompletionItem:
     """One menu item replacing the word before the cursor with that word and the completion."""
     word = word_before(done.document.text, done.offset)

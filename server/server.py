@@ -28,7 +28,7 @@ from server.documents import Document, DocumentStore
 from server.errors import CodeparrotError
 from server.feedback import ACCEPT_COMMAND, ACCEPTED_METHOD, Feedback, accepted_params
 from server.indexing import WorkspaceIndexer
-from server.items import Completion, classic_item, inline_item, origin_of, shown
+from server.items import Answer, classic_item, inline_item, origin_of, shown
 from server.loader import ModelLoader, describe
 from server.progress import ProgressBar, begin_progress
 from server.protocol import RobustProtocol
@@ -272,7 +272,7 @@ class CompletionServer(LanguageServer):
 
     async def complete(
         self, uri: str, position: types.Position, selected: types.SelectedCompletionInfo | None = None
-    ) -> Completion | None:
+    ) -> Answer | None:
         """Run the completion pipeline for one request; None means "nothing to show".
 
         `selected`: complete the text as it would be with `selected.text` over `selected.range`.
@@ -304,7 +304,7 @@ class CompletionServer(LanguageServer):
                 copied = await self._run(self._copier, uri, text, offset, tree, settings, indexing=False)
                 if copied is not None and copied.text:
                     self._copier.stats.incr("answered")
-                    return Completion(dataclasses.replace(copied, source="copy"), doc, offset, position)
+                    return Answer(dataclasses.replace(copied, source="copy"), doc, offset, position)
                 completer = await self.loader.completer(settings, LOAD_WAIT_S)
         except asyncio.CancelledError:
             self.requests.count_cancelled_unstarted()  # cancelled while waiting for the model
@@ -315,7 +315,7 @@ class CompletionServer(LanguageServer):
         outcome = await self._run(completer, uri, text, offset, tree, settings, indexing=indexing)
         if outcome is None or outcome.reason == "cancelled" or not outcome.text:
             return None
-        return Completion(outcome, doc, offset, position)
+        return Answer(outcome, doc, offset, position)
 
     async def _use_index(self, completer: Completer, settings: Settings) -> bool:
         """Give `completer` the workspace index (started on first use); whether it has one. It is
