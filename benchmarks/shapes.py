@@ -1,4 +1,4 @@
-"""Which model shape the next accelerator lease should train: decode time on a CPU and compute on a GPU.
+"""Which model shape the next accelerator run should train: decode time on a CPU and compute on a GPU.
 
     python benchmarks/shapes.py [--shapes 6x384,12x512,...] [--tokens 64] [--rounds 3] [--minutes 7.7]
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="LAYERSxWIDTH, comma-separated")
     ap.add_argument("--tokens", type=int, default=64, help="decoded tokens per round")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--minutes", type=float, default=7.7, help="training minutes a lease gives (the kit's plan)")
+    ap.add_argument("--minutes", type=float, default=7.7, help="training minutes of an accelerator run (the kit's plan)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="shapes-"))
     os.environ["CODEPARROT_CACHE_DIR"] = str(work / "gguf")  # the random models' GGUFs go with the folder
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(median {statistics.median(results['torch bf16 (shipped)']):.2f})")
         print(f"compute at stage 6's {rate / 1e12:.0f} TFLOP/s (one H200), {args.minutes} min of training\n")
         print("| shape | parameters | × shipped | llama.cpp Q8_0 ms/token (best, median round) | best vs budget | "
-              "train GFLOP/token | tokens in the lease | epochs of v3 | fp16 MB |")
+              "train GFLOP/token | tokens in the run | epochs of v3 | fp16 MB |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base_params = sizes.get("6x384", (14_186_496, {}))[0]
         for shape, (params, s) in sizes.items():
