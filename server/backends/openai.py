@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -46,6 +47,9 @@ class OpenAIBackend:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s))
+        # Set once the engine refused a request for `logprobs` (HTTP 400 or 422) and answered it
+        # without: it is not asked for them again.
+        self.logprobs_refused = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIBackend:
@@ -71,7 +75,12 @@ class OpenAIBackend:
         if self.health.backing_off():
             return BackendResult("", finish_reason="backoff", error=self.health.last_error)
         try:
-            text, reason, tokens = self._stream(request)
+            try:
+                text, reason, tokens = self._stream(request)
+            except _LogprobsRefused:
+                text, reason, tokens = self._stream(dataclasses.replace(request, logprobs=None))
+                self.logprobs_refused = True  # the field it was: without it, the engine answered
+                log.info("%s refused `logprobs`: asking without from now on", self.url)
         except BackendError as exc:
             log.warning("backend failure: %s", exc)  # no headers: the API key never reaches the log
             self.health.failure(exc)
@@ -98,7 +107,7 @@ class OpenAIBackend:
             body["stop"] = r.stop
         if r.suffix:
             body["suffix"] = r.suffix
-        if r.logprobs is not None:
+        if r.logprobs is not None and not self.logprobs_refused:
             body["logprobs"] = r.logprobs
         return body
 
@@ -106,11 +115,14 @@ class OpenAIBackend:
         """The streamed text, why it ended, and its tokens' log-probabilities when asked for and
         sent with every piece of text (else None)."""
         text = ""
-        tokens: list[TokenLogprob] | None = [] if r.logprobs is not None else None
+        body = self._body(r)
+        tokens: list[TokenLogprob] | None = [] if "logprobs" in body else None
         try:
-            with self._client.stream("POST", self.url, json=self._body(r)) as resp:
+            with self._client.stream("POST", self.url, json=body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
+                    if tokens is not None and resp.status_code in (400, 422):
+                        raise _LogprobsRefused  # an engine that rejects the field: asked again without
                     raise BackendError(f"HTTP {resp.status_code} from {self.url}: {resp.text[:200]}")
                 for line in resp.iter_lines():
                     if r.cancel is not None and r.cancel.is_set():
@@ -138,6 +150,10 @@ class OpenAIBackend:
         except httpx.HTTPError as exc:
             raise BackendError(f"{type(exc).__name__} talking to {self.url}: {exc}") from exc
         raise BackendError(f"stream from {self.url} ended before [DONE]")
+
+
+class _LogprobsRefused(Exception):
+    """A request with `logprobs` answered HTTP 400 or 422."""
 
 
 def _choice(data: str) -> dict[str, Any]:

@@ -61,15 +61,24 @@ def test_logprobs_are_asked_for_only_on_request_and_an_engine_without_them_gives
 
 
 @contextmanager
-def replaying(events: list[dict[str, Any]]) -> Iterator[str]:
-    """A server that streams `events` as they are (then [DONE]) to any POST: its base URL."""
+def replaying(events: list[dict[str, Any]], bodies: list[dict[str, Any]] | None = None) -> Iterator[str]:
+    """A server that streams `events` as they are (then [DONE]) to any POST: its base URL. With
+    `bodies`, it records the requests there and refuses those with `logprobs` (HTTP 422, as an
+    engine that validates its fields strictly)."""
 
     class Replay(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if bodies is not None:
+                bodies.append(body)
+                if "logprobs" in body:
+                    self.send_response(422)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -140,6 +149,18 @@ def test_logprobs_are_read_in_the_completions_format_and_in_llama_cpps_content_f
     with replaying([completions[0], {"choices": [{"text": ");"}]}]) as url:
         result = OpenAIBackend(url).complete(BackendRequest("x", 8, logprobs=2))
     assert result.text == "foo();" and result.tokens is None
+
+
+def test_an_engine_that_refuses_logprobs_is_asked_again_without_and_not_asked_for_them_again() -> None:
+    bodies: list[dict[str, Any]] = []
+    with replaying([{"choices": [{"text": "foo();"}]}], bodies) as url:
+        backend = OpenAIBackend(url)
+        first = backend.complete(BackendRequest("x", 8, logprobs=5))
+        second = backend.complete(BackendRequest("x", 8, logprobs=5))
+    assert (first.text, first.tokens, first.error) == ("foo();", None, None)
+    assert (second.text, second.tokens) == ("foo();", None)
+    assert ["logprobs" in b for b in bodies] == [True, False, False]  # refused once, then never sent
+    assert backend.health.failures == 0 and backend.health.take_report() is None  # no outage
 
 
 def test_stop_check_ends_stream_early(engine: tuple[Engine, str]) -> None:
