@@ -1,6 +1,6 @@
-"""The accelerator kit end to end on a tiny GPT-2: a lease rehearsed on this machine (the corpus up in
+"""The accelerator kit end to end on a tiny GPT-2: an accelerator run rehearsed on this machine (the corpus up in
 several parts under a small upload limit, training, the model back in several parts over two calls),
-then a second lease that continues the first model, and a bring-back cut off before its last call."""
+then a second run that continues the first model, and a bring-back cut off before its last call."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _git(root: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def lease(npm_packages_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def rehearsal(npm_packages_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A repository (tiny, git), a tiny FIM tokenizer, the fixture packages packed, the recipe."""
     root = tmp_path_factory.mktemp("repo")
     _git(root, "init", "-q")
@@ -51,23 +51,23 @@ def lease(npm_packages_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     _git(root, "add", ".")
     _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tree")
     data = tmp_path_factory.mktemp("data")
-    recipe, tokens = pack_tiny_gpt2_run(npm_packages_dir, data, "tiny-lease", TRAIN)
+    recipe, tokens = pack_tiny_gpt2_run(npm_packages_dir, data, "tiny-run", TRAIN)
     return {"root": root, "recipe": recipe, "tokens": tokens, "work": tmp_path_factory.mktemp("device")}
 
 
-def _plan(lease: dict[str, Any], *extra: str, part: int = 5_000) -> Plan:
-    args = build_parser().parse_args(["plan", str(lease["recipe"]), "--tokens", str(lease["tokens"]),
+def _plan(rehearsal: dict[str, Any], *extra: str, part: int = 5_000) -> Plan:
+    args = build_parser().parse_args(["plan", str(rehearsal["recipe"]), "--tokens", str(rehearsal["tokens"]),
                                       "--preset", "1", *extra])
     import sys
 
-    work: Path = lease["work"]
-    return build_plan(args, lease["root"], python=sys.executable, store=str(work / "store" / args.name),
+    work: Path = rehearsal["work"]
+    return build_plan(args, rehearsal["root"], python=sys.executable, store=str(work / "store" / args.name),
                       limits=_limits(part), timing=TIMING)
 
 
-def _rehearse(lease: dict[str, Any], plan: Plan, name: str, cut_after: int | None = None) -> list[Path]:
-    work: Path = lease["work"] / name
-    return run_calls(plan, root=lease["root"], device=work / "device", returned=work / "returned",
+def _rehearse(rehearsal: dict[str, Any], plan: Plan, name: str, cut_after: int | None = None) -> list[Path]:
+    work: Path = rehearsal["work"] / name
+    return run_calls(plan, root=rehearsal["root"], device=work / "device", returned=work / "returned",
                      cut_after=cut_after)
 
 
@@ -77,18 +77,18 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def first(lease: dict[str, Any]) -> dict[str, Any]:
-    """The first lease, rehearsed whole: plan, every call, collect, finish (ship + held-out loss)."""
-    plan = _plan(lease, "--name", "first")
-    folders = _rehearse(lease, plan, "first")
+def first(rehearsal: dict[str, Any]) -> dict[str, Any]:
+    """The first rehearsal, rehearsed whole: plan, every call, collect, finish (ship + held-out loss)."""
+    plan = _plan(rehearsal, "--name", "first")
+    folders = _rehearse(rehearsal, plan, "first")
     backs = [f for f in folders if (f / "index.json").is_file()]
-    state = collect(plan, backs, lease["root"])
-    shipped = lease["work"] / "shipped"
-    report = finish(plan, lease["root"], ship_to=shipped, baseline=None)
+    state = collect(plan, backs, rehearsal["root"])
+    shipped = rehearsal["work"] / "shipped"
+    report = finish(plan, rehearsal["root"], ship_to=shipped, baseline=None)
     return {"plan": plan, "folders": folders, "state": state, "report": report, "shipped": shipped}
 
 
-def test_the_plan_fits_every_call_under_the_limits(lease: dict[str, Any], first: dict[str, Any]) -> None:
+def test_the_plan_fits_every_call_under_the_limits(rehearsal: dict[str, Any], first: dict[str, Any]) -> None:
     plan: Plan = first["plan"]
     parts = plan.payload["parts"]
     assert len(parts) >= 2  # the corpus did not fit one call beside the tree
@@ -100,11 +100,11 @@ def test_the_plan_fits_every_call_under_the_limits(lease: dict[str, Any], first:
     assert plan.init is None  # nothing of this shape was shipped before: from scratch
 
 
-def test_a_rehearsed_lease_brings_back_the_model_byte_exact(lease: dict[str, Any], first: dict[str, Any]) -> None:
+def test_a_rehearsed_lease_brings_back_the_model_byte_exact(rehearsal: dict[str, Any], first: dict[str, Any]) -> None:
     (bundle,) = first["state"].values()
     assert bundle["missing"] == [] and len(bundle["here"]) >= 3
-    device_run = lease["work"] / "first" / "device" / first["plan"].run_dir
-    model = lease["root"] / first["plan"].run_dir / "model"
+    device_run = rehearsal["work"] / "first" / "device" / first["plan"].run_dir
+    model = rehearsal["root"] / first["plan"].run_dir / "model"
     published = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in device_run.iterdir() if p.is_file() and not p.name.startswith(".")}
     assert _digest(model) == published  # every file as the device wrote it
@@ -115,26 +115,26 @@ def test_a_rehearsed_lease_brings_back_the_model_byte_exact(lease: dict[str, Any
     assert loss["blocks"] > 0 and 0 < loss["loss"] < 10 and loss["nats_per_char"] > 0
 
 
-def test_a_second_lease_continues_the_loss_curve(lease: dict[str, Any], first: dict[str, Any]) -> None:
-    model = lease["root"] / first["plan"].run_dir / "model"
-    plan = _plan(lease, "--name", "second", "--init", str(model), part=60_000)
+def test_a_second_lease_continues_the_loss_curve(rehearsal: dict[str, Any], first: dict[str, Any]) -> None:
+    model = rehearsal["root"] / first["plan"].run_dir / "model"
+    plan = _plan(rehearsal, "--name", "second", "--init", str(model), part=60_000)
     assert plan.init and plan.init.endswith("/init")  # the weights do not travel with the tree: bundled
-    folders = _rehearse(lease, plan, "second")
-    collect(plan, [f for f in folders if (f / "index.json").is_file()], lease["root"])
-    report = finish(plan, lease["root"], ship_to=None, baseline=None, evaluate=False)
+    folders = _rehearse(rehearsal, plan, "second")
+    collect(plan, [f for f in folders if (f / "index.json").is_file()], rehearsal["root"])
+    report = finish(plan, rehearsal["root"], ship_to=None, baseline=None, evaluate=False)
     before = json.loads((model / "log_history.json").read_text())
     after = json.loads((Path(report["model"]) / "log_history.json").read_text())
-    assert after[: len(before)] == before  # the first lease's curve, then the second's
+    assert after[: len(before)] == before  # the first run's curve, then the second's
     new = [h for h in after[len(before):] if "loss" in h]
     assert [h["step"] for h in new] == list(range(26, 51))
     old = [h["loss"] for h in before if "loss" in h]
-    assert new[0]["loss"] < (old[0] + old[-1]) / 2  # it starts where the first lease ended, not from scratch
+    assert new[0]["loss"] < (old[0] + old[-1]) / 2  # it starts where the first rehearsal ended, not from scratch
     metrics = report["metrics"]
     assert metrics["steps"] == 50 and metrics["run_steps"] == 25
     assert metrics["continued_from"]["steps"] == 25
 
 
-def test_a_cut_off_bring_back_leaves_the_shipped_model_untouched(lease: dict[str, Any], first: dict[str, Any],
+def test_a_cut_off_bring_back_leaves_the_shipped_model_untouched(rehearsal: dict[str, Any], first: dict[str, Any],
                                                                  tmp_path: Path) -> None:
     plan: Plan = first["plan"]
     train_call = next(c.n for c in plan.calls if " train " in c.command)
@@ -161,49 +161,49 @@ def test_a_cut_off_bring_back_leaves_the_shipped_model_untouched(lease: dict[str
     assert _digest(first["shipped"]) == shipped_before
 
 
-def test_no_room_beside_the_tree_is_a_clear_error(lease: dict[str, Any]) -> None:
-    args = build_parser().parse_args(["plan", str(lease["recipe"]), "--tokens", str(lease["tokens"]), "--dry-run"])
+def test_no_room_beside_the_tree_is_a_clear_error(rehearsal: dict[str, Any]) -> None:
+    args = build_parser().parse_args(["plan", str(rehearsal["recipe"]), "--tokens", str(rehearsal["tokens"]), "--dry-run"])
     with pytest.raises(PlanError, match="leaves no room"):
-        build_plan(args, lease["root"], limits=Limits(upload_bytes=65 * 1024), timing=TIMING)
+        build_plan(args, rehearsal["root"], limits=Limits(upload_bytes=65 * 1024), timing=TIMING)
 
 
 @pytest.mark.parametrize(("package", "error"), [("lodash", ContaminationError), ("text-table", ShipError)])
 def test_a_corpus_with_a_reserved_or_dev_set_package_is_refused_before_it_goes_up(
-        lease: dict[str, Any], tmp_path: Path, package: str, error: type[Exception]) -> None:
+        rehearsal: dict[str, Any], tmp_path: Path, package: str, error: type[Exception]) -> None:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(Path(str(lease["recipe"])).parent / "tok"))
+    tokenizer = AutoTokenizer.from_pretrained(str(Path(str(rehearsal["recipe"])).parent / "tok"))
     rows = [{"source": "npm", "package": package, "version": "1.0.0", "license": "MIT", "path": "index.js",
              "sha256": "0" * 64}]
     write_ids([[5, 6, 7] * 50], tokenizer, tmp_path / "bad", manifest_sha=manifest_sha(r["sha256"] for r in rows),
               documents=rows)
-    args = build_parser().parse_args(["plan", str(lease["recipe"]), "--tokens", str(tmp_path / "bad"),
+    args = build_parser().parse_args(["plan", str(rehearsal["recipe"]), "--tokens", str(tmp_path / "bad"),
                                       "--name", f"bad-{package}"])
     with pytest.raises(error):
-        build_plan(args, lease["root"], limits=_limits(5_000), timing=TIMING)
-    assert not (lease["root"] / Plan.local_dir_for(f"bad-{package}")).exists()  # nothing was bundled
+        build_plan(args, rehearsal["root"], limits=_limits(5_000), timing=TIMING)
+    assert not (rehearsal["root"] / Plan.local_dir_for(f"bad-{package}")).exists()  # nothing was bundled
 
 
-def test_the_dry_run_prints_every_call_and_writes_nothing(lease: dict[str, Any],
+def test_the_dry_run_prints_every_call_and_writes_nothing(rehearsal: dict[str, Any],
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     import os
 
     from training.accelerator import main
 
     cwd = Path.cwd()
-    os.chdir(lease["root"])  # the command line plans for the repository it runs in
+    os.chdir(rehearsal["root"])  # the command line plans for the repository it runs in
     try:
-        assert main(["plan", str(lease["recipe"]), "--tokens", str(lease["tokens"]), "--name", "dry", "--dry-run",
+        assert main(["plan", str(rehearsal["recipe"]), "--tokens", str(rehearsal["tokens"]), "--name", "dry", "--dry-run",
                      "--budget-s", "900"]) == 0
     finally:
         os.chdir(cwd)
     printed = capsys.readouterr().out
     assert "parts up: 1" in printed and "device train corpus-data/accel/dry/plan.json --stop-after" in printed
     assert "finish corpus-data/accel/dry/plan.json" in printed and "estimated" in printed
-    assert not (lease["root"] / Plan.local_dir_for("dry")).exists()
+    assert not (rehearsal["root"] / Plan.local_dir_for("dry")).exists()
 
 
-def test_a_cut_off_training_call_is_recovered_by_send_back(lease: dict[str, Any], first: dict[str, Any],
+def test_a_cut_off_training_call_is_recovered_by_send_back(rehearsal: dict[str, Any], first: dict[str, Any],
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No parts came back with the training call: `send-back 1-N` bundles the last published checkpoint."""
     from dataclasses import replace
@@ -212,7 +212,7 @@ def test_a_cut_off_training_call_is_recovered_by_send_back(lease: dict[str, Any]
     from training.kit.device import send_back
 
     plan = replace(first["plan"], store=str(tmp_path / "fresh-store"))  # no bundle made yet on this machine
-    monkeypatch.chdir(lease["work"] / "first" / "device")
+    monkeypatch.chdir(rehearsal["work"] / "first" / "device")
     out = tmp_path / "out"
     sent = send_back(plan, first=1, last=99, out=out)
     assert sent and (out / "index.json").is_file()

@@ -199,7 +199,7 @@ def test_a_missing_token_file_is_a_config_error_before_any_work(tmp_path: Path) 
         validate(cfg)
 
 
-# ------------------------------------------------------------ subsets that fit a lease, pinned lists
+# ------------------------------------------------------------ subsets that fit a accelerator run, pinned lists
 
 def _package_tokens(tf: Any) -> dict[str, int]:
     sizes: dict[str, int] = {}
