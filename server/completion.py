@@ -75,7 +75,7 @@ class Completer:
         stats: Stats | None = None,
         *,
         token_healing: bool = True,
-        workspace: WorkspaceIndex | None = None,
+        index: WorkspaceIndex | None = None,
         mix: MixParams | None = None,
         backend: Backend | None = None,
         snippet_tokens: int = 0,
@@ -92,23 +92,14 @@ class Completer:
         self.copy_verdicts = copy_verdicts
         # The workspace and the file itself, as the pipeline asks them (server.lookups).
         self.stats = stats if stats is not None else Stats()
-        self.lookups = WorkspaceLookups(self.stats, mix or MixParams(), snippet_tokens, workspace)
-        # A remote engine's: the tokenizer `workspace` was built with (the shipped model's), for
+        self.lookups = WorkspaceLookups(self.stats, mix or MixParams(), snippet_tokens, index)
+        # A remote engine's: the tokenizer `lookups.index` was built with (the shipped model's), for
         # the snippets put in its prompt (server.remote_context).
         self.index_tokenizer: Any = None
         self._index_ready = False
         self._remote_snippets = RemoteSnippets()
         self.cache = cache
         self.token_healing = token_healing  # see server.prompt: off only to measure what it buys
-
-    @property
-    def workspace(self) -> WorkspaceIndex | None:
-        """The workspace index (None: only the file itself is copied from, workspaceIndex on)."""
-        return self.lookups.workspace
-
-    @workspace.setter
-    def workspace(self, index: WorkspaceIndex | None) -> None:
-        self.lookups.workspace = index
 
     def use_index(self, index: WorkspaceIndex, tokenizer: Any, ready: bool) -> None:
         """Complete with the workspace `index`, built with `tokenizer` (`ready`: built). Answers
@@ -117,7 +108,7 @@ class Completer:
         if ready and not self._index_ready and self.cache is not None:
             self.cache.clear()
         self._index_ready = ready
-        self.workspace, self.index_tokenizer = index, tokenizer
+        self.lookups.index, self.index_tokenizer = index, tokenizer
 
     def complete(
         self,
@@ -312,7 +303,7 @@ class Completer:
         if outcome.cache_hit or outcome.reason == "cancelled" or not self._copies(settings):
             return outcome
         prefix, suffix = text[:offset], text[offset:]
-        files = self.workspace.files if self.workspace is not None else dict
+        files = self.lookups.index.files if self.lookups.index is not None else dict
         offer = workspace_offer(prefix, suffix, key, outcome.text, outcome.result is not None, files)
         if offer is None:
             return outcome
@@ -354,10 +345,10 @@ class Completer:
             return Outcome(copy, False, False, None, f"copied, most occurrences ({reason})", source="copy")
         chars = settings.max_prompt_tokens * CHARS_PER_TOKEN
         block = ""
-        if self.workspace is not None and self.index_tokenizer is not None and settings.workspace_index == "on":
+        if self.lookups.index is not None and self.index_tokenizer is not None and settings.workspace_index == "on":
             with stats.timer("snippets"):  # similar workspace code first, within its own budget
                 limit = min(settings.backend_snippet_tokens, settings.max_prompt_tokens // 2)
-                block = self._remote_snippets.text(self.workspace, self.index_tokenizer, prefix, key, limit)
+                block = self._remote_snippets.text(self.lookups.index, self.index_tokenizer, prefix, key, limit)
         request = BackendRequest(
             prompt=block + _line_aligned_tail(prefix, max(chars - len(block), CHARS_PER_TOKEN * 16)),
             max_tokens=settings.max_new_tokens,
@@ -395,7 +386,7 @@ class Completer:
     def _copies(self, settings: Settings) -> bool:
         """Whether sure copies are taken: with the workspace on, on the in-process model's path, and
         on a remote engine's once the server gave it the workspace index."""
-        local_or_indexed = self.engine is not None or self.workspace is not None
+        local_or_indexed = self.engine is not None or self.lookups.index is not None
         return self.copy_verdicts and local_or_indexed and settings.workspace_index == "on"
 
 def _line_aligned_tail(text: str, chars: int) -> str:

@@ -50,12 +50,12 @@ class WorkspaceLookups:
     tokenizer, and what one request asks of them."""
 
     def __init__(
-        self, stats: Stats, mix: MixParams, snippet_tokens: int, workspace: WorkspaceIndex | None
+        self, stats: Stats, mix: MixParams, snippet_tokens: int, index: WorkspaceIndex | None
     ) -> None:
         self.stats, self.mix = stats, mix
         # Tokens of similar code from another workspace file put before the prompt (0: none).
         self.snippet_tokens = snippet_tokens
-        self.workspace = workspace
+        self.index = index
         self._snippet_memo: tuple[tuple[Any, ...], list[int]] | None = None
         # Per tokenizer (by id): its blank_kinds and the documents being edited, as segments.
         self._retrieval: tuple[int, np.ndarray, CurrentDocument] | None = None
@@ -66,7 +66,7 @@ class WorkspaceLookups:
         if outcome.source not in ("copy", "analogy") or not outcome.text:
             return outcome
         with self.stats.timer("provenance"):
-            files = self.workspace.files() if self.workspace is not None else {}
+            files = self.index.files() if self.index is not None else {}
             others = {k: t for k, t in files.items() if k != key}
             own = prefix[: prefix.rfind("\n") + 1] if outcome.source == "analogy" else prefix[:-1]
             if outcome.source == "copy":
@@ -133,9 +133,9 @@ class WorkspaceLookups:
             )
             found = [follow_in(query, above[:last]), follow_in(query, after)]
             rules = CopyRules.at(key, prefix)
-            if self.workspace is not None:  # a line from a TypeScript file may not fit JavaScript
+            if self.index is not None:  # a line from a TypeScript file may not fit JavaScript
                 admit = lambda line, source, text, start: rules.admits(line, len(prefix), text, start, source)  # noqa: E731
-                found.append(self.workspace.follow(query, exclude=key, admit=admit))
+                found.append(self.index.follow(query, exclude=key, admit=admit))
             score, votes = best_of(*found)
         if score < MIN_SIMILARITY or len(votes) != 1 or not rules.fits(next(iter(votes))):
             return ""
@@ -151,13 +151,13 @@ class WorkspaceLookups:
         found in the file itself (away from the cursor) and the workspace's other files, counting
         the continuations that `rules` admit there."""
         own = own_sources(prefix, suffix)
-        workspace = self.workspace
-        if workspace is None:
+        index = self.index
+        if index is None:
             return copy_verdict(prefix, own, at_least=at_least, admit=lambda r, n, _t, _s: rules.admits(r, n))
-        texts, narrow, first = workspace.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
+        texts, narrow, first = index.copy_sources(prefix[-COPY_MAX_TAIL:], exclude=key)
 
         def admit(rest: str, matched: int, text: str, start: int) -> bool:
-            return rules.admits(rest, matched, text, start, workspace.key_of(text))
+            return rules.admits(rest, matched, text, start, index.key_of(text))
 
         return copy_verdict(
             prefix, own + texts, at_least=at_least, narrow=lambda n: own + narrow(n), first=first, admit=admit
@@ -169,17 +169,17 @@ class WorkspaceLookups:
         """The ids of the most similar code elsewhere in the workspace, as a path-labelled block of
         whole lines, to go before the prompt; [] when there is none. It depends only on the text
         above the cursor line, so it stays the same (and the KV cache valid) while typing on it."""
-        workspace = self.workspace
+        index = self.index
         limit = min(self.snippet_tokens, most)
-        if workspace is None or limit <= 0 or settings.workspace_index == "off":
+        if index is None or limit <= 0 or settings.workspace_index == "off":
             return []
         tokenizer = engine.tokenizer
         above = prefix[: prefix.rfind("\n") + 1][-SNIPPET_QUERY_CHARS:]
-        memo = (id(workspace), key, above, limit)
+        memo = (id(index), key, above, limit)
         if self._snippet_memo is not None and self._snippet_memo[0] == memo:
             return self._snippet_memo[1]
         block = ""
-        for snippet, doc in workspace.similar(
+        for snippet, doc in index.similar(
             natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key
         ):
             text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
@@ -197,7 +197,7 @@ class WorkspaceLookups:
         """The ∞-gram guide for one request: the file itself (all of it), then the workspace."""
         if settings.workspace_index == "off":
             return None  # the model alone, exactly as without retrieval
-        workspace = self.workspace
+        index = self.index
         tokenizer = engine.tokenizer
         if self._retrieval is None or self._retrieval[0] != id(tokenizer):
             kinds = blank_kinds(tokenizer)
@@ -213,9 +213,9 @@ class WorkspaceLookups:
 
         def lookup(query: Sequence[int], allowed: np.ndarray | None) -> Match:
             found = merge([segment.longest(query, allowed=allowed) for segment in own])
-            if workspace is None:
+            if index is None:
                 return found
-            return prefer_local(found, workspace.lookup(query, exclude=key, allowed=allowed), self.mix)
+            return prefer_local(found, index.lookup(query, exclude=key, allowed=allowed), self.mix)
 
         # The query is the text before the completion (the healed part is generated), split as
         # the indexed files are, not as the prompt is.

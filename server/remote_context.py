@@ -43,18 +43,18 @@ class RemoteSnippets:
     def __init__(self) -> None:
         self._memo: tuple[tuple[Any, ...], str] | None = None
 
-    def text(self, workspace: WorkspaceIndex, tokenizer: Any, prefix: str, key: str, limit: int) -> str:
+    def text(self, index: WorkspaceIndex, tokenizer: Any, prefix: str, key: str, limit: int) -> str:
         """Up to `limit` tokens of the code most like the lines above the cursor, from other files,
         each window headed by `// <path>` and ending with a line break; "" when there is none."""
         if limit <= 0:
             return ""
         above = prefix[: prefix.rfind("\n") + 1][-QUERY_CHARS:]
-        memo = (id(workspace), id(tokenizer), key, above, limit)
+        memo = (id(index), id(tokenizer), key, above, limit)
         if self._memo is not None and self._memo[0] == memo:
             return self._memo[1]
         block = ""
         query = natural_tail_ids(tokenizer, above, "", QUERY_CHARS) if above.strip() else []
-        for snippet, doc in workspace.similar(query, key) if query else []:
+        for snippet, doc in index.similar(query, key) if query else []:
             text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
             first, last = text.find("\n"), text.rfind("\n")
             if 0 <= first < last:  # whole lines only

@@ -358,7 +358,7 @@ def test_the_file_being_edited_wins_over_the_workspace_at_equal_match_length(eng
     index.build([(f"other{i}.js", f"{call}widgets, 3);\n") for i in range(3)])  # three times elsewhere
     text = f"{call}gadgets, 5);\n{call}"  # once in this file, after the same text
     wide = Settings(**{**settings.__dict__, "max_new_tokens": 24})
-    completer = Completer(engine, workspace=index)
+    completer = Completer(engine, index=index)
     assert completer.complete(text, len(text), settings=wide, key="this.js").text.startswith("gadgets, 5)")
-    pooled = Completer(engine, workspace=index, mix=MixParams(own_file_slack=-1))  # 3 against 1
+    pooled = Completer(engine, index=index, mix=MixParams(own_file_slack=-1))  # 3 against 1
     assert pooled.complete(text, len(text), settings=wide, key="this.js").text.startswith("widgets, 3)")

@@ -78,7 +78,7 @@ def test_the_completer_copies_a_sure_line_and_asks_the_model_otherwise(engine: T
 
     index = new_index(engine.tokenizer)
     index.build([("lib/people.js", "function names(people, list) {\n  for (const p of people) list.push(p.fullName);\n}\n")])
-    completer = Completer(engine, workspace=index)
+    completer = Completer(engine, index=index)
     settings = Settings(model="x", max_new_tokens=8)
     text = "function render(people, out) {\n  for (const p of people) out.push(p.ful"
     done = completer.complete(text, len(text), settings=settings, key="main.js")

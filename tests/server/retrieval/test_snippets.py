@@ -68,7 +68,7 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
 
     index: WorkspaceIndex = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3), ("lib/server.js", OTHER * 3)])
-    completer = Completer(engine, workspace=index, snippet_tokens=96)
+    completer = Completer(engine, index=index, snippet_tokens=96)
     settings = Settings(model="x", workspace_index="on")
     above = "function formatAuthor(user) {\n  const first = user.firstName.trim();\n  const last = user.lastName.trim();\n"
     block = completer.lookups.snippet_block(engine, above + "  return `${", "main.js", settings, 400)
@@ -80,7 +80,7 @@ def test_the_block_is_the_similar_file_labelled_and_stays_put_while_typing(engin
     assert completer.lookups.snippet_block(engine, above + "  return `${last}", "main.js", settings, 400) == block
     # Off, or no workspace: no block.
     assert completer.lookups.snippet_block(engine, above, "main.js", Settings(workspace_index="off"), 400) == []
-    assert Completer(engine, workspace=index).lookups.snippet_block(engine, above, "main.js", settings, 400) == []
+    assert Completer(engine, index=index).lookups.snippet_block(engine, above, "main.js", settings, 400) == []
 
 
 def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engine: TorchEngine) -> None:
@@ -90,7 +90,7 @@ def test_a_completion_with_a_snippet_reuses_the_kv_cache_across_keystrokes(engin
     index = new_index(engine.tokenizer, snippets=True)
     index.build([("lib/names.js", HELPER * 3)])
     # Copy verdicts off: this line is in the helper, and a sure copy would skip the model.
-    completer = Completer(engine, workspace=index, snippet_tokens=96, copy_verdicts=False)
+    completer = Completer(engine, index=index, snippet_tokens=96, copy_verdicts=False)
     settings = Settings(model="x", max_new_tokens=8)
     text = "function formatAuthor(user) {\n  const first = user.firstName.trim();\n  const last = user."
     first = completer.complete(text, len(text), settings=settings, key="kv.js")
