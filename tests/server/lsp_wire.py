@@ -48,6 +48,22 @@ async def wait_until_loaded(client: Any, timeout: float = 180.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def open_folder(client: Any, root: Path, **options: Any) -> None:
+    """`initialize` as VS Code sends it with `root` as the one workspace folder (and `options` as
+    initializationOptions), then `initialized`."""
+    from lsprotocol import types
+    from pytest_lsp import client_capabilities
+
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+            initialization_options=options or None,
+        )
+    )
+
+
 def server_command(model_dir: Path | str, *flags: str) -> list[str]:
     return [sys.executable, "-m", "server", "--model", str(model_dir), *flags]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_env, wait_until_loaded
+from lsp_wire import REPO, open_folder, server_env, wait_until_loaded
 from lsprotocol import types
-from pytest_lsp import client_capabilities, make_test_lsp_client
+from pytest_lsp import make_test_lsp_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,12 +41,7 @@ async def session(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     lsp = make_test_lsp_client()
     command = [sys.executable, str(AUDIT), "--model", str(trained_dir), "--engine", "torch", "--max-new-tokens", "16"]
     await lsp.start_io(*command, cwd=REPO, env=server_env(CODEPARROT_AUDIT_LOG=str(audit)))
-    params = types.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
-    )
-    await lsp.initialize_session(params)
+    await open_folder(lsp, root)
     await wait_until_loaded(lsp)
     yield lsp, root, audit
     await lsp.shutdown_session()

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_command, server_env, wait_until_loaded
+from lsp_wire import REPO, open_folder, server_command, server_env, wait_until_loaded
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+from pytest_lsp import LanguageClient, make_test_lsp_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -34,13 +34,7 @@ def workspace_folder(root: Path) -> Path:
 async def start(model: Path, root: Path, **env: str) -> LanguageClient:
     client = make_test_lsp_client()
     await client.start_io(*server_command(model, "--max-new-tokens", "16"), cwd=REPO, env=server_env(**env))
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="edges")],
-        )
-    )
+    await open_folder(client, root)
     return client
 
 

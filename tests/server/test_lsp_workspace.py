@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from lsp_wire import REPO, server_command, server_env, wait_until_loaded
+from lsp_wire import REPO, open_folder, server_command, server_env, wait_until_loaded
 from lsprotocol import types
-from pytest_lsp import client_capabilities, make_test_lsp_client
+from pytest_lsp import make_test_lsp_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,12 +43,7 @@ async def workspace(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
     lsp.registrations = registrations  # type: ignore[attr-defined]
     await lsp.start_io(*server_command(trained_dir, "--max-new-tokens", "24"), cwd=REPO, env=server_env())
-    params = types.InitializeParams(
-        capabilities=client_capabilities("visual-studio-code"),
-        root_uri=root.as_uri(),
-        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
-    )
-    await lsp.initialize_session(params)
+    await open_folder(lsp, root)
     await wait_until_loaded(lsp)
     yield lsp, root
     await lsp.shutdown_session()
