@@ -179,9 +179,7 @@ class WorkspaceLookups:
         if self._snippet_memo is not None and self._snippet_memo[0] == memo:
             return self._snippet_memo[1]
         block = ""
-        for snippet, doc in index.similar(
-            natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key
-        ):
+        for snippet, doc in index.similar(natural_tail_ids(tokenizer, above, "", SNIPPET_QUERY_CHARS), key):
             text = tokenizer.decode(doc[snippet.start : snippet.start + limit].tolist())
             first, last = text.find("\n"), text.rfind("\n")
             if 0 <= first < last:  # whole lines only
