@@ -1,6 +1,6 @@
 """llama.cpp's OpenAI-compatible server (llama-cpp-python's `llama_cpp.server`) serving a model
 directory converted to GGUF (`training.export_gguf`), on 127.0.0.1 at a free port; stopped by its
-pid. The real engine of the remote-backend tests (tests/server/test_backend_llama.py) and of
+pid. The real engine of the remote-backend tests (tests/server/backends/test_llama_server.py) and of
 benchmarks/remote_workspace.py."""
 
 from __future__ import annotations

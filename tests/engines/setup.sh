@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs llama.cpp from PyPI's llama-cpp-python: the in-process engine (server/engines/llamacpp.py,
 # the `fast` extra pins the same version; tests/server/engines/test_llamacpp.py) and the OpenAI-compatible
-# server that tests/server/test_backend_llama.py serves the shipped model with (a source
+# server that tests/server/backends/test_llama_server.py serves the shipped model with (a source
 # distribution only: pip compiles llama.cpp, ~9-19 min on 2 cores; tests, examples and the
 # llama.cpp command-line tools are not built). Idempotent: skipped when it already imports.
 # The README's test command runs it before pytest.

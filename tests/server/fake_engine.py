@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible engine: a real HTTP server in a thread that streams server-sent
 events, and fails on demand ("500", "badjson", "cut" mid-stream, "hang"). Used by the backend's
-unit tests and the LSP tests; a real engine (llama.cpp) is tested in test_backend_llama.py."""
+unit tests and the LSP tests; a real engine (llama.cpp) is tested in backends/test_llama_server.py."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ against the fake engine (a real HTTP server), on a real workspace folder indexed
 model's tokenizer. A sure copy is answered before the engine is asked, with its origin; the
 engine's prompt starts with path-labelled similar code from another file, within
 `backendSnippetTokens` (0: none). A weaker copy (a split vote) asks the engine for log-probabilities
-to weigh it against; an engine that sends none keeps its answer (tests/server/test_backend_llama.py
+to weigh it against; an engine that sends none keeps its answer (tests/server/backends/test_llama_server.py
 weighs them with the real llama.cpp server)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from fake_engine import Engine, serve
-from lsp_wire import REPO, server_command, server_env
+from lsp_wire import REPO, open_folder, server_command, server_env
 from lsprotocol import types
-from pytest_lsp import client_capabilities, make_test_lsp_client
+from pytest_lsp import make_test_lsp_client
 
 UTILS = (
     "export function computeWidgetTotals(inventory, warehouse) {\n"
@@ -82,14 +82,7 @@ async def test_a_remote_engine_gets_copies_first_and_similar_code_in_its_prompt(
     with serve(engine) as (_, url):
         client = make_test_lsp_client()
         await client.start_io(*server_command(trained_dir), cwd=REPO, env=server_env())
-        await client.initialize_session(
-            types.InitializeParams(
-                capabilities=client_capabilities("visual-studio-code"),
-                root_uri=root.as_uri(),
-                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
-                initialization_options={"backend": "openai", "backendUrl": url, "maxNewTokens": 16},
-            )
-        )
+        await open_folder(client, root, backend="openai", backendUrl=url, maxNewTokens=16)
         try:
             first = (root / "caller.js").as_uri()
             open_doc(client, first, COPY_AT)
