@@ -389,6 +389,7 @@ class Completer:
         local_or_indexed = self.engine is not None or self.lookups.index is not None
         return self.copy_verdicts and local_or_indexed and settings.workspace_index == "on"
 
+
 def _line_aligned_tail(text: str, chars: int) -> str:
     """The last `chars` characters of `text`, starting at a line start when one is in reach (a
     prompt cut mid-line looks like no code the engine was trained on)."""
