@@ -28,7 +28,6 @@ history has them).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -44,8 +43,11 @@ FP16_MAX = 65504.0
 # Copied when present; the weights and tokenizer are written by save_pretrained.
 RECORDS = (
     "training_config.json", "recipe.toml", "metrics.json", "log_history.json", "loss.png",
-    "data_manifest.jsonl", "data_manifest_summary.json", "generation_config.json",
+    "data_manifest_summary.json", "generation_config.json",
 )
+# The shipped model dir, all of it (weights, tokenizer, card, records, manifest), travels in every
+# clone and every .vsix: at most this many bytes.
+SHIP_LIMIT_BYTES = 60_000_000
 STAGE_RECORDS = ("metrics.json", "log_history.json", "loss.png", "training_config.json")
 PROBE = "function add(a, b) {\n  return a + b;\n}\n\nmodule.exports = { add };\n"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +140,7 @@ def attribution(rows: list[dict[str, Any]]) -> str:
         "The shipped weights were trained on the source code of the packages below. Each package is",
         "copyright its authors and was used under the license named in its own `package.json` (every",
         "license named is MIT, ISC or Apache-2.0, all permitting this use with attribution). The files,",
-        "with their sha256, are listed in `data_manifest.jsonl`. Written by `python -m training.ship`.",
+        "with their sha256, are listed in `data_manifest.jsonl.xz`. Written by `python -m training.ship`.",
         "",
         f"{len(counts)} package versions, {len(rows)} files.",
         "",
@@ -149,19 +151,44 @@ def attribution(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_size(stage: Path, dest: Path) -> None:
+    """Refuse a model dir over SHIP_LIMIT_BYTES: what `stage` holds plus what DEST keeps of its own
+    (the model card, earlier stages' records)."""
+    from training.data.manifest import MANIFEST_FILE
+    from training.publish import STALE_PATTERNS
+
+    staged = {f.name: f.stat().st_size for f in stage.iterdir() if f.is_file()}
+    replaced = {f.name for pattern in STALE_PATTERNS for f in dest.glob(pattern)} | {MANIFEST_FILE}
+    kept = sum(f.stat().st_size for f in dest.iterdir() if f.is_file() and f.name not in {*staged, *replaced})
+    total = sum(staged.values()) + kept
+    if total > SHIP_LIMIT_BYTES:
+        weights = sum(size for name, size in staged.items() if name.endswith(".safetensors"))
+        raise ShipError(
+            f"the shipped model would take {total / 1e6:.1f} MB ({weights / 1e6:.1f} MB of weights); "
+            f"it may take {SHIP_LIMIT_BYTES / 1e6:.0f} MB in all: train a smaller shape (docs/model.md)"
+        )
+
+
 def ship(
     src: Path, dest: Path, *, dtype: str = "float16", keep_previous_as: str = "", stage_label: str = ""
 ) -> dict[str, Any]:
-    from training.data.manifest import MANIFEST_FILE, read_manifest
+    from training.data.manifest import (
+        MANIFEST_FILE,
+        SHIPPED_MANIFEST_FILE,
+        manifest_path,
+        read_manifest,
+        write_manifest,
+    )
 
     if not (src / "config.json").is_file():
         raise ShipError(f"{src}: not a model dir (no config.json)")
-    if not (src / MANIFEST_FILE).is_file():
+    found = manifest_path(src)
+    if found is None:
         raise ShipError(f"{src}: no {MANIFEST_FILE}: a shipped model needs its training data manifest")
-    rows = read_manifest(src / MANIFEST_FILE)
+    rows = read_manifest(found)
     if stage_label:
-        previous = read_manifest(dest / MANIFEST_FILE) if (dest / MANIFEST_FILE).is_file() else []
-        rows = merge_stages(previous, rows, stage_label)
+        kept = manifest_path(dest)
+        rows = merge_stages(read_manifest(kept) if kept is not None else [], rows, stage_label)
     check_manifest_rows(rows, devset_packages())
     dest.mkdir(parents=True, exist_ok=True)
     stage = dest.parent / f".tmp-ship-{dest.name}"
@@ -172,17 +199,17 @@ def ship(
         for name in RECORDS:
             if (src / name).is_file():
                 shutil.copyfile(src / name, stage / name)
-        if stage_label:
-            (stage / MANIFEST_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                              encoding="utf-8")
+        write_manifest(stage / SHIPPED_MANIFEST_FILE, rows)
         (stage / ATTRIBUTION_FILE).write_text(attribution(rows), encoding="utf-8")
         for f in stage.iterdir():
             f.chmod(0o644)  # safetensors writes 0600: the shipped files are read by every user
+        check_size(stage, dest)
         if keep_previous_as:
             for name in STAGE_RECORDS:
                 if (dest / name).is_file():
                     (dest / name).rename(dest / f"{keep_previous_as}_{name}")
         publish(stage, dest)
+        (dest / MANIFEST_FILE).unlink(missing_ok=True)  # superseded by the xz rows
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return report

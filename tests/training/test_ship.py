@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tiny_model import build_tiny_model
 
+from training.data.manifest import read_manifest
 from training.ship import devset_packages, main, merge_stages
 
 ROW = {"source": "npm", "package": "left-pad-ok", "version": "1.0.0", "license": "MIT", "path": "index.js",
@@ -43,7 +44,9 @@ def test_ship_stores_fp16_that_loads_back_as_float32(tmp_path: Path) -> None:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}  # noqa: SIM118
     assert (dest / "model.safetensors").stat().st_size < 0.6 * (src / "model.safetensors").stat().st_size
     assert json.loads((dest / "config.json").read_text())["dtype"] == "float16"
-    assert (dest / "data_manifest.jsonl").read_text() == (src / "data_manifest.jsonl").read_text()
+    # The rows go out xz-compressed, and only so.
+    assert read_manifest(dest / "data_manifest.jsonl.xz") == read_manifest(src / "data_manifest.jsonl")
+    assert not (dest / "data_manifest.jsonl").exists()
     assert (dest / "tokenizer.json").is_file() and (dest / "metrics.json").is_file()
     assert "| left-pad-ok | 1.0.0 | MIT | 1 |" in (dest / "ATTRIBUTION.md").read_text()
     a, b = _logits(src), _logits(dest)
@@ -111,24 +114,51 @@ def test_stage_keeps_every_stages_files_in_the_manifest(tmp_path: Path) -> None:
     dest = tmp_path / "default"
     assert main([str(_run_dir(tmp_path / "run4", [ROW])), str(dest), "--stage", "4"]) == 0
     assert main([str(_run_dir(tmp_path / "run5", [ROW, other])), str(dest), "--stage", "5"]) == 0
-    rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
+    rows = read_manifest(dest / "data_manifest.jsonl.xz")
     assert [(r["package"], r["stage"]) for r in rows] == [("left-pad-ok", "4,5"), ("right-pad-ok", "5")]
     # A file two earlier corpora both held is listed twice: the first row names the new stage.
     rows = [{**ROW, "stage": "4,5"}, {**ROW, "stage": "1-3"}]
     assert [r["stage"] for r in merge_stages(rows, [ROW], "6")] == ["4,5,6", "1-3"]
     # Without --stage the run's own manifest replaces the shipped one.
     assert main([str(_run_dir(tmp_path / "run6", [other])), str(dest)]) == 0
-    rows = [json.loads(line) for line in (dest / "data_manifest.jsonl").read_text().splitlines()]
+    rows = read_manifest(dest / "data_manifest.jsonl.xz")
     assert [r["package"] for r in rows] == ["right-pad-ok"] and "stage" not in rows[0]
 
 
 def test_stage_refuses_a_run_that_adds_a_dev_set_package(tmp_path: Path) -> None:
     dest = tmp_path / "default"
     assert main([str(_run_dir(tmp_path / "run4", [ROW])), str(dest), "--stage", "4"]) == 0
-    before = (dest / "data_manifest.jsonl").read_bytes()
+    before = (dest / "data_manifest.jsonl.xz").read_bytes()
     leak = {**ROW, "package": sorted(devset_packages())[0]}
     assert main([str(_run_dir(tmp_path / "run5", [ROW, leak])), str(dest), "--stage", "5"]) == 2
-    assert (dest / "data_manifest.jsonl").read_bytes() == before
+    assert (dest / "data_manifest.jsonl.xz").read_bytes() == before
+
+
+def test_a_model_dir_over_the_size_limit_is_refused_and_dest_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.ship as ship
+
+    dest = tmp_path / "default"
+    assert main([str(_run_dir(tmp_path / "run", [ROW])), str(dest)]) == 0
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    (dest / "README.md").write_bytes(b"card " * 1000)  # what DEST keeps of its own counts too
+    before["README.md"] = (dest / "README.md").read_bytes()
+    size = sum(p.stat().st_size for p in dest.iterdir())
+    monkeypatch.setattr(ship, "SHIP_LIMIT_BYTES", size - 1000)  # the card tips it over
+    assert main([str(_run_dir(tmp_path / "run2", [ROW])), str(dest)]) == 2
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    monkeypatch.setattr(ship, "SHIP_LIMIT_BYTES", size + 1000)
+    assert main([str(_run_dir(tmp_path / "run3", [ROW])), str(dest)]) == 0
+
+
+def test_a_shipped_plain_manifest_is_replaced_by_the_xz_one(tmp_path: Path) -> None:
+    dest = tmp_path / "default"
+    dest.mkdir()
+    (dest / "data_manifest.jsonl").write_text(json.dumps({**ROW, "package": "older-ok"}) + "\n", encoding="utf-8")
+    assert main([str(_run_dir(tmp_path / "run", [ROW])), str(dest), "--stage", "2"]) == 0
+    assert not (dest / "data_manifest.jsonl").exists()  # its rows were read, then it goes
+    assert [r["package"] for r in read_manifest(dest / "data_manifest.jsonl.xz")] == ["older-ok", "left-pad-ok"]
 
 
 def test_attribution_lists_each_package_version_once_with_its_files() -> None:
