@@ -1,6 +1,6 @@
 """The accelerator kit's command line: plan a remote run, run its device side, collect, finish, rehearse.
 
-    python -m training.accelerator plan scratch-js-12x512 --tokens corpus-data/tokens-v3 [--budget-s 900] [--dry-run]
+    python -m training.accelerator plan scratch-js-8x448 --tokens corpus-data/tokens-v3 [--budget-s 900] [--dry-run]
     python -m training.accelerator device receive|train|send-back PLAN ...   (on the remote machine)
     python -m training.accelerator collect PLAN --from FOLDER [--from FOLDER ...]
     python -m training.accelerator finish PLAN --ship-to DEST [--baseline server/models/default]
@@ -8,7 +8,8 @@
 
 `plan` bundles the token file (and the starting weights when they do not travel with the
 repository) into parts that fit beside the working tree, writes corpus-data/accel/NAME/plan.json and
-prints every `run` call; `--dry-run` prints the same plan from estimated sizes and writes nothing.
+prints every `run` call; `--dry-run` prints the same plan from estimated sizes and writes nothing. A
+shape whose shipped model dir would weigh more than `--ship-cap-mb` (60 MB) is refused first.
 By default a run continues the shipped model (`--init auto`) when it has the recipe's shape.
 docs/accelerator.md is the walk-through.
 """
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from training.kit.plan import MIB, Limits, Plan, PlanError, Timing
+from training.kit.sizing import SHIP_CAP_BYTES
 
 STARTED = time.time()  # the device command's clock starts with the process
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +48,7 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
     from training.data.tokenfile import open_tokens, paths
     from training.kit.archive import write_bundle
     from training.kit.plan import PLAN_FILE, make_plan, travelling_bytes, travels
-    from training.kit.sizing import estimate_payload, model_info, same_shape
+    from training.kit.sizing import check_ship_cap, estimate_payload, model_info, same_shape
 
     limits, timing = limits or Limits(device_s=args.budget_s), timing or Timing()
     cfg = apply_overrides(load_recipe(args.recipe), list(args.set))
@@ -57,6 +59,7 @@ def build_plan(args: argparse.Namespace, root: Path, *, python: str = "python3",
     token_file = open_tokens(bin_path) if json_path.is_file() else None  # the sidecar is parsed once
     n_docs = len(token_file) if token_file is not None else (args.expect_tokens or 0) // 1040
     model = model_info(cfg, n_docs)
+    check_ship_cap(model["ship_bytes"], model["weights_bytes"], round(args.ship_cap_mb * 1e6), model["shape"])
     files: list[tuple[Path, str]] = []
     tokens_rel = _rel(bin_path, root)
     tokens = tokens_rel[: -len(".bin")] if tokens_rel else f"{Plan.local_dir_for(name)}/data/{bin_path.stem}"
@@ -122,6 +125,9 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expect-tokens", type=int, default=None,
                    help="plan from this many tokens when the token file is not here (with --dry-run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan from estimated sizes; write nothing")
+    p.add_argument("--ship-cap-mb", type=float, default=SHIP_CAP_BYTES / 1e6,
+                   help="refuse a shape whose shipped model dir (fp16 weights, manifest as xz, tokenizer, card, "
+                   "records) would weigh more than this many MB (10^6 bytes); 0: no cap, for a run that will not ship")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,6 +167,23 @@ def test_no_room_beside_the_tree_is_a_clear_error(rehearsal: dict[str, Any]) -> 
         build_plan(args, rehearsal["root"], limits=Limits(upload_bytes=65 * 1024), timing=TIMING)
 
 
+def test_a_shape_that_cannot_ship_is_refused_before_anything_is_bundled(
+        rehearsal: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from training.accelerator import main
+
+    cwd = Path.cwd()
+    os.chdir(rehearsal["root"])
+    try:  # the tiny model's dir weighs ~0.6 MB (card and records are estimated): over a 0.1 MB cap
+        assert main(["plan", str(rehearsal["recipe"]), "--tokens", str(rehearsal["tokens"]), "--name", "capped",
+                     "--ship-cap-mb", "0.1"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert "cannot ship" in capsys.readouterr().err
+    assert not (rehearsal["root"] / Plan.local_dir_for("capped")).exists()
+
+
 @pytest.mark.parametrize(("package", "error"), [("lodash", ContaminationError), ("text-table", ShipError)])
 def test_a_corpus_with_a_reserved_or_dev_set_package_is_refused_before_it_goes_up(
         rehearsal: dict[str, Any], tmp_path: Path, package: str, error: type[Exception]) -> None:

@@ -214,7 +214,8 @@ def render(plan: Plan) -> str:
                     for x in p["parts"]) + ")",
         f"model: {m['parameters'] / 1e6:.1f} M parameters ({m['shape']}), fp16 {_mib(m['weights_bytes'])}; "
         f"back in {b['return_parts']} part(s) of <= {_mib(plan.timing.return_part_bytes)}, "
-        f"{b['return_parts_per_call']} per call",
+        f"{b['return_parts_per_call']} per call"
+        + (f"; shipped dir ~{m['ship_bytes'] / 1e6:.1f} MB" if m.get("ship_bytes") else ""),
         f"device time {b['device_s']} s: start {b['start_s']:.0f} + {b['calls']} calls' transfers and gaps "
         f"{b['transfers_and_gaps_s']:.0f} + set-up {b['setup_s']:.0f} + TRAIN {b['train_s']:.0f} "
         f"({b['train_s'] / 60:.1f} min, bound by the {b['binding']}) + finish {b['finish_s']:.0f} "

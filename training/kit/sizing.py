@@ -1,5 +1,6 @@
 """Sizes a plan needs before anything is built: the model's parameters and compute per token, what
-comes back, and what a token file will weigh once compressed.
+comes back, what the shipped model dir will weigh (it may hold at most `SHIP_CAP_BYTES`), and what a
+token file will weigh once compressed.
 
 The throughput guess is stage 6's measured rate (1.07 M tokens/s at 14.2 M parameters, 6 x 384,
 context 1,024, on one H200), turned into FLOP/s by the usual count: 6 FLOPs per matrix parameter
@@ -14,15 +15,20 @@ import lzma
 from pathlib import Path
 from typing import Any
 
-from training.kit.plan import MIB
+from training.kit.plan import MIB, PlanError
+from training.ship import SHIP_LIMIT_BYTES
 
 STAGE6: dict[str, int] = {"parameters": 14_186_496, "positions_params": 1024 * 384, "n_layer": 6, "n_embd": 384, "context": 1024,
           "tokens_per_s": 1_068_438}
 STAGE6_XZ_RATIO = 4.8  # stage 6's token file + sidecar (72 M tokens) under xz
 SIDECAR_BYTES_PER_DOC = 215  # offsets + manifest row per document in a token file's JSON
 TOKENS_PER_DOC = 1040  # corpus v3: 72.0 M tokens in 69,217 files
-MANIFEST_BYTES_PER_DOC = 230  # data_manifest.jsonl row
+MANIFEST_BYTES_PER_DOC = 230  # data_manifest.jsonl row (stage 6: 15.2 MB for 69,217 files, 219 bytes)
+MANIFEST_XZ_RATIO = 5  # data_manifest.jsonl.xz (stage 6's as shipped: 15.2 MB -> 2.85 MB, 5.3x)
 RECORDS_BYTES = 150_000  # metrics, loss curve, plot, configs beside the weights
+CARD_BYTES = 400_000  # README.md + ATTRIBUTION.md (stage 6: 196 kB for 4,734 packages; corpus v3 has ~8,000)
+SHIP_CAP_BYTES = SHIP_LIMIT_BYTES  # the shipped model dir, everything in it: 60 MB (training.ship refuses more)
+V3_TOKENS = 122_900_000  # corpus v3 whole
 SAMPLE_BYTES = 16 * MIB
 
 
@@ -35,6 +41,32 @@ def stage6_flops_per_s() -> float:
     s = STAGE6
     return s["tokens_per_s"] * flops_per_token(s["parameters"], s["positions_params"], s["n_layer"], s["n_embd"],
                                                s["context"])
+
+
+def manifest_xz_bytes(n_documents: int) -> int:
+    """The data manifest of `n_documents` files, xz-compressed (as it ships and as it comes back)."""
+    return MANIFEST_BYTES_PER_DOC * n_documents // MANIFEST_XZ_RATIO
+
+
+def ship_bytes(parameters: int, n_documents: int, tokenizer_bytes: int) -> int:
+    """The shipped model dir: fp16 weights, the manifest as xz, the tokenizer, card, attribution, records."""
+    return 2 * parameters + manifest_xz_bytes(n_documents) + tokenizer_bytes + CARD_BYTES + RECORDS_BYTES
+
+
+def tokenizer_bytes(tok_dir: Path) -> int:
+    """The tokenizer's files in a model dir (tokenizer.json, tokenizer_config.json, ...)."""
+    return sum(f.stat().st_size for f in tok_dir.glob("*token*") if f.is_file()) if tok_dir.is_dir() else 0
+
+
+def check_ship_cap(shipped: int, weights: int, cap: int, shape: str) -> None:
+    """Refuse a shape whose shipped dir (`shipped` bytes, `weights` of them fp16 weights) would weigh more than
+    `cap` bytes; a cap of 0 refuses nothing (a run that will not ship)."""
+    if cap and shipped > cap:
+        room = max(0, cap - (shipped - weights))
+        raise PlanError(f"{shape} cannot ship: its model dir would weigh ~{shipped / 1e6:.1f} MB (fp16 weights "
+                        f"{weights / 1e6:.1f} MB, the manifest as xz, tokenizer, card, records), over the "
+                        f"{cap / 1e6:.0f} MB cap, which leaves ~{room / 2e6:.1f} M parameters; pick a smaller shape "
+                        "(benchmarks/shapes.py), or plan with --ship-cap-mb 0 for a run that will not ship")
 
 
 def model_info(cfg: Any, n_documents: int) -> dict[str, Any]:
@@ -54,14 +86,14 @@ def model_info(cfg: Any, n_documents: int) -> dict[str, Any]:
     wpe = getattr(getattr(model, "transformer", None), "wpe", None)
     positions = int(wpe.weight.numel()) if wpe is not None else 0
     weights = 2 * parameters  # fp16
-    manifest_xz = MANIFEST_BYTES_PER_DOC * n_documents // 5
-    tok_dir = Path(cfg.tokenizer.name_or_path)
-    tokenizer_bytes = sum(f.stat().st_size for f in tok_dir.glob("*token*") if f.is_file()) if tok_dir.is_dir() else 0
+    manifest_xz = manifest_xz_bytes(n_documents)
+    tok_bytes = tokenizer_bytes(Path(cfg.tokenizer.name_or_path))
     fpt = flops_per_token(parameters, positions, n_layer, n_embd, min(context, cfg.data.block_size))
     return {
         "parameters": parameters, "shape": f"{c.model_type} {n_layer} x {n_embd}, context {context}",
         "config": {k: getattr(c, k) for k in SHAPE_KEYS if hasattr(c, k)},
-        "weights_bytes": weights, "return_bytes": weights + manifest_xz + tokenizer_bytes + RECORDS_BYTES,
+        "weights_bytes": weights, "return_bytes": weights + manifest_xz + tok_bytes + RECORDS_BYTES,
+        "ship_bytes": ship_bytes(parameters, n_documents, tok_bytes),
         "flops_per_token": fpt, "flops_per_s": stage6_flops_per_s(),
     }
 
