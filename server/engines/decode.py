@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import torch
+import numpy as np
 
+from server.logits import Logits, as_index
 from server.tokenizer import token_texts
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ MAX_DRAFT = 63
 class Guide(Protocol):
     """Reshapes each step's scores, and may propose copied tokens to verify (`NgramGuide`)."""
 
-    def __call__(self, generated: list[int], logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    def __call__(self, generated: list[int], logits: Logits, allowed: np.ndarray | None) -> Logits:
         """(generated ids, logits, the ids token healing allows at this step or None) -> scores."""
         ...
 
@@ -52,7 +53,7 @@ class KVSequence(Protocol):
 
     ids: list[int]  # exactly the tokens whose keys/values are held
 
-    def eval(self, ids: list[int], rows: int) -> torch.Tensor:
+    def eval(self, ids: list[int], rows: int) -> Logits:
         """Append `ids` (extending `self.ids`); float logits [rows, vocab] after each of the last `rows`."""
         ...
 
@@ -93,9 +94,9 @@ class VocabIndex:
         self._by_text: dict[str, list[int]] = {}
         for t, i in pairs:
             self._by_text.setdefault(t, []).append(i)
-        self._memo: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    def starting_with(self, text: str) -> torch.Tensor:
+    def starting_with(self, text: str) -> np.ndarray:
         """Ids of the tokens whose text starts with `text`; if there are none, of the tokens
         whose text is a non-empty part of its start (to spell it in several steps)."""
         hit = self._memo.get(text)
@@ -107,7 +108,7 @@ class VocabIndex:
         found = self._ids[lo:hi]
         if not found:
             found = [i for k in range(1, len(text)) for i in self._by_text.get(text[:k], ())]
-        ids = torch.tensor(found, dtype=torch.long)
+        ids = np.asarray(found, dtype=np.int64)
         self._memo[text] = ids
         while len(self._memo) > self.CACHE:
             self._memo.popitem(last=False)
@@ -236,7 +237,7 @@ class _Steps:
         self.forced = 0  # generated tokens that lie wholly inside `heal` (they add no new text)
         self.drafted = self.accepted = 0
 
-    def pick(self, logits: torch.Tensor) -> int:
+    def pick(self, logits: Logits) -> int:
         """The greedy choice for one row (-1: nothing can spell what healing still needs)."""
         index, pending = self.index, self.pending
         allowed = index.starting_with(pending) if pending and index is not None else None
@@ -244,9 +245,9 @@ class _Steps:
             logits = self.request.guide(self.generated, logits, allowed)
         if allowed is None or index is None:
             return int(logits.argmax())
-        if allowed.numel() == 0:  # cannot happen for ASCII `heal`
+        if allowed.size == 0:  # cannot happen for ASCII `heal`
             return -1
-        next_id = int(allowed[int(logits[allowed.to(logits.device)].argmax())])
+        next_id = int(allowed[int(logits[as_index(logits, allowed)].argmax())])
         piece = index.texts[next_id]
         self.forced += len(piece) <= len(pending)
         self.pending = pending[len(piece) :] if len(piece) < len(pending) else ""

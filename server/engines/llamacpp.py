@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from server.engines.base import MAX_CACHED_SEQUENCES, BaseEngine, Progress, default_threads
 from server.errors import ModelLoadError, ModelNotFoundError
@@ -106,14 +105,14 @@ class LlamaSequence:
         self.seq_id = seq_id
         self.ids: list[int] = []
 
-    def eval(self, ids: list[int], rows: int) -> torch.Tensor:
+    def eval(self, ids: list[int], rows: int) -> np.ndarray:
         n = len(ids)
         head = max(0, n - BATCH_TOKENS)  # what does not fit one batch goes first, without logits
         for start in range(0, head, BATCH_TOKENS):
             self._decode(ids[start : min(start + BATCH_TOKENS, head)], rows=0)
         return self._decode(ids[head:], rows)
 
-    def _decode(self, ids: list[int], rows: int) -> torch.Tensor:
+    def _decode(self, ids: list[int], rows: int) -> np.ndarray:
         """One llama_decode of `ids` (≤ BATCH_TOKENS) after `self.ids`; the last `rows` logits rows."""
         engine = self._engine
         llama_cpp = engine.lib
@@ -132,11 +131,10 @@ class LlamaSequence:
             llama_cpp.llama_memory_seq_rm(engine.memory, self.seq_id, start, -1)
             raise RuntimeError(f"llama_decode returned {status}")
         self.ids.extend(ids)
-        out = torch.empty((rows, engine.n_vocab), dtype=torch.float32)
-        view = out.numpy()
+        out = np.empty((rows, engine.n_vocab), dtype=np.float32)  # copied: llama.cpp reuses its buffer
         for r in range(rows):
             pointer = llama_cpp.llama_get_logits_ith(engine.ctx, n - rows + r)
-            view[r] = np.ctypeslib.as_array(pointer, shape=(engine.n_vocab,))
+            out[r] = np.ctypeslib.as_array(pointer, shape=(engine.n_vocab,))
         return out
 
     def truncate(self, keep: int) -> int:

@@ -17,14 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
+from server.logits import Logits, as_index, log_mixture
 from server.retrieval.suffix_array import MAX_QUERY, Match, merge
-
-if TYPE_CHECKING:  # torch is imported where logits are touched: the server starts without it
-    import torch
 
 LINE_BREAK = 2  # the blank kind of tokens holding a line break (server.retrieval.vocab.blank_kinds)
 Lookup = Callable[[Sequence[int], "np.ndarray | None"], Match]  # (query, allowed next-token mask)
@@ -79,23 +77,21 @@ class NgramGuide:
         self.context = list(context[-2 * MAX_QUERY :])
         self.params = params or MixParams()
         self.blanks = blanks  # per token id: 0 not blank, else its kind (server.retrieval.vocab.blank_kinds)
-        self._breaks: torch.Tensor | None = None  # ids of the line-break blanks, once needed
+        self._breaks: np.ndarray | None = None  # ids of the line-break blanks, once needed
         self._last: Match | None = None  # the match behind the latest call (for `draft`)
 
-    def match(self, generated: Sequence[int], allowed: torch.Tensor | None = None) -> Match:
+    def match(self, generated: Sequence[int], allowed: Any = None) -> Match:
         """The longest match for the text so far; with `allowed` (the ids token healing permits
         now), only occurrences continued by one of them."""
         query = (self.context + list(generated[-2 * MAX_QUERY :]))[-2 * MAX_QUERY :]
         mask = None
         if allowed is not None:
-            ids = allowed.numpy()
+            ids = np.asarray(allowed)
             mask = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=bool)
             mask[ids] = True
         return merge([lookup(query, mask) for lookup in self.lookups])
 
-    def __call__(
-        self, generated: Sequence[int], logits: torch.Tensor, allowed: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def __call__(self, generated: Sequence[int], logits: Logits, allowed: Any = None) -> Logits:
         self._last = None
         if generated and self._blank(generated[-1]) and self._blank(int(logits.argmax())):
             return logits
@@ -103,14 +99,12 @@ class NgramGuide:
         lam = weight(match, self.params)
         if lam <= 0.0:
             return logits
-        import torch
-
-        probs = torch.softmax(logits.float(), dim=-1) * (1.0 - lam)
-        total = match.total
+        added: dict[int, float] = {}
         for token, count in match.counts.items():
-            if 0 <= token < probs.shape[-1]:
-                probs[self._as_model_would(token, logits)] += lam * count / total
-        return torch.log(probs.clamp_min(1e-30))
+            if 0 <= token < logits.shape[-1]:
+                chosen = self._as_model_would(token, logits)
+                added[chosen] = added.get(chosen, 0.0) + lam * count / match.total
+        return log_mixture(logits, 1.0 - lam, added)
 
     def draft(self, generated: Sequence[int], limit: int) -> list[int]:
         """Tokens the copy predicts after `generated`, for the engine to verify in one forward
@@ -127,14 +121,12 @@ class NgramGuide:
     def _blank(self, token: int) -> bool:
         return self.blanks is not None and 0 <= token < len(self.blanks) and bool(self.blanks[token])
 
-    def _as_model_would(self, token: int, logits: torch.Tensor) -> int:
+    def _as_model_would(self, token: int, logits: Logits) -> int:
         """`token`, or for a line break the model's favourite line break."""
         if self.blanks is None or token >= len(self.blanks) or self.blanks[token] != LINE_BREAK:
             return token
         if self._breaks is None:
-            import torch
-
-            ids = torch.from_numpy(np.flatnonzero(self.blanks == LINE_BREAK))
+            ids = np.flatnonzero(self.blanks == LINE_BREAK)
             self._breaks = ids[ids < logits.shape[-1]]
         ids = self._breaks
-        return int(ids[int(logits[ids].argmax())]) if len(ids) else token
+        return int(ids[int(logits[as_index(logits, ids)].argmax())]) if len(ids) else token

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -372,6 +373,30 @@ def test_without_llama_cpp_python_torch_serves(tiny_model_dir: Path, monkeypatch
     assert isinstance(engine, TorchEngine)
     assert len(notices) == 1 and "pip install 'codeparrot-lsp[fast]'" in notices[0]
     assert engine.generate(ids_of(engine, BASE), max_new_tokens=4).new_tokens == 4
+
+
+def test_the_llama_path_completes_without_importing_torch(f32: Settings, llama: LlamaEngine) -> None:
+    # Importing torch is over a second of a cold start on a laptop: the llama.cpp path, from the
+    # cached conversion to healed, workspace-mixed, drafted completions, must not need it.
+    script = (
+        "import sys\n"
+        "from server.build import build_completer\n"
+        "from server.retrieval.vocab import new_index\n"
+        "from server.settings import Settings\n"
+        f"settings = Settings(model={f32.model!r}, device='cpu', quantize='none', engine='llama')\n"
+        "completer = build_completer(settings, cache_entries=0, copy_verdicts=False)  # the engine answers\n"
+        "assert completer.engine.name == 'llama', completer.engine.name\n"
+        "index = new_index(completer.engine.tokenizer)\n"
+        "index.build([('util.js', 'function helper(items) {\\n  return items.map(String);\\n}\\n')])\n"
+        "completer.use_index(index, completer.engine.tokenizer, True)\n"
+        "text = 'function helper(items) {\\n  return items.ma'\n"
+        "out = completer.complete(text, len(text), settings=settings, key='main.js')\n"
+        "print(repr(out.text), out.result is not None, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=server_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("True False"), done.stdout  # generated; torch never imported
 
 
 def test_torch_only_when_asked(tiny_model_dir: Path) -> None:

@@ -250,6 +250,23 @@ def test_a_predicted_line_break_is_the_models_own_and_so_is_the_end_of_a_blank_r
     assert int(guide([11], logits).argmax()) == 5
 
 
+def test_the_guide_mixes_numpy_rows_as_it_mixes_torch_rows() -> None:
+    # llama.cpp's rows are numpy arrays (its path never imports torch): the same scores either way.
+    kinds = np.zeros(20, dtype=np.int8)
+    kinds[[10, 11]] = 2
+    seg = Segment([("a", [1, 2, 3, 4, 11, 5]), ("b", [1, 2, 3, 4, 6, 5])], 20, kinds > 0)
+    lookups = [lambda q, allowed: seg.longest(q, allowed=allowed)]
+    rng = np.random.default_rng(0)
+    row = rng.normal(size=20).astype(np.float32)
+    row[6] = row.min() - 1.0  # the model's least favourite: only the mixing can choose it
+    for allowed in (None, np.array([6, 8, 11])):
+        by_torch = NgramGuide(lookups, [1, 2, 3, 4], SHORT, blanks=kinds)([], torch.from_numpy(row.copy()), allowed)
+        by_numpy = NgramGuide(lookups, [1, 2, 3, 4], SHORT, blanks=kinds)([], row.copy(), allowed)
+        assert isinstance(by_numpy, np.ndarray)
+        np.testing.assert_allclose(by_numpy, by_torch.numpy(), rtol=1e-5, atol=1e-5)
+        assert int(by_numpy.argmax()) == int(by_torch.argmax()) != int(row.argmax())
+
+
 def test_the_guide_drafts_what_followed_a_long_unanimous_match() -> None:
     doc = list(range(1, 30))  # 1 2 3 ... 29, every token once
     seg = Segment([("a", doc)], 40)
