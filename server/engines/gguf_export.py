@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +133,32 @@ def _special_id(config: dict[str, Any], key: str, tok_config: dict[str, Any], ad
     return added.get(text) if isinstance(text, str) else None
 
 
+def float32_tensors(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Each tensor of a safetensors file as float32, read with numpy (no torch: the llama.cpp path
+    never imports it). safetensors' numpy reader has no bf16, so its bits are widened here."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:  # validates the header and offsets
+            names = list(f.keys())
+            dtypes = {name: f.get_slice(name).get_dtype() for name in names}
+            for name in names:
+                if dtypes[name] != "BF16":
+                    yield name, np.asarray(f.get_tensor(name), dtype=np.float32)
+    except SafetensorError as e:
+        raise ExportError(f"cannot read {path}: {e}") from None
+    bf16 = [name for name, kind in dtypes.items() if kind == "BF16"]
+    if bf16:
+        with path.open("rb") as raw:
+            (size,) = struct.unpack("<Q", raw.read(8))
+            header = json.loads(raw.read(size))
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
+        for name in bf16:
+            start, end = header[name]["data_offsets"]
+            bits = data[start:end].view("<u2").astype(np.uint32) << 16
+            yield name, bits.view(np.float32).reshape(header[name]["shape"])
+
+
 def export(model_dir: Path, out: Path, dtype: str = "f32") -> None:
     """Write `model_dir` as GGUF to `out` (atomically)."""
-    import torch  # only for reading safetensors of any dtype (bf16 has no numpy type)
-
     config = load_config(model_dir)
     n_layer, n_embd = int(config["n_layer"]), int(config["n_embd"])
     vocab_size = int(config["vocab_size"])
@@ -177,24 +201,17 @@ def export(model_dir: Path, out: Path, dtype: str = "f32") -> None:
 
         names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GPT2, n_layer)
         tied = config.get("tie_word_embeddings", True)
-        try:
-            with safe_open(str(model_dir / "model.safetensors"), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                    if name.endswith(SKIP_SUFFIXES) or (tied and name.endswith("lm_head.weight")):
-                        continue  # tied: llama.cpp reuses token_embd as the output projection
-                    new_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
-                    if new_name is None:
-                        raise ExportError(f"unexpected tensor {name!r} in model.safetensors")
-                    data = f.get_tensor(name).to(torch.float32)
-                    if name.endswith(CONV1D_SUFFIXES):
-                        data = data.T
-                    array = data.contiguous().numpy()
-                    # f16 halves the file; 1-D tensors (norms, biases) stay f32 as llama.cpp's converter does.
-                    if dtype == "f16" and array.ndim > 1:
-                        array = array.astype(np.float16)
-                    writer.add_tensor(new_name, array)
-        except SafetensorError as e:
-            raise ExportError(f"cannot read {model_dir / 'model.safetensors'}: {e}") from None
+        for name, data in float32_tensors(model_dir / "model.safetensors"):
+            if name.endswith(SKIP_SUFFIXES) or (tied and name.endswith("lm_head.weight")):
+                continue  # tied: llama.cpp reuses token_embd as the output projection
+            new_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+            if new_name is None:
+                raise ExportError(f"unexpected tensor {name!r} in model.safetensors")
+            array = np.ascontiguousarray(data.T if name.endswith(CONV1D_SUFFIXES) else data)
+            # f16 halves the file; 1-D tensors (norms, biases) stay f32 as llama.cpp's converter does.
+            if dtype == "f16" and array.ndim > 1:
+                array = array.astype(np.float16)
+            writer.add_tensor(new_name, array)
 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()

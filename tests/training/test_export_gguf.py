@@ -119,6 +119,30 @@ def test_f16_and_no_fim(tiny_model_dir_no_fim: Path, tmp_path: Path) -> None:
     assert not any("fim" in key for key in reader.fields)
 
 
+def test_bf16_weights_export_as_their_float32_values_without_torch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # numpy has no bf16: the exporter widens its bits itself, and never imports torch (the llama.cpp
+    # engine converts a model dir on its first start, and that path runs without torch).
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    bf16_dir = tmp_path / "bf16"
+    shutil.copytree(tiny_model_dir, bf16_dir)
+    state = load_file(str(tiny_model_dir / "model.safetensors"))
+    save_file({k: v.to(torch.bfloat16) for k, v in state.items()}, str(bf16_dir / "model.safetensors"))
+    script = (
+        "import sys; from pathlib import Path; from server.engines.gguf_export import export\n"
+        f"export(Path({str(bf16_dir)!r}), Path({str(tmp_path / 'bf16.gguf')!r}))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "False", (done.stdout, done.stderr[-2000:])
+    tensors = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(tmp_path / "bf16.gguf").tensors}
+    wte = state["transformer.wte.weight"].to(torch.bfloat16).float().numpy()
+    np.testing.assert_array_equal(tensors["token_embd.weight"].reshape(wte.shape), wte)
+    c_fc = state["transformer.h.0.mlp.c_fc.weight"].to(torch.bfloat16).float().numpy()
+    np.testing.assert_array_equal(tensors["blk.0.ffn_up.weight"].reshape(c_fc.T.shape), c_fc.T)  # Conv1D transposed
+
+
 def test_merges_as_strings(tiny_model_dir: Path, tmp_path: Path) -> None:
     """Older tokenizers store merges as "a b" strings instead of [a, b] pairs: same GGUF."""
     legacy = tmp_path / "legacy"
