@@ -1,10 +1,10 @@
 """CompletionServer: the LSP face of codeparrot-lsp. Handlers stay thin; the work is elsewhere.
 
-Request path: handler -> `documents` (text, offset) -> `loader` (model loading since `initialized`) -> `Completer`
-(context, cache, prompt, generate, postprocess; in one worker thread) -> LSP items.
-Generation never runs on the event loop: each request gets an id and a `threading.Event` that
-`$/cancelRequest` (pygls cancels the handler's task; we catch that) or a newer request on the
-same document sets, and the engine checks it between tokens.
+Request path: handler -> `documents` (text, offset) -> `loader` (model loading since `initialized`) ->
+`indexing` (the workspace index, built in the background) -> `Completer` (decide, cache, copies,
+prompt, generate, postprocess; in the generation thread, `requests`) -> `items` (LSP items).
+Generation never runs on the event loop: a request's `threading.Event`, set by `$/cancelRequest`
+or a newer request on the same document, is checked by the engine between tokens.
 """
 
 from __future__ import annotations
