@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from server.loader import early_tokenizer
+    from server.build import early_tokenizer
     from server.models import DEFAULT_MODEL_DIR
     from server.settings import Settings
     from training.line_eval import read_jsonl

@@ -257,9 +257,7 @@ def setup_logging(level: str, log_file: str | None) -> None:
 
 def run_complete(args: argparse.Namespace, settings: Any) -> int:
     """The `complete` subcommand: one completion, printed alone on stdout."""
-    from server.build import build_completer
-    from server.loader import early_tokenizer
-    from server.settings import Settings
+    from server.build import build_completer, index_tokenizer
 
     path, line, col = parse_location(args.location)
     try:
@@ -273,11 +271,10 @@ def run_complete(args: argparse.Namespace, settings: Any) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # whatever a library prints must not mix with the result
         completer = build_completer(settings, cache_entries=0)
         if folder is not None and settings.workspace_index == "on":
-            # As in the editor: a remote engine's index is in the shipped model's tokens.
-            engine = completer.engine
-            tokenizer = engine.tokenizer if engine is not None else early_tokenizer(Settings())
+            tokenizer = index_tokenizer(completer)  # as in the editor, for a remote engine too
             if tokenizer is not None:
-                completer.use_index(index_folder(folder, tokenizer, snippets=engine is None), tokenizer, True)
+                index = index_folder(folder, tokenizer, snippets=completer.engine is None)
+                completer.use_index(index, tokenizer, True)
         outcome = completer.complete(text, offset, settings=settings, key=key)
     if outcome.backend is not None and outcome.backend.error is not None:
         raise CliError(str(outcome.backend.error))

@@ -17,14 +17,13 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from server.backends.base import BackendError
-from server.build import build_completer
+from server.build import build_completer, early_tokenizer, index_tokenizer
 from server.completion import Completer
 from server.errors import CodeparrotError, ModelLoadError
 from server.progress import begin_progress
@@ -193,30 +192,14 @@ class ModelLoader:
         remote engine the shipped model's (loaded once, off the event loop); None when it cannot
         load."""
         if completer.engine is not None:
-            return completer.engine.tokenizer
+            return index_tokenizer(completer)
         if self._shipped_tokenizer is None:
             loop = asyncio.get_running_loop()
-            self._shipped_tokenizer = loop.run_in_executor(None, early_tokenizer, Settings())
+            self._shipped_tokenizer = loop.run_in_executor(None, index_tokenizer, completer)
         return await asyncio.shield(self._shipped_tokenizer)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def early_tokenizer(settings: Settings) -> Any:
-    """The tokenizer the engine will load for `settings` (the adapter's when it has one), loaded
-    on its own; None when that fails (the engine then reports why, and its own tokenizer is
-    handed over once loaded)."""
-    try:
-        from server.models import resolve_model
-        from server.tokenizer import gguf_tokenizer, is_gguf_path, load_model_tokenizer
-
-        if is_gguf_path(settings.model):
-            return gguf_tokenizer(Path(settings.model).expanduser())
-        return load_model_tokenizer(resolve_model(settings.model, settings.adapter))
-    except Exception as exc:
-        logger.info("tokenizer not loaded ahead of the model (%s); indexing waits for the model", exc)
-        return None
 
 
 def _slow_load_for_tests() -> None:

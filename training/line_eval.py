@@ -58,21 +58,17 @@ def predict_lines(
     as its workspace, and the row's own file is left out of it (the editor would have it open,
     without the line being predicted: the Completer searches that text itself).
     """
-    from server.build import build_completer
-    from server.loader import early_tokenizer
-    from server.settings import Settings
+    from server.build import build_completer, index_tokenizer
     from training.data.npm import folder_name
 
     completer = build_completer(  # no completion cache: each row is scored on its own
         settings, cache_entries=0, token_healing=token_healing, snippet_tokens=snippet_tokens,
         copy_verdicts=copy_verdicts, mix=mix,
     )
-    # A remote engine's index is in the shipped model's tokens, as the editor builds it.
-    tokenizer = completer.engine.tokenizer if completer.engine is not None else early_tokenizer(Settings())
-
     attach: Callable[[str], None] | None = None
     if repos is not None:
         packages = repos
+        tokenizer = index_tokenizer(completer)  # as the editor builds it, for a remote engine too
 
         def attach(spec: str) -> None:
             index = repo_index(tokenizer, packages / folder_name(spec), snippets=snippet_tokens > 0)

@@ -23,9 +23,8 @@ from pytest_lsp import client_capabilities, make_test_lsp_client
 from benchmarks.llama_server import llama_server
 from server.backends import BackendRequest
 from server.backends.openai import OpenAIBackend
-from server.build import build_completer
+from server.build import build_completer, early_tokenizer
 from server.engines.pytorch import TorchEngine
-from server.loader import early_tokenizer
 from server.models import DEFAULT_MODEL_DIR
 from server.settings import Settings
 from training.line_eval import repo_index
